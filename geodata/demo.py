@@ -1,0 +1,432 @@
+"""A deterministic demo district shaped like the seeds' figures, from one street to a whole city.
+
+One street has 5 communities of about 3,700 households in about 76 residential buildings each
+(the seeds' community: 76 buildings, 3,724 households), grids of 300-500 households numbered
+west→east, north→south (DB11/T 2157-2023), a few commercial and public buildings, party members
+at about 12 % of households (many retirees, some in-service, a share not eligible), about 10
+community cadres per community plus street cadres, and 2-3 Red Stations per community. The last
+community of every street is in deficit (members at about 3 % of households) so that blind spots
+exist. ``households`` above one street's worth tiles streets into a city.
+
+:func:`generate_demo` is pure (numpy in memory); :func:`load_demo` writes it with the bulk loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection
+
+from geodata.load import load_layer
+from geodata.projection import to_lonlat
+
+DISTRICT = "530102"  # 昆明市五华区 (GB/T 2260); the demo sits in Kunming's UTM zone.
+ORIGIN_LONLAT = (102.70, 25.05)
+UTM = 32648
+COMMUNITY_HOUSEHOLDS = 3724
+BUILDINGS_PER_COMMUNITY = 76
+COMMUNITIES_PER_STREET = 5
+COMMUNITY_SIDE_M = 640.0
+GRID_SIDE = 3  # 3 x 3 grids per community: ~410 households each
+MEMBER_RATE = 0.12
+DEFICIT_MEMBER_RATE = 0.03
+KIND_SHARES = {"retired": 0.55, "resident": 0.2, "in_service": 0.2, "mobile": 0.05}
+INELIGIBLE_RATE = {"retired": 0.2, "resident": 0.08, "in_service": 0.1, "mobile": 0.4}
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘")
+GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国红梅玉兵文辉")
+STREET_NAMES = ["华山", "护国", "大观", "龙翔", "丰宁", "莲华", "红云", "黑林铺", "普吉", "西翥"]
+COMMUNITY_WORDS = ["翠湖", "文林", "青云", "钱局", "先生坡", "五一", "光华", "福林", "兴苑", "金碧"]
+
+
+@dataclass(frozen=True)
+class DemoDistrict:
+    """The generated layers, each a frame ready for :func:`geodata.load.load_layer`."""
+
+    layers: dict[str, gpd.GeoDataFrame]
+
+    def counts(self) -> dict[str, int]:
+        """Records per layer."""
+        return {name: len(frame) for name, frame in self.layers.items()}
+
+
+def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistrict:
+    """Generate the demo district.
+
+    Parameters
+    ----------
+    seed
+        Random seed; the same seed and size always give the same district.
+    households
+        Total households; default one street (5 x 3,724). Communities stay ~3,700 households.
+
+    Returns
+    -------
+    DemoDistrict
+        Streets, communities, grids, buildings, households, members, cadres and stations.
+    """
+    rng = np.random.default_rng(seed)
+    total = households or COMMUNITIES_PER_STREET * COMMUNITY_HOUSEHOLDS
+    n_comm = max(1, round(total / COMMUNITY_HOUSEHOLDS))
+    per_comm = _split(total, n_comm, rng)
+    comms = _communities(n_comm)
+    grids = _grids(comms)
+    buildings, residential = _buildings(comms, grids, rng)
+    hh = _households(residential, per_comm, rng)
+    members = _members(hh, comms, rng)
+    layers = {
+        "streets": _street_frame(comms),
+        "communities": _community_frame(comms),
+        "grids": _frame(grids, ["code", "name", "community_code"]),
+        "buildings": _frame(
+            buildings,
+            [
+                "code",
+                "name",
+                "kind",
+                "floors",
+                "party_org",
+                "available_site",
+                "community_code",
+                "grid_code",
+            ],
+        ),
+        "households": _points(
+            hh,
+            [
+                "code",
+                "name",
+                "phone",
+                "size",
+                "elderly_alone",
+                "disabled",
+                "low_income",
+                "children",
+                "building_code",
+                "grid_code",
+                "community_code",
+            ],
+        ),
+        "members": _points(
+            members,
+            [
+                "code",
+                "name",
+                "phone",
+                "kind",
+                "eligible",
+                "building_code",
+                "grid_code",
+                "community_code",
+            ],
+        ),
+        "cadres": _points(
+            _cadres(comms, rng), ["code", "name", "phone", "level", "street_code", "community_code"]
+        ),
+        "stations": _points(
+            _stations(buildings, rng), ["code", "name", "services", "community_code"]
+        ),
+    }
+    return DemoDistrict(layers)
+
+
+def load_demo(
+    conn: Connection, *, seed: int = 1, households: int | None = None, progress: bool = False
+) -> dict[str, int]:
+    """Generate the demo district and load it in the caller's transaction; return counts."""
+    district = generate_demo(seed=seed, households=households)
+    counts = {}
+    for name, frame in district.layers.items():
+        result = load_layer(conn, name, frame, source=f"demo:{name}", progress=progress)
+        if result.rejects:  # generated data is valid by construction; fail loudly if not
+            raise RuntimeError(f"demo {name}: {result.rejects[0]}")
+        counts[name] = result.loaded
+    return counts
+
+
+# --- layout ------------------------------------------------------------------------------------
+
+
+def _split(total: int, parts: int, rng: np.random.Generator) -> np.ndarray:
+    """``parts`` sizes near ``total / parts`` (±8 %) summing to ``total``."""
+    weights = rng.uniform(0.92, 1.08, parts)
+    sizes = np.floor(weights / weights.sum() * total).astype(int)
+    sizes[: total - sizes.sum()] += 1
+    return sizes
+
+
+def _communities(n: int) -> pd.DataFrame:
+    idx = np.arange(n)
+    street = idx // COMMUNITIES_PER_STREET
+    streets_per_row = max(1, int(np.ceil(np.sqrt(n / COMMUNITIES_PER_STREET))))
+    col = (street % streets_per_row) * COMMUNITIES_PER_STREET + idx % COMMUNITIES_PER_STREET
+    row = street // streets_per_row
+    x0 = col * COMMUNITY_SIDE_M
+    y0 = -row * COMMUNITY_SIDE_M
+    street_code = np.array([f"{DISTRICT}{s + 1:03d}" for s in street])
+    return pd.DataFrame(
+        {
+            "street_code": street_code,
+            "street_name": [
+                f"{STREET_NAMES[s % 10]}街道{'' if s < 10 else s // 10 + 1}" for s in street
+            ],
+            "code": [
+                f"{sc}{i % COMMUNITIES_PER_STREET + 1:03d}"
+                for sc, i in zip(street_code, idx, strict=True)
+            ],
+            "name": [f"{COMMUNITY_WORDS[i % 10]}社区" for i in idx],
+            "x0": x0,
+            "y0": y0,
+            "deficit": idx % COMMUNITIES_PER_STREET == COMMUNITIES_PER_STREET - 1,
+        }
+    )
+
+
+def _box(x0: np.ndarray, y0: np.ndarray, w: np.ndarray | float, h: np.ndarray | float):
+    """Rectangles with top-left corner (x0, y0) in metres."""
+    return shapely.box(x0, y0 - h, x0 + w, y0)
+
+
+def _grids(comms: pd.DataFrame) -> pd.DataFrame:
+    side = COMMUNITY_SIDE_M / GRID_SIDE
+    rows = []
+    for k in range(GRID_SIDE * GRID_SIDE):  # west→east, north→south
+        r, c = divmod(k, GRID_SIDE)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "code": comms["code"] + f"{k + 1:03d}",
+                    "name": comms["name"] + f"第{k + 1}网格",
+                    "community_code": comms["code"],
+                    "community_idx": np.arange(len(comms)),
+                    "x0": comms["x0"] + c * side,
+                    "y0": comms["y0"] - r * side,
+                }
+            )
+        )
+    grids = pd.concat(rows, ignore_index=True)
+    grids["geometry"] = _box(grids["x0"].to_numpy(), grids["y0"].to_numpy(), side, side)
+    return grids.sort_values("code", ignore_index=True)
+
+
+def _buildings(
+    comms: pd.DataFrame, grids: pd.DataFrame, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All buildings, and the residential ones (with their community index)."""
+    side = COMMUNITY_SIDE_M / GRID_SIDE
+    slots_x, slots_y = 3, 4  # 12 slots per grid, 108 per community
+    slot_w, slot_h = side / slots_x, side / slots_y
+    g = np.repeat(np.arange(len(grids)), slots_x * slots_y)
+    s = np.tile(np.arange(slots_x * slots_y), len(grids))
+    sx, sy = s % slots_x, s // slots_x
+    w = rng.uniform(0.55, 0.8, len(g)) * slot_w
+    h = rng.uniform(0.3, 0.55, len(g)) * slot_h
+    x0 = grids["x0"].to_numpy()[g] + sx * slot_w + rng.uniform(0.05, 0.95, len(g)) * (slot_w - w)
+    y0 = grids["y0"].to_numpy()[g] - sy * slot_h - rng.uniform(0.05, 0.95, len(g)) * (slot_h - h)
+    comm_idx = grids["community_idx"].to_numpy()[g]
+    # Per community: 76 residential, 5 commercial, 2 public, the remaining slots left empty.
+    order = np.lexsort((rng.random(len(g)), comm_idx))
+    rank = np.empty(len(g), int)
+    starts = np.searchsorted(comm_idx[order], np.arange(len(comms)))
+    rank[order] = np.arange(len(g)) - np.repeat(starts, np.bincount(comm_idx[order]))
+    kind = np.full(len(g), "", dtype=object)
+    kind[rank < BUILDINGS_PER_COMMUNITY] = "residential"
+    kind[(rank >= 76) & (rank < 80)] = "commercial"
+    kind[rank == 80] = "mixed"
+    kind[(rank >= 81) & (rank < 83)] = "public"
+    keep = kind != ""
+    b = pd.DataFrame(
+        {
+            "grid_idx": g[keep],
+            "community_idx": comm_idx[keep],
+            "kind": kind[keep],
+            "geometry": _box(x0[keep], y0[keep], w[keep], h[keep]),
+        }
+    ).sort_values(["community_idx", "grid_idx"], ignore_index=True)
+    b["community_code"] = comms["code"].to_numpy()[b["community_idx"]]
+    b["grid_code"] = grids["code"].to_numpy()[b["grid_idx"]]
+    number = b.groupby("community_idx").cumcount() + 1
+    b["code"] = b["community_code"] + "B" + number.map("{:03d}".format)
+    b["name"] = number.map("{}号楼".format)
+    b["floors"] = np.where(
+        b["kind"] == "residential", rng.integers(6, 19, len(b)), rng.integers(2, 12, len(b))
+    )
+    commercial = b["kind"].isin(["commercial", "mixed"])
+    covered = rng.random(len(b)) < 0.5
+    b["party_org"] = np.where(commercial & covered, "楼宇联合党支部", None)
+    b["available_site"] = (b["kind"] != "residential") & (rng.random(len(b)) < 0.6)
+    return b, b[b["kind"] == "residential"].reset_index(drop=True)
+
+
+def _households(res: pd.DataFrame, per_comm: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Households spread over residential buildings in proportion to floor area."""
+    area = shapely.area(res["geometry"].to_numpy()) * res["floors"].to_numpy()
+    counts = np.zeros(len(res), int)
+    for ci, total in enumerate(per_comm):
+        idx = np.flatnonzero(res["community_idx"].to_numpy() == ci)
+        share = area[idx] / area[idx].sum()
+        counts[idx] = np.floor(share * total).astype(int)
+        counts[idx[: total - counts[idx].sum()]] += 1
+    b = np.repeat(np.arange(len(res)), counts)
+    xmin, ymin, xmax, ymax = shapely.bounds(res["geometry"].to_numpy()[b]).T
+    x = xmin + rng.uniform(0.1, 0.9, len(b)) * (xmax - xmin)
+    y = ymin + rng.uniform(0.1, 0.9, len(b)) * (ymax - ymin)
+    hh = pd.DataFrame(
+        {
+            "building_code": res["code"].to_numpy()[b],
+            "grid_code": res["grid_code"].to_numpy()[b],
+            "community_code": res["community_code"].to_numpy()[b],
+            "x": x,
+            "y": y,
+        }
+    )
+    number = hh.groupby("community_code").cumcount() + 1
+    hh["code"] = hh["community_code"] + "H" + number.map("{:05d}".format)
+    n = len(hh)
+    hh["name"] = _names(rng, n)
+    hh["phone"] = _phones(rng, n)
+    hh["size"] = rng.choice([1, 2, 3, 4, 5], n, p=[0.15, 0.3, 0.3, 0.18, 0.07])
+    hh["elderly_alone"] = (hh["size"] == 1) & (rng.random(n) < 0.5)
+    hh["disabled"] = rng.random(n) < 0.03
+    hh["low_income"] = rng.random(n) < 0.04
+    hh["children"] = (hh["size"] >= 3) & (rng.random(n) < 0.6)
+    return hh
+
+
+def _members(hh: pd.DataFrame, comms: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Members living in demo households; the deficit communities have few."""
+    deficit = dict(zip(comms["code"], comms["deficit"], strict=True))
+    rate = np.where(hh["community_code"].map(deficit), DEFICIT_MEMBER_RATE, MEMBER_RATE)
+    m = hh[rng.random(len(hh)) < rate].reset_index(drop=True)
+    n = len(m)
+    kinds = rng.choice(list(KIND_SHARES), n, p=list(KIND_SHARES.values()))
+    ineligible = rng.random(n) < np.vectorize(INELIGIBLE_RATE.get)(kinds)
+    number = m.groupby("community_code").cumcount() + 1
+    return m.assign(
+        code=m["community_code"] + "M" + number.map("{:04d}".format),
+        name=_names(rng, n),
+        phone=_phones(rng, n),
+        kind=kinds,
+        eligible=~ineligible,
+    )
+
+
+def _cadres(comms: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """About 10 cadres per community at its office, and 8 street cadres per street office."""
+    side = COMMUNITY_SIDE_M
+    per = rng.integers(9, 12, len(comms))
+    c = np.repeat(np.arange(len(comms)), per)
+    number = pd.Series(c).groupby(c).cumcount().to_numpy() + 1
+    community = pd.DataFrame(
+        {
+            "code": comms["code"].to_numpy()[c] + np.char.mod("C%02d", number),
+            "level": "community",
+            "street_code": comms["street_code"].to_numpy()[c],
+            "community_code": comms["code"].to_numpy()[c],
+            "x": comms["x0"].to_numpy()[c] + side * 0.5 + rng.normal(0, 5, len(c)),
+            "y": comms["y0"].to_numpy()[c] - side * 0.5 + rng.normal(0, 5, len(c)),
+        }
+    )
+    streets = comms.groupby("street_code").agg(x=("x0", "mean"), y=("y0", "first")).reset_index()
+    s = np.repeat(np.arange(len(streets)), 8)
+    street = pd.DataFrame(
+        {
+            "code": streets["street_code"].to_numpy()[s]
+            + np.char.mod("C%02d", np.tile(np.arange(1, 9), len(streets))),
+            "level": "street",
+            "street_code": streets["street_code"].to_numpy()[s],
+            "community_code": None,
+            "x": streets["x"].to_numpy()[s] + side * 0.5 + rng.normal(0, 5, len(s)),
+            "y": streets["y"].to_numpy()[s] - side * 0.1 + rng.normal(0, 5, len(s)),
+        }
+    )
+    cadres = pd.concat([street, community], ignore_index=True)
+    cadres["name"] = _names(rng, len(cadres))
+    cadres["phone"] = _phones(rng, len(cadres))
+    return cadres
+
+
+def _stations(buildings: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """2-3 Red Stations per community, at the door of a random building."""
+    services = ["党群服务", "日间照料", "四点半课堂", "助残", "养老服务"]
+    rows = []
+    for code, group in buildings.groupby("community_code", sort=True):
+        k = int(rng.integers(2, 4))
+        picks = group.iloc[rng.choice(len(group), k, replace=False)]
+        centre = shapely.centroid(picks["geometry"].to_numpy())
+        for i, (pt, _) in enumerate(zip(centre, range(k), strict=True)):
+            chosen = rng.choice(services, 2, replace=False)
+            rows.append(
+                {
+                    "code": f"{code}S{i + 1}",
+                    "name": f"红色驿站{i + 1}号",
+                    "services": list(chosen),
+                    "community_code": code,
+                    "x": shapely.get_x(pt),
+                    "y": shapely.get_y(pt),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# --- frames ------------------------------------------------------------------------------------
+
+
+def _street_frame(comms: pd.DataFrame) -> gpd.GeoDataFrame:
+    streets = comms.groupby("street_code", sort=True).agg(
+        name=("street_name", "first"), x0=("x0", "min"), y0=("y0", "max"), n=("code", "size")
+    )
+    geom = _box(
+        streets["x0"].to_numpy(),
+        streets["y0"].to_numpy(),
+        streets["n"].to_numpy() * COMMUNITY_SIDE_M,
+        COMMUNITY_SIDE_M,
+    )
+    frame = pd.DataFrame({"code": streets.index, "name": streets["name"].to_numpy()})
+    return _to_wgs84(frame, geom)
+
+
+def _community_frame(comms: pd.DataFrame) -> gpd.GeoDataFrame:
+    geom = _box(comms["x0"].to_numpy(), comms["y0"].to_numpy(), COMMUNITY_SIDE_M, COMMUNITY_SIDE_M)
+    return _to_wgs84(comms[["code", "name", "street_code"]].copy(), geom)
+
+
+def _frame(df: pd.DataFrame, columns: list[str]) -> gpd.GeoDataFrame:
+    return _to_wgs84(df[columns].copy(), df["geometry"].to_numpy())
+
+
+def _points(df: pd.DataFrame, columns: list[str]) -> gpd.GeoDataFrame:
+    return _to_wgs84(df[columns].copy(), shapely.points(df["x"], df["y"]))
+
+
+def _to_wgs84(frame: pd.DataFrame, geoms: np.ndarray) -> gpd.GeoDataFrame:
+    """Place metre geometries at the demo origin and convert them to WGS84."""
+    ox, oy = _origin()
+    coords = shapely.get_coordinates(geoms)
+    lon, lat = to_lonlat(coords[:, 0] + ox, coords[:, 1] + oy, epsg=UTM)
+    moved = shapely.set_coordinates(np.array(geoms, dtype=object).copy(), np.c_[lon, lat])
+    frame = frame.reset_index(drop=True)
+    frame["_record"] = np.arange(1, len(frame) + 1)
+    return gpd.GeoDataFrame(frame, geometry=moved, crs=4326)
+
+
+def _origin() -> tuple[float, float]:
+    from geodata.projection import to_metres
+
+    x, y, _ = to_metres([ORIGIN_LONLAT[0]], [ORIGIN_LONLAT[1]], epsg=UTM)
+    return float(x[0]), float(y[0])
+
+
+def _names(rng: np.random.Generator, n: int) -> np.ndarray:
+    s = rng.choice(SURNAMES, n)
+    g1 = rng.choice(GIVEN, n)
+    g2 = np.where(rng.random(n) < 0.6, rng.choice(GIVEN, n), "")
+    return np.char.add(np.char.add(s, g1), g2)
+
+
+def _phones(rng: np.random.Generator, n: int) -> np.ndarray:
+    prefix = rng.choice(["138", "139", "150", "186", "177", "135"], n)
+    return np.char.add(prefix, np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))

@@ -1,0 +1,310 @@
+"""Bulk loading of validated layer frames into PostGIS: COPY to a staging table, then upsert.
+
+A frame holds one row per record with the layer's fields (``geodata.layers``), parent codes, a
+``geometry`` column in EPSG:4326 (may be empty where the layer derives it) and optionally
+``_record``, the record's number in its source file, used in reject reports. Re-loading updates by
+``code``; parents that the frame does not give (building, grid, community) are derived by
+location. Everything runs in the caller's transaction: the caller commits or rolls back.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, text
+from tqdm import tqdm
+
+from geodata.layers import Layer, get_layer
+from gridsvc.errors import Reject
+
+CHUNK_ROWS = 50_000
+STAGE = "_gridsvc_stage"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load did."""
+
+    layer: str
+    inserted: int
+    updated: int
+    rejects: tuple[Reject, ...] = field(default=())
+    seconds: float = 0.0
+
+    @property
+    def loaded(self) -> int:
+        """Records inserted or updated."""
+        return self.inserted + self.updated
+
+
+def load_layer(
+    conn: Connection,
+    layer_name: str,
+    frame: gpd.GeoDataFrame | pd.DataFrame,
+    *,
+    source: str = "input",
+    skip_invalid: bool = False,
+    progress: bool = False,
+) -> LoadResult:
+    """Load ``frame`` into the table of ``layer_name`` inside the caller's transaction.
+
+    Parameters
+    ----------
+    conn
+        An open connection in a transaction; nothing is committed here.
+    layer_name
+        One of :data:`geodata.layers.LAYERS`.
+    frame
+        Validated records (see the module docstring).
+    source
+        Name of the input, used in reject reports.
+    skip_invalid
+        Load the records whose parent codes exist and return the others as rejects. When False
+        (the default) and any parent code is unknown, nothing is loaded and every reject is
+        returned: the caller raises.
+    progress
+        Show a progress bar while copying.
+
+    Returns
+    -------
+    LoadResult
+        Counts, rejects and time taken.
+    """
+    started = time.perf_counter()
+    layer = get_layer(layer_name)
+    _stage(conn, layer, frame, progress=progress)
+    rejects = _parent_rejects(conn, layer, source)
+    if rejects and not skip_invalid:
+        conn.exec_driver_sql(f"DROP TABLE {STAGE}")
+        return LoadResult(layer.name, 0, 0, tuple(rejects), time.perf_counter() - started)
+    if rejects:
+        bad = sorted({r.record for r in rejects if r.record is not None})
+        conn.execute(text(f"DELETE FROM {STAGE} WHERE rec = ANY(:bad)"), {"bad": bad})
+    inserted, updated = _upsert(conn, layer)
+    _derive(conn, layer)
+    conn.exec_driver_sql(f"DROP TABLE {STAGE}")
+    return LoadResult(layer.name, inserted, updated, tuple(rejects), time.perf_counter() - started)
+
+
+# --- staging -----------------------------------------------------------------------------------
+
+
+def _stage_columns(layer: Layer) -> list[str]:
+    return ["rec", *layer.field_names, "wkb"]
+
+
+def _stage(conn: Connection, layer: Layer, frame: pd.DataFrame, *, progress: bool) -> None:
+    columns = _stage_columns(layer)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE}")
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE {STAGE} ("
+        + ", ".join(f'"{c}" {"int" if c == "rec" else "text"}' for c in columns)
+        + ") ON COMMIT DROP"
+    )
+    table = _stage_frame(layer, frame)
+    raw = conn.connection.driver_connection
+    copy_sql = f"COPY {STAGE} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    chunks = range(0, len(table), CHUNK_ROWS)
+    bar = tqdm(total=len(table), unit="rec", desc=f"load {layer.name}", disable=not progress)
+    with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+        for start in chunks:
+            part = table.iloc[start : start + CHUNK_ROWS]
+            buffer = io.StringIO()
+            part.to_csv(buffer, header=False, index=False)
+            copy.write(buffer.getvalue())
+            bar.update(len(part))
+    bar.close()
+    conn.exec_driver_sql(f"CREATE INDEX ON {STAGE} (code)")
+    conn.exec_driver_sql(f"ANALYZE {STAGE}")
+
+
+def _stage_frame(layer: Layer, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as text columns in staging order, geometry as hex WKB."""
+    n = len(frame)
+    out = pd.DataFrame(index=range(n))
+    records = frame["_record"] if "_record" in frame else pd.Series(np.arange(1, n + 1))
+    out["rec"] = np.asarray(records, dtype=np.int64)
+    for name in layer.field_names:
+        values = frame[name] if name in frame else pd.Series([None] * n)
+        out[name] = [_cell(v) for v in values]
+    geoms = frame.geometry.values if isinstance(frame, gpd.GeoDataFrame) else [None] * n
+    out["wkb"] = _hex_wkb(np.asarray(geoms, dtype=object), multi=layer.geometry == "MultiPolygon")
+    return out
+
+
+def _cell(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (list, tuple)):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _hex_wkb(geoms: np.ndarray, *, multi: bool) -> list[str | None]:
+    present = np.array([g is not None and not shapely.is_empty(g) for g in geoms], dtype=bool)
+    out: list[str | None] = [None] * len(geoms)
+    if not present.any():
+        return out
+    chosen = geoms[present]
+    if multi:
+        polys = shapely.get_type_id(chosen) == 3
+        chosen = chosen.copy()
+        chosen[polys] = [shapely.MultiPolygon([g]) for g in chosen[polys]]
+    hexes = shapely.to_wkb(chosen, hex=True, output_dimension=2)
+    for i, h in zip(np.flatnonzero(present), hexes, strict=True):
+        out[i] = h
+    return out
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]:
+    rejects: list[Reject] = []
+    for parent in layer.parents:
+        rows = conn.execute(
+            text(
+                f'SELECT s.rec, s."{parent.field}" FROM {STAGE} s '
+                f'WHERE s."{parent.field}" IS NOT NULL AND NOT EXISTS '
+                f'(SELECT 1 FROM {parent.layer} p WHERE p.code = s."{parent.field}") '
+                "ORDER BY s.rec"
+            )
+        )
+        rejects += [
+            Reject(source, rec, parent.field, f"unknown {parent.layer[:-1]} code", value)
+            for rec, value in rows
+        ]
+    return rejects
+
+
+# --- upsert ------------------------------------------------------------------------------------
+
+_CASTS = {"int": "::int", "bool": "::boolean", "list": "", "text": "", "enum": "", "code": ""}
+
+
+def _value_sql(layer: Layer, name: str) -> str:
+    spec = next(f for f in layer.fields if f.name == name)
+    if spec.kind == "list":
+        return f"coalesce(string_to_array(s.\"{name}\", ';'), '{{}}')"
+    return f's."{name}"{_CASTS[spec.kind]}'
+
+
+def _defaults(layer: Layer) -> dict[str, str]:
+    """Columns whose absence means the table's default rather than NULL."""
+    return {
+        "kind": "'residential'" if layer.name == "buildings" else "'resident'",
+        "size": "1",
+        "eligible": "true",
+        "available": "true",
+        "available_site": "false",
+        "elderly_alone": "false",
+        "disabled": "false",
+        "low_income": "false",
+        "children": "false",
+    }
+
+
+def _upsert(conn: Connection, layer: Layer) -> tuple[int, int]:
+    defaults = _defaults(layer)
+    columns = ["code"]
+    values = ["s.code"]
+    for f in layer.fields:
+        columns.append(f.name)
+        value = _value_sql(layer, f.name)
+        values.append(f"coalesce({value}, {defaults[f.name]})" if f.name in defaults else value)
+    joins = []
+    for i, parent in enumerate(layer.parents):
+        columns.append(parent.column)
+        values.append(f"p{i}.id")
+        joins.append(f'LEFT JOIN {parent.layer} p{i} ON p{i}.code = s."{parent.field}"')
+    columns.append("geom")
+    geom = "ST_SetSRID(s.wkb::geometry, 4326)"
+    values.append(f"ST_Multi({geom})" if layer.geometry == "MultiPolygon" else geom)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+    sql = (
+        f"INSERT INTO {layer.table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM {STAGE} s {' '.join(joins)} "
+        f"ON CONFLICT (code) DO UPDATE SET {updates} "
+        "RETURNING (xmax = 0)"
+    )
+    flags = conn.execute(text(sql)).scalars().all()
+    inserted = sum(1 for f in flags if f)
+    return inserted, len(flags) - inserted
+
+
+# --- derivation by location --------------------------------------------------------------------
+
+
+def _derive(conn: Connection, layer: Layer) -> None:
+    for statement in _DERIVATIONS.get(layer.name, ()):
+        conn.exec_driver_sql(statement.format(t=layer.table, stage=STAGE))
+
+
+def _touched(alias: str) -> str:
+    return f"{alias}.code IN (SELECT code FROM {{stage}})"
+
+
+_POINT_FROM_BUILDING = (
+    "UPDATE {t} x SET geom = ST_PointOnSurface(b.geom) FROM buildings b "
+    "WHERE x.geom IS NULL AND x.building_id = b.id AND " + _touched("x")
+)
+_BUILDING_BY_LOCATION = (
+    "UPDATE {t} x SET building_id = b.id FROM buildings b "
+    "WHERE x.building_id IS NULL AND ST_Intersects(b.geom, x.geom) AND " + _touched("x")
+)
+_GRID_FROM_BUILDING = (
+    "UPDATE {t} x SET grid_id = b.grid_id FROM buildings b "
+    "WHERE x.grid_id IS NULL AND x.building_id = b.id AND " + _touched("x")
+)
+_GRID_BY_LOCATION = (
+    "UPDATE {t} x SET grid_id = g.id FROM grids g "
+    "WHERE x.grid_id IS NULL AND ST_Intersects(g.geom, x.geom) AND " + _touched("x")
+)
+_GRID_OF_POLYGON = (
+    "UPDATE {t} x SET grid_id = g.id FROM grids g "
+    "WHERE x.grid_id IS NULL AND ST_Intersects(g.geom, ST_PointOnSurface(x.geom)) AND "
+    + _touched("x")
+)
+_COMMUNITY_FROM_GRID = (
+    "UPDATE {t} x SET community_id = g.community_id FROM grids g "
+    "WHERE x.community_id IS NULL AND x.grid_id = g.id AND " + _touched("x")
+)
+_COMMUNITY_FROM_BUILDING = (
+    "UPDATE {t} x SET community_id = b.community_id FROM buildings b "
+    "WHERE x.community_id IS NULL AND x.building_id = b.id AND " + _touched("x")
+)
+_COMMUNITY_BY_LOCATION = (
+    "UPDATE {t} x SET community_id = c.id FROM communities c "
+    "WHERE x.community_id IS NULL AND c.geom IS NOT NULL "
+    "AND ST_Intersects(c.geom, ST_PointOnSurface(x.geom)) AND " + _touched("x")
+)
+
+_DERIVATIONS: dict[str, Iterable[str]] = {
+    "buildings": (_GRID_OF_POLYGON, _COMMUNITY_FROM_GRID, _COMMUNITY_BY_LOCATION),
+    "households": (
+        _POINT_FROM_BUILDING,
+        _BUILDING_BY_LOCATION,
+        _GRID_FROM_BUILDING,
+        _GRID_BY_LOCATION,
+        _COMMUNITY_FROM_GRID,
+        _COMMUNITY_FROM_BUILDING,
+        _COMMUNITY_BY_LOCATION,
+    ),
+    "stations": (
+        "UPDATE {t} x SET community_id = g.community_id FROM grids g "
+        "WHERE x.community_id IS NULL AND ST_Intersects(g.geom, x.geom) AND " + _touched("x"),
+        _COMMUNITY_BY_LOCATION,
+    ),
+}
+_DERIVATIONS["members"] = _DERIVATIONS["households"]

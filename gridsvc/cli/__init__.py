@@ -1,0 +1,31 @@
+"""The ``gridsvc`` command: one click group; each feature registers its commands below."""
+
+from __future__ import annotations
+
+import click
+
+from gridsvc.cli._common import GridsvcGroup
+from gridsvc.cli.admin import db, demo
+
+
+@click.group(
+    cls=GridsvcGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="gridsvc")
+def cli() -> None:
+    """gridsvc: grids, pairings, coverage and map reports for street offices, on PostGIS.
+
+    The database is DATABASE_URL or GRIDSVC_DATABASE_URL (default: local PostgreSQL, database
+    gridsvc). Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 input rejected, 4 not found,
+    5 conflict, 6 solver failed, 7 forbidden, 8 infeasible settings.
+    """
+
+
+cli.add_command(db)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """Entry point of the ``gridsvc`` console script."""
+    cli(prog_name="gridsvc")

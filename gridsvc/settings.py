@@ -1,0 +1,187 @@
+"""Every setting of gridsvc, read from the environment (prefix ``GRIDSVC_``) in one place.
+
+Nothing else in the code reads ``os.environ``: callers build a :class:`Settings` with
+:func:`load_settings` at the edge (CLI, application factory, tests) and pass it down.
+
+Settings
+--------
+GRIDSVC_DATABASE_URL (or DATABASE_URL)
+    SQLAlchemy URL of the PostGIS database. ``postgres://`` and ``postgresql://`` URLs are
+    accepted and run over psycopg 3. Default ``postgresql+psycopg://postgres@127.0.0.1:5432/gridsvc``.
+GRIDSVC_TEST_DATABASE_URL
+    Database the test suite creates and migrates. Default: the main URL with the database name
+    suffixed ``_test``.
+GRIDSVC_HOUSEHOLD_LOAD
+    Default households per member, ``MIN-MAX``. Default ``15-25``. Streets, communities and
+    members may carry their own range in the database; the most specific one wins.
+GRIDSVC_MEMBER_LOAD
+    Default members per cadre, ``MIN-MAX``. Default ``8-15``.
+GRIDSVC_GRID_HOUSEHOLDS
+    Households a grid should hold, ``MIN-MAX`` (local practice, not a standard). Default
+    ``300-500``; used by the demo generator and flagged by coverage.
+GRIDSVC_BUILDING_PENALTY_M
+    Cost, in metres, added to a pair whose two ends are not in the same building. Default 150.
+GRIDSVC_GRID_PENALTY_M
+    Cost, in metres, added to a pair whose two ends are not in the same grid. Default 300.
+GRIDSVC_MAX_PAIR_DISTANCE_M
+    Pairs longer than this are never made; empty for no limit. Default empty.
+GRIDSVC_CROSS_COMMUNITY
+    ``1`` lets household pairs cross community boundaries. Default ``0``.
+GRIDSVC_CHURN_WEIGHT_M
+    Rebalancing: cost, in metres, of changing one existing pair. Default 400.
+GRIDSVC_FAR_PAIR_M
+    Blind spots: a pair longer than this is "far". Default 500.
+GRIDSVC_LIFE_CIRCLES_M
+    Walking ranges of Red Stations (GB 50180-2018 life circles), comma-separated metres.
+    Default ``300,500,1000``.
+GRIDSVC_MAX_VERTICES
+    Import: polygons with more vertices are rejected before any repair. Default 10000.
+GRIDSVC_MAX_NESTING
+    Import: JSON nesting deeper than this is rejected. Default 32.
+GRIDSVC_TILES
+    Base map of maps and reports: ``none``, ``osm``, ``gaode``, ``tianditu`` or an XYZ URL
+    template (an intranet tile server). Default ``none``.
+GRIDSVC_TIANDITU_KEY
+    ``tk`` key for Tianditu tiles.
+GRIDSVC_LANG
+    Language of labels in maps, reports and pages: ``zh`` or ``en``. Default ``zh``.
+GRIDSVC_SECRET_KEY
+    Flask secret key. Required by ``gridsvc serve`` outside development.
+GRIDSVC_WORKERS
+    Processes for city-scale runs. Default: the number of CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridsvc"
+
+
+@dataclass(frozen=True)
+class LoadRange:
+    """An inclusive range of loads (households per member, members per cadre)."""
+
+    min: int
+    max: int
+
+    @classmethod
+    def parse(cls, text: str, *, name: str = "range") -> LoadRange:
+        """Parse ``"15-25"``; raise ``ValueError`` naming the setting when malformed."""
+        try:
+            lo, hi = (int(part) for part in text.split("-", 1))
+        except ValueError:
+            raise ValueError(f"{name}: expected MIN-MAX, got {text!r}") from None
+        if lo < 0 or hi < lo or hi == 0:
+            raise ValueError(f"{name}: need 0 <= MIN <= MAX and MAX > 0, got {text!r}")
+        return cls(lo, hi)
+
+    def __str__(self) -> str:
+        return f"{self.min}-{self.max}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one gridsvc process; see the module docstring for each."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    test_database_url: str | None = None
+    household_load: LoadRange = LoadRange(15, 25)
+    member_load: LoadRange = LoadRange(8, 15)
+    grid_households: LoadRange = LoadRange(300, 500)
+    building_penalty_m: float = 150.0
+    grid_penalty_m: float = 300.0
+    max_pair_distance_m: float | None = None
+    cross_community: bool = False
+    churn_weight_m: float = 400.0
+    far_pair_m: float = 500.0
+    life_circles_m: tuple[int, ...] = (300, 500, 1000)
+    max_vertices: int = 10_000
+    max_nesting: int = 32
+    tiles: str = "none"
+    tianditu_key: str = ""
+    lang: str = "zh"
+    secret_key: str | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+    @property
+    def effective_test_database_url(self) -> str:
+        """The test database URL: given, or the main one with ``_test`` appended."""
+        if self.test_database_url:
+            return self.test_database_url
+        url = make_url(self.database_url)
+        return url.set(database=f"{url.database}_test").render_as_string(hide_password=False)
+
+
+def normalise_database_url(url: str) -> str:
+    """Make ``postgres://`` / ``postgresql://`` URLs run over psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _optional_float(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+_PARSERS: dict[str, tuple[str, Any]] = {
+    "TEST_DATABASE_URL": ("test_database_url", normalise_database_url),
+    "HOUSEHOLD_LOAD": ("household_load", lambda v: LoadRange.parse(v, name="HOUSEHOLD_LOAD")),
+    "MEMBER_LOAD": ("member_load", lambda v: LoadRange.parse(v, name="MEMBER_LOAD")),
+    "GRID_HOUSEHOLDS": ("grid_households", lambda v: LoadRange.parse(v, name="GRID_HOUSEHOLDS")),
+    "BUILDING_PENALTY_M": ("building_penalty_m", float),
+    "GRID_PENALTY_M": ("grid_penalty_m", float),
+    "MAX_PAIR_DISTANCE_M": ("max_pair_distance_m", _optional_float),
+    "CROSS_COMMUNITY": ("cross_community", _flag),
+    "CHURN_WEIGHT_M": ("churn_weight_m", float),
+    "FAR_PAIR_M": ("far_pair_m", float),
+    "LIFE_CIRCLES_M": ("life_circles_m", lambda v: tuple(int(x) for x in v.split(","))),
+    "MAX_VERTICES": ("max_vertices", int),
+    "MAX_NESTING": ("max_nesting", int),
+    "TILES": ("tiles", str),
+    "TIANDITU_KEY": ("tianditu_key", str),
+    "LANG": ("lang", str),
+    "SECRET_KEY": ("secret_key", str),
+    "WORKERS": ("workers", int),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``), then apply ``overrides``.
+
+    Raises
+    ------
+    ValueError
+        When a value is malformed; the message names the variable.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    url = env.get("GRIDSVC_DATABASE_URL") or env.get("DATABASE_URL")
+    if url:
+        values["database_url"] = normalise_database_url(url)
+    for suffix, (attr, parse) in _PARSERS.items():
+        raw = env.get(f"GRIDSVC_{suffix}")
+        if raw is None:
+            continue
+        try:
+            values[attr] = parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"GRIDSVC_{suffix}: {exc}") from None
+    if values.get("lang", "zh") not in {"zh", "en"}:
+        raise ValueError(f"GRIDSVC_LANG: expected zh or en, got {values['lang']!r}")
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,55 @@
+"""Shared fixtures: settings, a migrated PostGIS test database, rolled-back connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+from gridsvc.db import init_database, make_engine
+from gridsvc.settings import Settings, load_settings
+
+DATA = Path(__file__).with_name("data")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Settings from the environment, pointed at the test database."""
+    base = load_settings()
+    return base.with_(database_url=base.effective_test_database_url)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    """An engine on the test database, created and migrated once per session."""
+    init_database(settings.database_url)
+    eng = make_engine(settings.database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that is rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
+
+
+@pytest.fixture
+def session(conn: Connection) -> Iterator[Session]:
+    """An ORM session bound to :func:`conn`; its commits become savepoints."""
+    with Session(bind=conn, join_transaction_mode="create_savepoint") as sess:
+        yield sess
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The folder of small real test data files (see its README for sources and licences)."""
+    return DATA
