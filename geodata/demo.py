@@ -78,8 +78,8 @@ def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistri
     hh = _households(residential, per_comm, rng)
     members = _members(hh, comms, rng)
     layers = {
-        "streets": _street_frame(comms),
-        "communities": _community_frame(comms),
+        "streets": _street_frame(comms, grids),
+        "communities": _community_frame(comms, grids),
         "grids": _frame(grids, ["code", "name", "community_code"]),
         "buildings": _frame(
             buildings,
@@ -262,14 +262,17 @@ def _buildings(
 
 
 def _households(res: pd.DataFrame, per_comm: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    """Households spread over residential buildings in proportion to floor area."""
+    """Households: each community's total split evenly over its grids (±8 %), then over each
+    grid's residential buildings in proportion to floor area."""
     area = shapely.area(res["geometry"].to_numpy()) * res["floors"].to_numpy()
+    grid = res["grid_idx"].to_numpy()
     counts = np.zeros(len(res), int)
     for ci, total in enumerate(per_comm):
-        idx = np.flatnonzero(res["community_idx"].to_numpy() == ci)
-        share = area[idx] / area[idx].sum()
-        counts[idx] = np.floor(share * total).astype(int)
-        counts[idx[: total - counts[idx].sum()]] += 1
+        grids = np.unique(grid[res["community_idx"].to_numpy() == ci])
+        for g, g_total in zip(grids, _split(total, len(grids), rng), strict=True):
+            idx = np.flatnonzero(grid == g)
+            counts[idx] = np.floor(area[idx] / area[idx].sum() * g_total).astype(int)
+            counts[idx[: g_total - counts[idx].sum()]] += 1
     b = np.repeat(np.arange(len(res)), counts)
     xmin, ymin, xmax, ymax = shapely.bounds(res["geometry"].to_numpy()[b]).T
     x = xmin + rng.uniform(0.1, 0.9, len(b)) * (xmax - xmin)
@@ -375,23 +378,21 @@ def _stations(buildings: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame
 # --- frames ------------------------------------------------------------------------------------
 
 
-def _street_frame(comms: pd.DataFrame) -> gpd.GeoDataFrame:
-    streets = comms.groupby("street_code", sort=True).agg(
-        name=("street_name", "first"), x0=("x0", "min"), y0=("y0", "max"), n=("code", "size")
-    )
-    geom = _box(
-        streets["x0"].to_numpy(),
-        streets["y0"].to_numpy(),
-        streets["n"].to_numpy() * COMMUNITY_SIDE_M,
-        COMMUNITY_SIDE_M,
-    )
-    frame = pd.DataFrame({"code": streets.index, "name": streets["name"].to_numpy()})
-    return _to_wgs84(frame, geom)
+def _street_frame(comms: pd.DataFrame, grids: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Streets as the union of their grids, so boundaries share vertices exactly."""
+    street_of = dict(zip(comms["code"], comms["street_code"], strict=True))
+    by_street = grids.groupby(grids["community_code"].map(street_of), sort=True)["geometry"]
+    geom = [shapely.union_all(g.to_numpy()) for _, g in by_street]
+    names = comms.groupby("street_code", sort=True)["street_name"].first()
+    frame = pd.DataFrame({"code": names.index, "name": names.to_numpy()})
+    return _to_wgs84(frame, np.array(geom, dtype=object))
 
 
-def _community_frame(comms: pd.DataFrame) -> gpd.GeoDataFrame:
-    geom = _box(comms["x0"].to_numpy(), comms["y0"].to_numpy(), COMMUNITY_SIDE_M, COMMUNITY_SIDE_M)
-    return _to_wgs84(comms[["code", "name", "street_code"]].copy(), geom)
+def _community_frame(comms: pd.DataFrame, grids: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Communities as the union of their grids: the grids tile them without gaps or overlaps."""
+    by_comm = grids.groupby("community_code", sort=True)["geometry"]
+    geom = [shapely.union_all(by_comm.get_group(c).to_numpy()) for c in comms["code"]]
+    return _to_wgs84(comms[["code", "name", "street_code"]].copy(), np.array(geom, dtype=object))
 
 
 def _frame(df: pd.DataFrame, columns: list[str]) -> gpd.GeoDataFrame:

@@ -185,7 +185,14 @@ def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]
             Reject(source, rec, parent.field, f"unknown {parent.layer[:-1]} code", value)
             for rec, value in rows
         ]
-    return rejects
+    if not layer.geometry_required and "building_code" in layer.field_names:
+        rows = conn.execute(
+            text(f"SELECT rec FROM {STAGE} WHERE wkb IS NULL AND building_code IS NULL")
+        )
+        rejects += [
+            Reject(source, rec, "geometry", "no geometry and no building_code") for (rec,) in rows
+        ]
+    return sorted(rejects, key=lambda r: (r.record or 0, r.field or ""))
 
 
 # --- upsert ------------------------------------------------------------------------------------
@@ -230,7 +237,12 @@ def _upsert(conn: Connection, layer: Layer) -> tuple[int, int]:
         joins.append(f'LEFT JOIN {parent.layer} p{i} ON p{i}.code = s."{parent.field}"')
     columns.append("geom")
     geom = "ST_SetSRID(s.wkb::geometry, 4326)"
-    values.append(f"ST_Multi({geom})" if layer.geometry == "MultiPolygon" else geom)
+    if layer.geometry == "MultiPolygon":
+        geom = f"ST_Multi({geom})"
+    elif any(p.field == "building_code" for p in layer.parents):
+        i = next(i for i, p in enumerate(layer.parents) if p.field == "building_code")
+        geom = f"coalesce({geom}, ST_PointOnSurface(p{i}.geom))"
+    values.append(geom)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
     sql = (
         f"INSERT INTO {layer.table} ({', '.join(columns)}) "
@@ -255,10 +267,6 @@ def _touched(alias: str) -> str:
     return f"{alias}.code IN (SELECT code FROM {{stage}})"
 
 
-_POINT_FROM_BUILDING = (
-    "UPDATE {t} x SET geom = ST_PointOnSurface(b.geom) FROM buildings b "
-    "WHERE x.geom IS NULL AND x.building_id = b.id AND " + _touched("x")
-)
 _BUILDING_BY_LOCATION = (
     "UPDATE {t} x SET building_id = b.id FROM buildings b "
     "WHERE x.building_id IS NULL AND ST_Intersects(b.geom, x.geom) AND " + _touched("x")
@@ -293,7 +301,6 @@ _COMMUNITY_BY_LOCATION = (
 _DERIVATIONS: dict[str, Iterable[str]] = {
     "buildings": (_GRID_OF_POLYGON, _COMMUNITY_FROM_GRID, _COMMUNITY_BY_LOCATION),
     "households": (
-        _POINT_FROM_BUILDING,
         _BUILDING_BY_LOCATION,
         _GRID_FROM_BUILDING,
         _GRID_BY_LOCATION,

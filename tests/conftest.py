@@ -53,3 +53,29 @@ def session(conn: Connection) -> Iterator[Session]:
 def data_dir() -> Path:
     """The folder of small real test data files (see its README for sources and licences)."""
     return DATA
+
+
+@pytest.fixture(scope="session")
+def scratch_url(settings: Settings) -> Iterator[str]:
+    """A separate, freshly migrated database for tests that must commit (CLI runs)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    scratch = url.set(database=f"{url.database}_scratch").render_as_string(hide_password=False)
+    _drop_database(scratch)
+    init_database(scratch)
+    yield scratch
+    _drop_database(scratch)
+
+
+def _drop_database(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = make_engine(
+        target.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+    admin.dispose()

@@ -1,0 +1,56 @@
+# gridsvc: `make demo` sets everything up and serves the demo; `make test` runs the tests.
+# Both install what is missing (Python venv, PostgreSQL + PostGIS, chromium, map assets) and are
+# safe to run again. DATABASE_URL or GRIDSVC_DATABASE_URL, when set, is used instead of the
+# local PostgreSQL.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Settings written by scripts/setup.sh (a database URL for peer authentication), when any.
+ENV := set -a; [ -f .gridsvc.env ] && . ./.gridsvc.env; set +a;
+HOST ?= 127.0.0.1
+PORT ?= 5000
+DEMO_STREET := 530102001
+PYTEST_ARGS ?=
+
+.PHONY: demo test install db browser assets report serve lint bench clean
+
+demo: install db assets
+	$(ENV) $(BIN)/gridsvc demo
+	$(ENV) $(BIN)/gridsvc pair --street $(DEMO_STREET) --level all
+	$(ENV) $(BIN)/gridsvc report --street $(DEMO_STREET) --out out/demo-report.html
+	@echo "report: out/demo-report.html"
+	$(ENV) $(BIN)/gridsvc serve --host $(HOST) --port $(PORT)
+
+test: install db browser assets
+	$(ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	scripts/setup.sh python
+	[ -x $(BIN)/python ] || $$(command -v $(PYTHON) || command -v python3) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
+	touch $@
+
+db: install
+	scripts/setup.sh postgis
+	$(ENV) $(BIN)/gridsvc db init
+
+browser:
+	scripts/setup.sh browser
+
+assets:
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install db
+	for b in bench/*.py; do echo "== $$b"; $(ENV) $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .gridsvc.env
