@@ -87,7 +87,7 @@ def load_layer(
     if rejects:
         bad = sorted({r.record for r in rejects if r.record is not None})
         conn.execute(text(f"DELETE FROM {STAGE} WHERE rec = ANY(:bad)"), {"bad": bad})
-    inserted, updated = _upsert(conn, layer)
+    inserted, updated = _upsert(conn, layer, given=set(frame.columns))
     _derive(conn, layer)
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
     return LoadResult(layer.name, inserted, updated, tuple(rejects), time.perf_counter() - started)
@@ -222,7 +222,12 @@ def _defaults(layer: Layer) -> dict[str, str]:
     }
 
 
-def _upsert(conn: Connection, layer: Layer) -> tuple[int, int]:
+def _upsert(conn: Connection, layer: Layer, *, given: set[str]) -> tuple[int, int]:
+    """Insert new codes, update known ones: plain fields only when the frame has the column.
+
+    Parents are always set (absent means derive again by location); an empty geometry keeps
+    the stored one.
+    """
     defaults = _defaults(layer)
     columns = ["code"]
     values = ["s.code"]
@@ -243,7 +248,11 @@ def _upsert(conn: Connection, layer: Layer) -> tuple[int, int]:
         i = next(i for i, p in enumerate(layer.parents) if p.field == "building_code")
         geom = f"coalesce({geom}, ST_PointOnSurface(p{i}.geom))"
     values.append(geom)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+    kept = {f.name for f in layer.fields} - given
+    keep_geom = f"geom = coalesce(EXCLUDED.geom, {layer.table}.geom)"
+    updates = ", ".join(
+        keep_geom if c == "geom" else f"{c} = EXCLUDED.{c}" for c in columns[1:] if c not in kept
+    )
     sql = (
         f"INSERT INTO {layer.table} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM {STAGE} s {' '.join(joins)} "

@@ -38,6 +38,8 @@ GRIDSVC_MAX_VERTICES
     Import: polygons with more vertices are rejected before any repair. Default 10000.
 GRIDSVC_MAX_NESTING
     Import: JSON nesting deeper than this is rejected. Default 32.
+GRIDSVC_MAX_IMPORT_MB
+    Import: files larger than this many megabytes are refused before reading. Default 1024.
 GRIDSVC_TILES
     Base map of maps and reports: ``none``, ``osm``, ``gaode``, ``tianditu`` or an XYZ URL
     template (an intranet tile server). Default ``none``.
@@ -103,6 +105,7 @@ class Settings:
     life_circles_m: tuple[int, ...] = (300, 500, 1000)
     max_vertices: int = 10_000
     max_nesting: int = 32
+    max_import_mb: float = 1024.0
     tiles: str = "none"
     tianditu_key: str = ""
     lang: str = "zh"
@@ -152,6 +155,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "LIFE_CIRCLES_M": ("life_circles_m", lambda v: tuple(int(x) for x in v.split(","))),
     "MAX_VERTICES": ("max_vertices", int),
     "MAX_NESTING": ("max_nesting", int),
+    "MAX_IMPORT_MB": ("max_import_mb", float),
     "TILES": ("tiles", str),
     "TIANDITU_KEY": ("tianditu_key", str),
     "LANG": ("lang", str),

@@ -6,6 +6,7 @@ import click
 
 from gridsvc.cli._common import GridsvcGroup
 from gridsvc.cli.admin import db, demo
+from gridsvc.cli.data import export, import_
 
 
 @click.group(
@@ -24,6 +25,8 @@ def cli() -> None:
 
 cli.add_command(db)
 cli.add_command(demo)
+cli.add_command(import_)
+cli.add_command(export)
 
 
 def main() -> None:
