@@ -65,9 +65,11 @@ def run_spopt(hxy, cxy, w, radius, k):
     from scipy.spatial.distance import cdist
     from spopt.locate import MCLP as SpoptMCLP
 
-    model = SpoptMCLP.from_cost_matrix(cdist(hxy, cxy), w, radius, k)
+    cost = cdist(hxy, cxy)
+    model = SpoptMCLP.from_cost_matrix(cost, w, radius, k)
     model = model.solve(pulp.HiGHS(msg=False))  # raises unless optimal
-    covered = np.asarray([len(f) > 0 for f in model.cli2fac])
+    chosen = [j for j, var in enumerate(model.fac_vars) if var.value() > 0.5]
+    covered = (cost[:, chosen] <= radius).any(axis=1)
     return float(w[covered].sum())
 
 

@@ -1,0 +1,320 @@
+"""Blind spots (盲点) of six kinds, each listed, counted, ranked and drawable in EPSG:4326."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection
+
+from gridsvc.coverage._data import load_scope, resolve_scope
+from gridsvc.coverage.frames import ScopeData
+from gridsvc.coverage.metrics import Enriched, enrich, nearest_distance
+from gridsvc.errors import InputRejected, Reject
+from gridsvc.settings import Settings
+
+#: The six kinds, in the order of the issue.
+KINDS = (
+    "unpaired_households",
+    "members_without_cadre",
+    "far_pairs",
+    "grids_without_members",
+    "station_gaps",
+    "uncovered_commercial",
+)
+
+_REASONS = {
+    "zh": {
+        "unpaired_households": "无党员结对；最近可结对党员 {d}",
+        "members_without_cadre": "无干部联系；联系 {load} 户；最近干部 {d}",
+        "far_pairs": "结对距离 {d}，超过 {limit} m",
+        "grids_without_members": "网格内无可结对党员；{n} 户",
+        "station_gaps": "最近红色驿站 {d}，超出 {r} m 生活圈；{n} 户",
+        "uncovered_commercial": "商务楼宇/市场无党组织覆盖；{floors} 层，{area} m²",
+    },
+    "en": {
+        "unpaired_households": "no member paired; nearest eligible member {d}",
+        "members_without_cadre": "no cadre; serves {load} households; nearest cadre {d}",
+        "far_pairs": "paired {d} apart, beyond {limit} m",
+        "grids_without_members": "no eligible member lives in this grid; {n} households",
+        "station_gaps": "nearest Red Station {d}, outside the {r} m life circle; {n} households",
+        "uncovered_commercial": "no party organisation covers it; {floors} floors, {area} m²",
+    },
+}
+
+
+@dataclass(frozen=True)
+class BlindSpots:
+    """Blind spots of a scope: per kind a GeoDataFrame (EPSG:4326) with ``rank`` and ``reason``.
+
+    Every frame has ``kind``, ``rank`` (1 = most urgent), ``reason``, ``code``,
+    ``community_code`` and ``geometry``, plus the figures its ranking uses.
+    ``station_gap_counts`` gives, per life circle, the residential buildings and households
+    outside it.
+    """
+
+    scope: Mapping[str, Any]
+    frames: Mapping[str, gpd.GeoDataFrame]
+    station_gap_counts: Mapping[int, Mapping[str, int]]
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, kind: str) -> gpd.GeoDataFrame:
+        return self.frames[kind]
+
+    def counts(self) -> dict[str, int]:
+        """Number of blind spots per kind."""
+        return {kind: len(frame) for kind, frame in self.frames.items()}
+
+    def to_geojson(self) -> dict[str, Any]:
+        """One FeatureCollection of every kind (each feature has ``kind``, ``rank``, ``reason``)."""
+        features: list[Any] = []
+        for frame in self.frames.values():
+            if len(frame):
+                features.extend(json.loads(frame.to_json(na="null", drop_id=True))["features"])
+        return {"type": "FeatureCollection", "features": features}
+
+    def to_dict(self, *, limit: int | None = None) -> dict[str, Any]:
+        """Counts and, per kind, the ranked rows without geometry (first ``limit`` of each)."""
+        rows = {}
+        for kind, frame in self.frames.items():
+            table = pd.DataFrame(frame.drop(columns="geometry"))
+            table = table.head(limit) if limit else table
+            rows[kind] = json.loads(table.to_json(orient="records", force_ascii=False))
+        return {
+            "scope": dict(self.scope),
+            "counts": self.counts(),
+            "station_gap_counts": {str(k): dict(v) for k, v in self.station_gap_counts.items()},
+            "blindspots": rows,
+            "timings": dict(self.timings),
+        }
+
+
+def find_blindspots(
+    conn: Connection,
+    *,
+    street_code: str | None = None,
+    community_code: str | None = None,
+    kinds: Iterable[str] | None = None,
+    settings: Settings,
+) -> BlindSpots:
+    """List, count and rank the blind spots of a street, a community, or everything.
+
+    Raises
+    ------
+    InputRejected
+        When a kind is not one of :data:`KINDS`.
+    NotFound
+        When the code names no street or community.
+    """
+    wanted = check_kinds(kinds)
+    t0 = time.perf_counter()
+    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
+    data = load_scope(conn, scope, geometry=True)
+    t1 = time.perf_counter()
+    spots = blindspots_from_frames(data, kinds=wanted, settings=settings)
+    t2 = time.perf_counter()
+    timings = {"load": t1 - t0, "compute": t2 - t1, "total": t2 - t0}
+    return BlindSpots(
+        spots.scope, spots.frames, spots.station_gap_counts, MappingProxyType(timings)
+    )
+
+
+def check_kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
+    """The requested kinds in canonical order; reject unknown names."""
+    if kinds is None:
+        return KINDS
+    kinds = tuple(kinds)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        reason = f"unknown blind-spot kind; expected one of {', '.join(KINDS)}"
+        raise InputRejected(
+            f"kind {bad[0]!r}: {reason}", [Reject("kinds", None, "kind", reason, k) for k in bad]
+        )
+    return tuple(k for k in KINDS if k in kinds)
+
+
+def blindspots_from_frames(
+    data: ScopeData, *, kinds: tuple[str, ...] = KINDS, settings: Settings
+) -> BlindSpots:
+    """The pure part of :func:`find_blindspots`: blind spots from loaded frames."""
+    circles = tuple(sorted(settings.life_circles_m))
+    e = enrich(data, circles=circles)
+    text = _REASONS[settings.lang if settings.lang in _REASONS else "zh"]
+    comm_code = data.communities.set_index("community_id")["code"]
+    builders = {
+        "unpaired_households": lambda: _unpaired(e, data, text),
+        "members_without_cadre": lambda: _no_cadre(e, text),
+        "far_pairs": lambda: _far_pairs(e, data, text, settings.far_pair_m),
+        "grids_without_members": lambda: _empty_grids(e, data, text),
+        "station_gaps": lambda: _station_gaps(e, data, text, circles),
+        "uncovered_commercial": lambda: _commercial(data, text),
+    }
+    frames = {}
+    for kind in kinds:
+        frame = builders[kind]()
+        frame.insert(0, "kind", kind)
+        frame["community_code"] = frame.pop("community_id").map(comm_code)
+        frames[kind] = _finish(frame)
+    return BlindSpots(
+        MappingProxyType(data.scope.to_dict()),
+        MappingProxyType(frames),
+        MappingProxyType(_gap_counts(e, data, circles)),
+    )
+
+
+# --- the six kinds (each returns a frame with rank, reason, code, community_id, geometry) ------
+
+
+def _unpaired(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
+    """Households with no member, furthest from any eligible member first."""
+    hh = e.households[~e.households["paired"]].copy()
+    servers = e.members[e.members["eligible"] & e.members["available"]]
+    hh["nearest_member_m"] = nearest_distance(_xy(hh), _xy(servers))
+    hh["vulnerable"] = hh[["elderly_alone", "disabled", "children"]].sum(axis=1).astype(int)
+    hh = _ranked(hh, ["nearest_member_m", "vulnerable"], ascending=[False, False])
+    hh["reason"] = [text["unpaired_households"].format(d=_m(d)) for d in hh["nearest_member_m"]]
+    return _points(hh, ["code", "community_id", "nearest_member_m", "vulnerable"])
+
+
+def _no_cadre(e: Enriched, text: dict[str, str]) -> pd.DataFrame:
+    """Members with no cadre: active members first, then furthest from any cadre."""
+    m = e.members[~e.members["has_cadre"]].copy()
+    m["nearest_cadre_m"] = nearest_distance(_xy(m), _xy(e.cadres))
+    m = _ranked(m, ["active", "load", "nearest_cadre_m"], ascending=[False, False, False])
+    m["reason"] = [
+        text["members_without_cadre"].format(load=int(n), d=_m(d))
+        for n, d in zip(m["load"], m["nearest_cadre_m"], strict=True)
+    ]
+    return _points(m, ["code", "community_id", "active", "load", "nearest_cadre_m"])
+
+
+def _far_pairs(e: Enriched, data: ScopeData, text: dict[str, str], limit: float) -> pd.DataFrame:
+    """Pairs longer than ``limit`` metres, longest first; drawn as household→member lines."""
+    far = e.pairs[e.pairs["distance_m"].astype(float) > limit]
+    hh = e.households.set_index("household_id")
+    mem = data.members.set_index("member_id")
+    far = far.assign(
+        code=hh["code"].reindex(far["household_id"]).to_numpy(),
+        member_code=mem["code"].reindex(far["member_id"]).to_numpy(),
+        distance_m=far["distance_m"].astype(float),
+    )
+    far = _ranked(far, ["distance_m"], ascending=[False])
+    start = hh[["lon", "lat"]].reindex(far["household_id"]).to_numpy(float)
+    end = mem[["lon", "lat"]].reindex(far["member_id"]).to_numpy(float)
+    end = np.where(np.isnan(end), start, end)  # a member outside the scope: draw a point-line
+    lines = shapely.linestrings(np.stack([start, end], axis=1)) if len(far) else []
+    far["reason"] = [
+        text["far_pairs"].format(d=_m(d), limit=f"{limit:,.0f}") for d in far["distance_m"]
+    ]
+    cols = ["rank", "reason", "code", "member_code", "community_id", "distance_m"]
+    return gpd.GeoDataFrame(far[cols].reset_index(drop=True), geometry=list(lines), crs=4326)
+
+
+def _empty_grids(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
+    """Grids where no eligible (and available) member lives, most households first."""
+    servers = e.members[e.members["eligible"] & e.members["available"]]
+    grids = data.grids[~data.grids["grid_id"].isin(servers["grid_id"])].copy()
+    grids["households"] = grids["grid_id"].map(e.households.groupby("grid_id").size())
+    grids["households"] = grids["households"].fillna(0).astype(int)
+    grids = _ranked(grids, ["households"], ascending=[False])
+    grids["reason"] = [text["grids_without_members"].format(n=n) for n in grids["households"]]
+    return _polygons(grids, ["code", "community_id", "households"])
+
+
+def _station_gaps(
+    e: Enriched, data: ScopeData, text: dict[str, str], circles: tuple[int, ...]
+) -> pd.DataFrame:
+    """Residential buildings outside the smallest life circle of every Red Station."""
+    b = _residential(e, data, circles)
+    if not circles:
+        return _polygons(b.iloc[:0].assign(reason=[]), ["code", "community_id"])
+    b = b[b["station_m"] > circles[0]].copy()
+    outside = [f"outside_{r}" for r in circles]
+    b["circles_outside"] = b[outside].sum(axis=1).astype(int)
+    b = _ranked(b, ["circles_outside", "households", "station_m"], ascending=[False, False, False])
+    worst = [circles[n - 1] for n in b["circles_outside"]]
+    b["reason"] = [
+        text["station_gaps"].format(d=_m(d), r=r, n=n)
+        for d, r, n in zip(b["station_m"], worst, b["households"], strict=True)
+    ]
+    b["nearest_station_m"] = b["station_m"]
+    cols = ["code", "community_id", "households", "nearest_station_m", *outside]
+    return _polygons(b, cols)
+
+
+def _commercial(data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
+    """Commercial and mixed buildings (business towers, markets) with no party organisation."""
+    b = data.buildings
+    org = b["party_org"].fillna("").astype(str).str.strip()
+    b = b[b["kind"].isin(["commercial", "mixed"]) & (org == "")].copy()
+    b["floor_area_m2"] = b["area_m2"].astype(float) * b["floors"].fillna(1).astype(float)
+    b = _ranked(b, ["floor_area_m2"], ascending=[False])
+    b["reason"] = [
+        text["uncovered_commercial"].format(floors=int(f) if pd.notna(f) else "?", area=f"{a:,.0f}")
+        for f, a in zip(b["floors"], b["area_m2"], strict=True)
+    ]
+    return _polygons(b, ["code", "community_id", "floors", "floor_area_m2"])
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _residential(e: Enriched, data: ScopeData, circles: tuple[int, ...]) -> pd.DataFrame:
+    """Residential (and mixed) buildings with households and distance to the nearest station."""
+    b = data.buildings[data.buildings["kind"].isin(["residential", "mixed"])].copy()
+    upper = float(max(circles)) * (1 + 1e-9) if circles else np.inf
+    b["station_m"] = nearest_distance(_xy(b), _xy(data.stations), upper=upper)
+    counts = e.households.groupby("building_id").size()
+    b["households"] = b["building_id"].map(counts).fillna(0).astype(int)
+    for r in circles:
+        b[f"outside_{r}"] = b["station_m"] > r
+    return b
+
+
+def _gap_counts(
+    e: Enriched, data: ScopeData, circles: tuple[int, ...]
+) -> dict[int, dict[str, int]]:
+    """Per life circle: residential buildings and households outside every station's range."""
+    b = _residential(e, data, circles)
+    hh_out = {r: int((e.households["station_m"] > r).sum()) for r in circles}
+    return {
+        r: {"buildings": int(b[f"outside_{r}"].sum()), "households": hh_out[r]} for r in circles
+    }
+
+
+def _ranked(frame: pd.DataFrame, by: list[str], ascending: list[bool]) -> pd.DataFrame:
+    out = frame.sort_values([*by, "code"], ascending=[*ascending, True], kind="stable")
+    return out.assign(rank=np.arange(1, len(out) + 1)).reset_index(drop=True)
+
+
+def _points(frame: pd.DataFrame, cols: list[str]) -> gpd.GeoDataFrame:
+    geom = gpd.points_from_xy(frame["lon"].astype(float), frame["lat"].astype(float), crs=4326)
+    return gpd.GeoDataFrame(frame[["rank", "reason", *cols]], geometry=geom, crs=4326)
+
+
+def _polygons(frame: pd.DataFrame, cols: list[str]) -> gpd.GeoDataFrame:
+    geom = shapely.from_wkb(frame["wkb"].to_numpy(dtype=object)) if len(frame) else []
+    return gpd.GeoDataFrame(frame[["rank", "reason", *cols]], geometry=list(geom), crs=4326)
+
+
+def _finish(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Columns in a stable order: kind, rank, reason, code, community_code, the rest, geometry."""
+    first = ["kind", "rank", "reason", "code", "community_code"]
+    rest = [c for c in frame.columns if c not in first and c != "geometry"]
+    return frame[[*first, *rest, "geometry"]].reset_index(drop=True)
+
+
+def _xy(frame: pd.DataFrame) -> np.ndarray:
+    return frame[["x", "y"]].to_numpy(float) if len(frame) else np.empty((0, 2))
+
+
+def _m(d: float) -> str:
+    return "—" if not np.isfinite(d) else f"{d:,.0f} m"

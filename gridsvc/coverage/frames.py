@@ -1,0 +1,44 @@
+"""The frames coverage and blind spots work on: a scope and its layers, x/y in metres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The communities a computation covers, and how the caller named them."""
+
+    level: str  # "all", "street" or "community"
+    code: str | None
+    name: str | None
+    community_ids: np.ndarray
+    street_ids: np.ndarray
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain description of the scope."""
+        return {"level": self.level, "code": self.code, "name": self.name}
+
+
+@dataclass(frozen=True)
+class ScopeData:
+    """Everything coverage and blind spots read, as frames with x/y in metres (``epsg``).
+
+    ``pairs_available`` is False when the pairing views do not exist yet (no plan: all unpaired).
+    """
+
+    scope: Scope
+    epsg: int
+    communities: pd.DataFrame
+    grids: pd.DataFrame
+    buildings: pd.DataFrame
+    households: pd.DataFrame
+    members: pd.DataFrame
+    cadres: pd.DataFrame
+    stations: pd.DataFrame
+    household_pairs: pd.DataFrame
+    member_pairs: pd.DataFrame
+    pairs_available: bool

@@ -1,0 +1,192 @@
+"""Coverage figures per street, community, grid and building, by vectorised pandas group-bys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from gridsvc.coverage.frames import ScopeData
+from gridsvc.settings import LoadRange
+
+LEVEL_KEYS = {
+    "street": "street_id",
+    "community": "community_id",
+    "grid": "grid_id",
+    "building": "building_id",
+}
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """Scope frames with derived columns: pairing state, loads and station distance."""
+
+    households: pd.DataFrame  # + street_id, paired, member_id, station_m
+    members: pd.DataFrame  # + street_id, load, active, reserve, has_cadre
+    pairs: pd.DataFrame  # household pairs + the household's street/community/grid/building
+    cadres: pd.DataFrame  # + load
+
+
+def nearest_distance(xy: np.ndarray, targets: np.ndarray, *, upper: float = np.inf) -> np.ndarray:
+    """Distance from each point to its nearest target (inf when none within ``upper``)."""
+    if len(targets) == 0 or len(xy) == 0:
+        return np.full(len(xy), np.inf)
+    dist, _ = cKDTree(targets).query(xy, k=1, distance_upper_bound=upper)
+    return dist
+
+
+def enrich(data: ScopeData, *, circles: tuple[int, ...]) -> Enriched:
+    """Join pairs onto households and members; distance to the nearest Red Station."""
+    street_of = data.communities.set_index("community_id")["street_id"]
+    hh = data.households.copy()
+    hh["street_id"] = hh["community_id"].map(street_of)
+    first_pair = data.household_pairs.drop_duplicates("household_id").set_index("household_id")
+    hh["member_id"] = hh["household_id"].map(first_pair["member_id"])
+    hh["paired"] = hh["member_id"].notna()
+    upper = float(max(circles)) * (1 + 1e-9) if circles else np.inf
+    hh["station_m"] = nearest_distance(_xy(hh), _xy(data.stations), upper=upper)
+
+    pairs = data.household_pairs.merge(
+        hh[["household_id", "street_id", "community_id", "grid_id", "building_id"]],
+        on="household_id",
+        how="inner",
+    )
+    members = data.members.copy()
+    members["street_id"] = members["community_id"].map(street_of)
+    load = data.household_pairs.groupby("member_id").size()
+    members["load"] = members["member_id"].map(load).fillna(0).astype(int)
+    members["active"] = members["load"] > 0
+    members["reserve"] = members["eligible"] & members["available"] & ~members["active"]
+    members["has_cadre"] = members["member_id"].isin(data.member_pairs["member_id"])
+    cadres = data.cadres.copy()
+    cadre_load = data.member_pairs.groupby("cadre_id").size()
+    cadres["load"] = cadres["cadre_id"].map(cadre_load).fillna(0).astype(int)
+    return Enriched(hh, members, pairs, cadres)
+
+
+def level_table(
+    e: Enriched,
+    level: str,
+    *,
+    circles: tuple[int, ...],
+    household_load: LoadRange,
+    member_load: LoadRange,
+) -> pd.DataFrame:
+    """One row per unit of ``level`` (``street``, ``community``, ``grid``, ``building`` or
+    ``scope`` for the whole scope) with every coverage figure; index is the unit id."""
+    key = LEVEL_KEYS.get(level)
+    hh, pairs, members = e.households, e.pairs, e.members
+    if key is None:  # the whole scope as one group
+        key = "_scope"
+        hh, pairs, members = (f.assign(_scope=0) for f in (hh, pairs, members))
+    g = hh.groupby(key)
+    out = pd.DataFrame({"households": g.size(), "paired": g["paired"].sum()})
+    for r in circles:
+        out[f"reach_{r}"] = (hh["station_m"] <= r).groupby(hh[key]).mean()
+    out = out.join(_member_figures(members, key, household_load), how="outer")
+    out = out.join(_pair_figures(pairs, key), how="outer")
+    if level in {"street", "community", "scope"}:
+        out = out.join(_cadre_figures(e.cadres, members, key, level, member_load), how="outer")
+    counts = [c for c in out.columns if c in COUNT_COLUMNS]
+    out[counts] = out[counts].fillna(0).astype(int)
+    out.insert(2, "paired_share", _share(out["paired"], out["households"]))
+    out.index.name = key if key != "_scope" else None
+    return out
+
+
+COUNT_COLUMNS = {
+    "households",
+    "paired",
+    "members",
+    "eligible",
+    "active",
+    "reserve",
+    "without_cadre",
+    "loads_below_min",
+    "loads_above_max",
+    "pairs",
+    "cadres",
+    "cadre_loads_below_min",
+    "cadre_loads_above_max",
+}
+
+
+def _member_figures(members: pd.DataFrame, key: str, loads: LoadRange) -> pd.DataFrame:
+    g = members.groupby(key)
+    active_load = members["load"].where(members["active"])
+    return pd.DataFrame(
+        {
+            "members": g.size(),
+            "eligible": g["eligible"].sum(),
+            "active": g["active"].sum(),
+            "reserve": g["reserve"].sum(),
+            "without_cadre": (~members["has_cadre"]).groupby(members[key]).sum(),
+            "load_mean": active_load.groupby(members[key]).mean(),
+            "load_min": active_load.groupby(members[key]).min(),
+            "load_max": active_load.groupby(members[key]).max(),
+            "loads_below_min": (members["active"] & (members["load"] < loads.min))
+            .groupby(members[key])
+            .sum(),
+            "loads_above_max": (members["load"] > loads.max).groupby(members[key]).sum(),
+        }
+    )
+
+
+def _pair_figures(pairs: pd.DataFrame, key: str) -> pd.DataFrame:
+    dist = pairs["distance_m"].astype(float).groupby(pairs[key])
+    return pd.DataFrame(
+        {
+            "pairs": dist.size(),
+            "distance_mean_m": dist.mean(),
+            "distance_p95_m": dist.quantile(0.95),
+            "distance_max_m": dist.max(),
+            "same_building_share": pairs["same_building"].astype(float).groupby(pairs[key]).mean(),
+            "same_grid_share": pairs["same_grid"].astype(float).groupby(pairs[key]).mean(),
+        }
+    )
+
+
+def _cadre_figures(
+    cadres: pd.DataFrame, members: pd.DataFrame, key: str, level: str, loads: LoadRange
+) -> pd.DataFrame:
+    """Cadres of each street (street and community cadres) or community (community cadres)."""
+    if level == "scope":
+        cadres = cadres.assign(_scope=0)
+    elif level == "community":
+        cadres = cadres[cadres["community_id"].notna()]
+    g = cadres.groupby(key)
+    return pd.DataFrame(
+        {
+            "cadres": g.size(),
+            "cadre_load_mean": g["load"].mean(),
+            "cadre_load_min": g["load"].min(),
+            "cadre_load_max": g["load"].max(),
+            "cadre_loads_below_min": (cadres["load"] < loads.min).groupby(cadres[key]).sum(),
+            "cadre_loads_above_max": (cadres["load"] > loads.max).groupby(cadres[key]).sum(),
+        }
+    )
+
+
+def load_distribution(e: Enriched) -> pd.DataFrame:
+    """Histogram of loads: ``kind`` (``households_per_member`` of active members,
+    ``members_per_cadre`` of all cadres), ``load``, ``count``."""
+    parts = []
+    for kind, loads in (
+        ("households_per_member", e.members.loc[e.members["active"], "load"]),
+        ("members_per_cadre", e.cadres["load"]),
+    ):
+        counts = loads.value_counts().sort_index()
+        parts.append(pd.DataFrame({"kind": kind, "load": counts.index, "count": counts.values}))
+    return pd.concat(parts, ignore_index=True).astype({"load": int, "count": int})
+
+
+def _share(part: pd.Series, whole: pd.Series) -> pd.Series:
+    return (part / whole.where(whole > 0)).astype(float)
+
+
+def _xy(frame: pd.DataFrame) -> np.ndarray:
+    if len(frame) == 0:
+        return np.empty((0, 2))
+    return frame[["x", "y"]].to_numpy(float)
