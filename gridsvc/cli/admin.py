@@ -39,7 +39,7 @@ def db_init(ctx: click.Context) -> None:
 @click.option("--kunming", is_flag=True, help="Load the small real-footprint Kunming district.")
 @click.pass_context
 def demo(ctx: click.Context, seed: int, households: int | None, kunming: bool) -> None:
-    """Generate and load a deterministic demo district (replaces an earlier demo)."""
+    """Generate and load a deterministic demo district (running it again updates it by code)."""
     from geodata.demo import load_demo
     from geodata.kunming import load_kunming
 
