@@ -49,6 +49,16 @@ GRIDSVC_LANG
     Language of labels in maps, reports and pages: ``zh`` or ``en``. Default ``zh``.
 GRIDSVC_SECRET_KEY
     Flask secret key. Required by ``gridsvc serve`` outside development.
+GRIDSVC_APP_DB_PASSWORD
+    Password of the ``gridsvc_app`` database role the web app and worker jobs connect as (set
+    on the role by ``gridsvc db init``). Empty: no password (trust/peer authentication).
+GRIDSVC_COOKIE_SECURE
+    ``1`` marks the session cookie Secure (HTTPS only). Default ``1``; ``gridsvc serve`` (plain
+    HTTP demo server) turns it off.
+GRIDSVC_SESSION_HOURS
+    Lifetime of a login session in hours. Default 8.
+GRIDSVC_MAX_UPLOAD_MB
+    Largest request body (uploads) the web app accepts, in megabytes. Default 50.
 GRIDSVC_WORKERS
     Processes for city-scale runs. Default: the number of CPU cores.
 """
@@ -110,6 +120,10 @@ class Settings:
     tianditu_key: str = ""
     lang: str = "zh"
     secret_key: str | None = None
+    app_db_password: str = ""
+    cookie_secure: bool = True
+    session_hours: float = 8.0
+    max_upload_mb: float = 50.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def with_(self, **changes: Any) -> Settings:
@@ -160,6 +174,10 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "TIANDITU_KEY": ("tianditu_key", str),
     "LANG": ("lang", str),
     "SECRET_KEY": ("secret_key", str),
+    "APP_DB_PASSWORD": ("app_db_password", str),
+    "COOKIE_SECURE": ("cookie_secure", _flag),
+    "SESSION_HOURS": ("session_hours", float),
+    "MAX_UPLOAD_MB": ("max_upload_mb", float),
     "WORKERS": ("workers", int),
 }
 
