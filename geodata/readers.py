@@ -277,7 +277,12 @@ def read_csv_rows(path: Path, encoding: str | None) -> tuple[list[str], list[lis
         _refuse(path.name, f"cannot decode the text ({exc}); give --encoding")
     first = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first.count)
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # caps come later, per cell
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        _refuse(path.name, f"malformed CSV near line {reader.line_num}: {exc}")
     if not rows:
         _refuse(path.name, "empty file: no header row")
     return rows[0], rows[1:], used

@@ -207,7 +207,9 @@ def validate(
     for name in present:
         out[name] = converted[name][keep]
     clean = gpd.GeoDataFrame(out, geometry=geoms[keep], crs=WGS84)
-    ordered = sorted(rejects.items, key=lambda r: (r.record or 0, r.field or ""))
+    unreadable = {r.record for r in raw.rejects if r.field is None}
+    reported = [r for r in rejects.items if r.field is None or r.record not in unreadable]
+    ordered = sorted(reported, key=lambda r: (r.record or 0, r.field or ""))
     return Validated(
         clean,
         tuple(ordered),

@@ -66,7 +66,9 @@ def run(
     return import_file(conn, layer, path, settings=settings, **options)
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[Any]], encoding: str = "utf-8") -> Path:
+def write_csv(
+    path: Path, header: list[str], rows: list[list[Any]], encoding: str = "utf-8"
+) -> Path:
     """A CSV file in ``encoding``."""
     with path.open("w", encoding=encoding, newline="") as handle:
         writer = csv.writer(handle)
