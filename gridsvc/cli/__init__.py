@@ -6,6 +6,7 @@ import click
 
 from gridsvc.cli._common import GridsvcGroup
 from gridsvc.cli.admin import db, demo
+from gridsvc.cli.coverage import blindspots, coverage, sites
 from gridsvc.cli.data import export, import_
 
 
@@ -25,6 +26,8 @@ def cli() -> None:
 
 cli.add_command(db)
 cli.add_command(demo)
+for _command in (coverage, blindspots, sites):
+    cli.add_command(_command)
 cli.add_command(import_)
 cli.add_command(export)
 

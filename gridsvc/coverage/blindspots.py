@@ -270,8 +270,7 @@ def _commercial(data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
 def _residential(e: Enriched, data: ScopeData, circles: tuple[int, ...]) -> pd.DataFrame:
     """Residential (and mixed) buildings with households and distance to the nearest station."""
     b = data.buildings[data.buildings["kind"].isin(["residential", "mixed"])].copy()
-    upper = float(max(circles)) * (1 + 1e-9) if circles else np.inf
-    b["station_m"] = nearest_distance(_xy(b), _xy(data.stations), upper=upper)
+    b["station_m"] = nearest_distance(_xy(b), _xy(data.stations))
     counts = e.households.groupby("building_id").size()
     b["households"] = b["building_id"].map(counts).fillna(0).astype(int)
     for r in circles:

@@ -45,8 +45,7 @@ def enrich(data: ScopeData, *, circles: tuple[int, ...]) -> Enriched:
     first_pair = data.household_pairs.drop_duplicates("household_id").set_index("household_id")
     hh["member_id"] = hh["household_id"].map(first_pair["member_id"])
     hh["paired"] = hh["member_id"].notna()
-    upper = float(max(circles)) * (1 + 1e-9) if circles else np.inf
-    hh["station_m"] = nearest_distance(_xy(hh), _xy(data.stations), upper=upper)
+    hh["station_m"] = nearest_distance(_xy(hh), _xy(data.stations))
 
     pairs = data.household_pairs.merge(
         hh[["household_id", "street_id", "community_id", "grid_id", "building_id"]],
