@@ -43,7 +43,13 @@ db: install
 browser:
 	scripts/setup.sh browser
 
-assets:
+assets: maps/assets/node_modules/.package-lock.json
+
+# Leaflet and its plugins from the npm registry, inlined into every map and report at run time.
+maps/assets/node_modules/.package-lock.json: maps/assets/package.json maps/assets/package-lock.json
+	scripts/setup.sh node
+	cd maps/assets && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: install
 	$(BIN)/ruff check .

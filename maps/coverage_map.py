@@ -1,0 +1,515 @@
+"""The coverage map: boundaries, buildings, households, members, cadres, stations, blind spots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import shapely
+from branca.colormap import LinearColormap
+from folium import plugins
+
+from maps import geo
+from maps.controls import HtmlControl, ShowFromZoom, legend_html, summary_html
+from maps.labels import kind_label, label
+from maps.offline import prune_default_links
+from maps.safe import PLACE_KINDS, esc, mask_name, mask_phone
+from maps.tiles import add_tiles, tile_spec
+
+RAMP = ["#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]  # share paired 0 → 1
+ACTIVE, RESERVE, CADRE, PAIR_LINE = "#c00000", "#8c8c8c", "#6a3d9a", "#c00000"
+RING_COLORS = ["#e31a1c", "#fd8d3c", "#feb24c", "#fed976"]
+WARNING = ["#ff00a8", "#b3007a", "#ff5ecf", "#7a0052", "#ff99e0", "#d4008c"]  # blind spots
+LINES_ZOOM = 16
+HEAT = {0.4: "#c6dbef", 0.7: "#6baed6", 1.0: "#08519c"}
+
+_share_color = LinearColormap(RAMP, vmin=0.0, vmax=1.0)
+
+
+@dataclass(frozen=True)
+class MapData:
+    """Everything a coverage map can draw; each frame is optional and in EPSG:4326.
+
+    Attributes
+    ----------
+    streets, communities
+        Polygons with ``code`` and ``name``.
+    grids, buildings
+        Polygons with ``code``, ``name``, ``households`` and ``paired`` (counts).
+    households
+        Points with ``paired`` (bool).
+    members
+        Points with ``code``, ``name``, ``kind``, ``active`` (bool), ``load`` (households) and
+        optionally ``phone``.
+    pairs
+        Member→household LineStrings with ``member_code``.
+    cadres
+        Points with ``code``, ``name``, ``level``, ``load`` (members) and optionally ``phone``.
+    cadre_pairs
+        Cadre→member LineStrings with ``cadre_code``.
+    stations
+        Points with ``code``, ``name`` and optionally ``services``.
+    blindspots
+        Kind → frame with ``rank`` and ``reason`` (and optionally ``code``/``name``).
+    summary
+        Figure name (a label key) → value, shown in the summary panel.
+    """
+
+    streets: gpd.GeoDataFrame | None = None
+    communities: gpd.GeoDataFrame | None = None
+    grids: gpd.GeoDataFrame | None = None
+    buildings: gpd.GeoDataFrame | None = None
+    households: gpd.GeoDataFrame | None = None
+    members: gpd.GeoDataFrame | None = None
+    pairs: gpd.GeoDataFrame | None = None
+    cadres: gpd.GeoDataFrame | None = None
+    cadre_pairs: gpd.GeoDataFrame | None = None
+    stations: gpd.GeoDataFrame | None = None
+    blindspots: Mapping[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How to draw: language, tiles, privacy and the size limits that keep files small."""
+
+    lang: str = "zh"
+    tiles: str = "none"
+    tianditu_key: str = ""
+    masked: bool = True
+    cluster_max: int = 20_000
+    lines_max: int = 20_000
+    selected_members: frozenset[str] = frozenset()
+    rings_m: tuple[int, ...] = (300, 500, 1000)
+    blindspots_max: int = 3_000
+    simplify_m: float = 1.0
+    compact: bool = False  # collapsed layer control and legend, no summary panel (reports)
+
+
+@dataclass
+class _Ctx:
+    """What every layer builder needs."""
+
+    m: folium.Map
+    opts: MapOptions
+    gcj02: bool
+    legend: list[dict[str, Any]] = field(default_factory=list)
+
+    def t(self, key: str, **fmt: object) -> str:
+        return label(key, self.opts.lang, **fmt)
+
+    def geoms(self, frame: gpd.GeoDataFrame, layer: str, *, simplify: bool = False) -> np.ndarray:
+        tolerance = self.opts.simplify_m if simplify else 0.0
+        return geo.display_geometries(frame, layer=layer, gcj02=self.gcj02, simplify_m=tolerance)
+
+
+def build_map(data: MapData, options: MapOptions | None = None) -> folium.Map:
+    """Draw a coverage map.
+
+    Parameters
+    ----------
+    data
+        The layers to draw (see :class:`MapData`).
+    options
+        Language, base tiles, masking and size limits (see :class:`MapOptions`).
+
+    Returns
+    -------
+    folium.Map
+        A map whose every layer is in a layer control, with a legend and a summary panel. Render
+        it with :func:`maps.report.map_html` to get a page that needs no network.
+
+    Raises
+    ------
+    ValueError
+        On a bad tiles setting, a frame without CRS or a record without geometry.
+    """
+    opts = options or MapOptions()
+    label("legend", opts.lang)  # validates the language
+    spec = tile_spec(opts.tiles, tianditu_key=opts.tianditu_key)
+    m = folium.Map(
+        location=[35.0, 105.0],
+        zoom_start=4,
+        tiles=None,
+        prefer_canvas=True,
+        control_scale=True,
+        width="100%",
+        height="100%",
+    )
+    m.options["maxZoom"] = 19  # clusters need it when there are no tiles
+    prune_default_links(m)
+    add_tiles(m, spec)
+    ctx = _Ctx(m, opts, spec.gcj02)
+    for frame, key, color, weight in (
+        (data.streets, "streets", "#222222", 3),
+        (data.communities, "communities", "#1f4e9c", 2),
+    ):
+        if frame is not None and len(frame):
+            _boundaries(ctx, frame, key, color, weight)
+    for frame, key in ((data.grids, "grids"), (data.buildings, "buildings")):
+        if frame is not None and len(frame):
+            _shaded(ctx, frame, key)
+    if data.households is not None and len(data.households):
+        _households(ctx, data.households)
+    if data.members is not None and len(data.members):
+        _members(ctx, data.members, data.pairs)
+    if data.cadres is not None and len(data.cadres):
+        _cadres(ctx, data.cadres, data.cadre_pairs)
+    if data.stations is not None and len(data.stations):
+        _stations(ctx, data.stations)
+    for i, (kind, frame) in enumerate(data.blindspots.items()):
+        if frame is not None and len(frame):
+            _blindspots(ctx, kind, frame, WARNING[i % len(WARNING)])
+    folium.LayerControl(collapsed=opts.compact).add_to(m)
+    _fit(m, data, ctx)
+    HtmlControl(
+        legend_html(ctx.t("legend"), ctx.legend, open_=not opts.compact),
+        position="bottomright",
+        css_class="gs-legend-box",
+    ).add_to(m)
+    if data.summary and not opts.compact:
+        rows = [(ctx.t(k), format_figure(k, v)) for k, v in data.summary.items()]
+        html = summary_html(ctx.t("summary"), rows)
+        HtmlControl(html, position="bottomleft", css_class="gs-summary-box").add_to(m)
+    return m
+
+
+def format_figure(key: str, value: Any) -> str:
+    """A summary figure as text: shares as percentages, counts with thousands separators."""
+    if value is None:
+        return "–"
+    if isinstance(value, float) and ("coverage" in key or "share" in key):
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    return str(value)
+
+
+def _boundaries(ctx: _Ctx, frame: gpd.GeoDataFrame, key: str, color: str, weight: int) -> None:
+    geoms = ctx.geoms(frame, key, simplify=True)
+    data = geo.feature_collection(geoms, {"code": frame["code"], "name": frame["name"]})
+    style = {"color": color, "weight": weight, "fill": False, "opacity": 0.9}
+    folium.GeoJson(
+        data,
+        name=esc(ctx.t(key)),
+        style_function=lambda _f: style,
+        tooltip=_tooltip(ctx, ["name", "code"], ["name", "code"]),
+    ).add_to(ctx.m)
+    ctx.legend.append({"kind": "line", "color": color, "dash": "solid", "label": ctx.t(key)})
+
+
+def _shaded(ctx: _Ctx, frame: gpd.GeoDataFrame, key: str) -> None:
+    geoms = ctx.geoms(frame, key, simplify=True)
+    households = frame["households"].fillna(0).to_numpy(dtype=float)
+    paired = frame["paired"].fillna(0).to_numpy(dtype=float)
+    share = np.divide(paired, households, out=np.zeros_like(paired), where=households > 0)
+    shown = [f"{s:.0%}" if h > 0 else "–" for s, h in zip(share, households, strict=True)]
+    styles = [
+        {
+            "color": "#555555" if key == "buildings" else "#1f4e9c",
+            "weight": 0.6 if key == "buildings" else 1.2,
+            "fillColor": _share_color(s) if h > 0 else "#cccccc",
+            "fillOpacity": 0.65 if key == "buildings" else 0.35,
+        }
+        for s, h in zip(share, households, strict=True)
+    ]
+    props = {
+        "name": frame["name"],
+        "code": frame["code"],
+        "households": households.astype(int),
+        "paired": paired.astype(int),
+        "share": shown,
+    }
+    folium.GeoJson(
+        geo.feature_collection(geoms, props),
+        name=esc(ctx.t(key)),
+        style_function=geo.style_by_id(styles),
+        tooltip=_tooltip(
+            ctx,
+            list(props),
+            ["name", "code", "households_count", "paired_count", "share_paired"],
+        ),
+    ).add_to(ctx.m)
+    if not any(item["kind"] == "ramp" for item in ctx.legend):
+        ctx.legend.append({"kind": "ramp", "colors": RAMP, "label": ctx.t("share_paired")})
+
+
+_HOUSEHOLD_CALLBACK = """
+function (row) {
+    return L.circleMarker(new L.LatLng(row[0], row[1]), {
+        radius: 4, weight: 1, fillOpacity: 0.85,
+        color: row[2] ? "#1a9850" : "#d73027", fillColor: row[2] ? "#66bd63" : "#f46d43"
+    });
+}
+"""
+
+
+def _households(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
+    geoms = ctx.geoms(frame, "households")
+    rows = geo.latlon_rows(geoms)
+    if len(rows) > ctx.opts.cluster_max:
+        plugins.HeatMap(
+            rows,
+            name=esc(ctx.t("households_heat")),
+            radius=10,
+            blur=12,
+            min_opacity=0.15,
+            gradient=HEAT,
+            show=False,
+        ).add_to(ctx.m)
+        ctx.legend.append(
+            {
+                "kind": "square",
+                "color": HEAT[1.0],
+                "edge": HEAT[0.4],
+                "size": 10,
+                "label": ctx.t("households_heat"),
+            }
+        )
+        return
+    paired = frame["paired"].fillna(False).astype(bool).to_numpy().astype(int)
+    for row, p in zip(rows, paired, strict=True):
+        row.append(int(p))
+    plugins.FastMarkerCluster(
+        rows,
+        callback=_HOUSEHOLD_CALLBACK,
+        name=esc(ctx.t("households")),
+        options={"chunkedLoading": True, "disableClusteringAtZoom": 18},
+    ).add_to(ctx.m)
+    for key, color in (("paired", "#66bd63"), ("unpaired", "#f46d43")):
+        ctx.legend.append(
+            {
+                "kind": "dot",
+                "color": color,
+                "edge": color,
+                "size": 8,
+                "label": f"{ctx.t('households')}·{ctx.t(key)}",
+            }
+        )
+
+
+def _person_props(ctx: _Ctx, frame: gpd.GeoDataFrame, kind_column: str) -> dict[str, Any]:
+    names = frame["name"].tolist() if "name" in frame else [""] * len(frame)
+    phones = frame["phone"].tolist() if "phone" in frame else [""] * len(frame)
+    if ctx.opts.masked:
+        names = [mask_name(n) for n in names]
+        phones = [mask_phone(p) for p in phones]
+    kinds = (
+        [ctx.t(str(k)) for k in frame[kind_column]] if kind_column in frame else [""] * len(frame)
+    )
+    return {
+        "name": names,
+        "code": frame["code"],
+        "kind": kinds,
+        "load": frame["load"].fillna(0).astype(int),
+        "phone": phones,
+    }
+
+
+def _members(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None) -> None:
+    geoms = ctx.geoms(frame, "members")
+    load = frame["load"].fillna(0).to_numpy(dtype=float)
+    active = frame["active"].fillna(False).astype(bool).to_numpy()
+    top = max(float(load.max()), 1.0)
+    styles = [
+        {
+            "radius": float(round(3 + 6 * np.sqrt(n / top), 1)),
+            "color": "#ffffff",
+            "weight": 1,
+            "fillColor": ACTIVE if a else RESERVE,
+            "fillOpacity": 0.9,
+        }
+        for n, a in zip(load, active, strict=True)
+    ]
+    props = _person_props(ctx, frame, "kind")
+    props["kind"] = [
+        f"{k}·{ctx.t('active' if a else 'reserve')}"
+        for k, a in zip(props["kind"], active, strict=True)
+    ]
+    folium.GeoJson(
+        geo.feature_collection(geoms, props),
+        name=esc(ctx.t("members")),
+        marker=folium.CircleMarker(),
+        style_function=geo.style_by_id(styles),
+        tooltip=_tooltip(ctx, list(props), ["person", "code", "kind", "load", "phone"]),
+    ).add_to(ctx.m)
+    for key, color in (("active", ACTIVE), ("reserve", RESERVE)):
+        ctx.legend.append(
+            {"kind": "dot", "color": color, "edge": "#fff", "size": 10, "label": ctx.t(key)}
+        )
+    if pairs is not None and len(pairs):
+        _pair_lines(ctx, pairs)
+
+
+def _pair_lines(ctx: _Ctx, pairs: gpd.GeoDataFrame) -> None:
+    chosen = ctx.opts.selected_members
+    if chosen:
+        pairs = pairs[pairs["member_code"].astype(str).isin(chosen)]
+    elif len(pairs) > ctx.opts.lines_max:
+        ctx.legend.append(
+            {"kind": "line", "color": PAIR_LINE, "dash": "dotted", "label": ctx.t("lines_omitted")}
+        )
+        return
+    if not len(pairs):
+        return
+    geoms = _merged_lines(ctx.geoms(pairs, "pairs"), pairs["member_code"])
+    group = folium.FeatureGroup(name=esc(ctx.t("pair_lines")), show=bool(chosen))
+    style = {"color": PAIR_LINE, "weight": 1, "opacity": 0.55}
+    folium.GeoJson(
+        geo.feature_collection(geoms), style_function=lambda _f: style, control=False
+    ).add_to(group)
+    group.add_to(ctx.m)
+    if not chosen:
+        ShowFromZoom(group, zoom=LINES_ZOOM).add_to(ctx.m)
+    ctx.legend.append(
+        {
+            "kind": "line",
+            "color": PAIR_LINE,
+            "dash": "solid",
+            "label": f"{ctx.t('pair_lines')} ({ctx.t('lines_hint')})",
+        }
+    )
+
+
+def _cadres(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None) -> None:
+    group = folium.FeatureGroup(name=esc(ctx.t("cadres")), show=True)
+    if pairs is not None and len(pairs):
+        style = {"color": CADRE, "weight": 1, "opacity": 0.6, "dashArray": "4 3"}
+        folium.GeoJson(
+            geo.feature_collection(
+                _merged_lines(ctx.geoms(pairs, "cadre_pairs"), pairs["cadre_code"])
+            ),
+            style_function=lambda _f: style,
+            control=False,
+        ).add_to(group)
+    props = _person_props(ctx, frame, "level")
+    style = {"radius": 7, "color": "#ffffff", "weight": 2, "fillColor": CADRE, "fillOpacity": 1}
+    folium.GeoJson(
+        geo.feature_collection(ctx.geoms(frame, "cadres"), props),
+        marker=folium.CircleMarker(),
+        style_function=lambda _f: style,
+        tooltip=_tooltip(ctx, list(props), ["person", "code", "level", "members_count", "phone"]),
+        control=False,
+    ).add_to(group)
+    group.add_to(ctx.m)
+    ctx.legend.append(
+        {"kind": "dot", "color": CADRE, "edge": "#fff", "size": 12, "label": ctx.t("cadre")}
+    )
+
+
+def _stations(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
+    geoms = ctx.geoms(frame, "stations")
+    group = folium.FeatureGroup(name=esc(ctx.t("stations")), show=True)
+    rings = sorted(ctx.opts.rings_m, reverse=True)
+    for lat, lon in geo.latlon_rows(geoms):
+        for i, radius in enumerate(rings):
+            color = RING_COLORS[(len(rings) - 1 - i) % len(RING_COLORS)]
+            folium.Circle(
+                [lat, lon],
+                radius=radius,
+                color=color,
+                weight=1,
+                opacity=0.7,
+                dash_array="6 4",
+                fill=False,
+                interactive=False,
+            ).add_to(group)
+    services = (
+        [
+            ", ".join(map(str, s)) if isinstance(s, list | tuple | np.ndarray) else s
+            for s in frame["services"]
+        ]
+        if "services" in frame
+        else [""] * len(frame)
+    )
+    props = {"name": frame["name"], "code": frame["code"], "services": services}
+    style = {"radius": 8, "color": "#ffd700", "weight": 3, "fillColor": "#d00000", "fillOpacity": 1}
+    folium.GeoJson(
+        geo.feature_collection(geoms, props),
+        marker=folium.CircleMarker(),
+        style_function=lambda _f: style,
+        tooltip=_tooltip(ctx, list(props), ["name", "code", "services"]),
+        control=False,
+    ).add_to(group)
+    group.add_to(ctx.m)
+    ctx.legend.append(
+        {
+            "kind": "dot",
+            "color": "#d00000",
+            "edge": "#ffd700",
+            "size": 12,
+            "label": ctx.t("station"),
+        }
+    )
+    for i, radius in enumerate(sorted(ctx.opts.rings_m)):
+        ctx.legend.append(
+            {
+                "kind": "line",
+                "color": RING_COLORS[i % len(RING_COLORS)],
+                "dash": "dashed",
+                "label": f"{radius} m {ctx.t('ring')}",
+            }
+        )
+
+
+def _blindspots(ctx: _Ctx, kind: str, frame: gpd.GeoDataFrame, color: str) -> None:
+    if "rank" in frame:
+        frame = frame.sort_values("rank", kind="stable")
+    frame = frame.head(ctx.opts.blindspots_max)
+    geoms = ctx.geoms(frame, f"blindspots.{kind}", simplify=True)
+    # Polygons draw as outlined areas; lines and points as warning dots at their centres.
+    polygonal = shapely.get_type_id(geoms) >= 3
+    geoms = np.where(polygonal, geoms, shapely.point_on_surface(geoms))
+    names = frame["name"] if "name" in frame else frame.get("code", [""] * len(frame))
+    masked_names = ctx.opts.masked and kind not in PLACE_KINDS
+    props = {
+        "rank": frame["rank"] if "rank" in frame else range(1, len(frame) + 1),
+        "reason": frame["reason"] if "reason" in frame else [""] * len(frame),
+        "name": [mask_name(n) if masked_names else n for n in names],
+    }
+    style = {
+        "radius": 6,
+        "color": color,
+        "weight": 2.5,
+        "dashArray": "5 3",
+        "fillColor": color,
+        "fillOpacity": 0.35,
+    }
+    title = f"{ctx.t('blindspots')}·{kind_label(kind, ctx.opts.lang)}"
+    folium.GeoJson(
+        geo.feature_collection(geoms, props),
+        name=esc(title),
+        marker=folium.CircleMarker(),
+        style_function=lambda _f: style,
+        tooltip=_tooltip(ctx, list(props), ["rank", "reason", "name"]),
+    ).add_to(ctx.m)
+    ctx.legend.append({"kind": "square", "color": color, "edge": color, "size": 10, "label": title})
+
+
+def _merged_lines(geoms: np.ndarray, keys: Any) -> np.ndarray:
+    """One MultiLineString per key (member or cadre): a tenth of the features, same drawing."""
+    _, index = np.unique(np.asarray(keys, dtype=str), return_inverse=True)
+    order = np.argsort(index, kind="stable")
+    return shapely.multilinestrings(geoms[order], indices=index[order])
+
+
+def _tooltip(ctx: _Ctx, fields: list[str], keys: list[str]) -> folium.GeoJsonTooltip:
+    return folium.GeoJsonTooltip(fields=fields, aliases=[esc(ctx.t(k)) for k in keys], sticky=True)
+
+
+def _fit(m: folium.Map, data: MapData, ctx: _Ctx) -> None:
+    for frame in (data.streets, data.communities, data.grids, data.buildings, data.households):
+        if frame is not None and len(frame):
+            corners = gpd.GeoDataFrame(
+                geometry=shapely.points([frame.total_bounds[:2], frame.total_bounds[2:]]),
+                crs=frame.crs,
+            )
+            (y0, x0), (y1, x1) = geo.latlon_rows(ctx.geoms(corners, "bounds"))
+            m.fit_bounds([[y0, x0], [y1, x1]])
+            return

@@ -1,0 +1,128 @@
+"""Labels of maps and reports in Chinese (default) and English."""
+
+from __future__ import annotations
+
+LANGS = ("zh", "en")
+
+_LABELS: dict[str, tuple[str, str]] = {
+    # layers
+    "streets": ("街道边界", "Streets"),
+    "communities": ("社区边界", "Communities"),
+    "grids": ("网格（按结对率）", "Grids (share paired)"),
+    "buildings": ("楼栋（按结对率）", "Buildings (share paired)"),
+    "households": ("住户", "Households"),
+    "households_heat": ("住户热力图", "Households (heat map)"),
+    "members": ("党员（在岗/储备）", "Members (active / reserve)"),
+    "pair_lines": ("党员—住户结对连线", "Member–household pairs"),
+    "cadres": ("干部及联系党员", "Cadres and their members"),
+    "stations": ("红色驿站及步行圈", "Red Stations and walking rings"),
+    "blindspots": ("盲点", "Blind spots"),
+    # legend and tooltips
+    "legend": ("图例", "Legend"),
+    "summary": ("覆盖概况", "Coverage"),
+    "share_paired": ("结对率", "Share paired"),
+    "code": ("编码", "Code"),
+    "name": ("名称", "Name"),
+    "person": ("姓名", "Name"),
+    "phone": ("电话", "Phone"),
+    "kind": ("类别", "Kind"),
+    "level": ("层级", "Level"),
+    "load": ("联系数", "Load"),
+    "active": ("在岗党员", "Active member"),
+    "reserve": ("储备党员", "Reserve member"),
+    "cadre": ("干部", "Cadre"),
+    "station": ("红色驿站", "Red Station"),
+    "services": ("服务", "Services"),
+    "paired": ("已结对", "Paired"),
+    "unpaired": ("未结对", "Unpaired"),
+    "ring": ("步行圈", "walking ring"),
+    "rank": ("排序", "Rank"),
+    "reason": ("原因", "Reason"),
+    "lines_hint": ("放大至16级或选中党员时显示", "shown at zoom 16+ or for a selection"),
+    "lines_omitted": (
+        "结对过多，仅在选中党员时绘制连线",
+        "too many pairs: lines drawn for a selection only",
+    ),
+    "households_count": ("户数", "Households"),
+    "paired_count": ("已结对户数", "Paired households"),
+    "members_count": ("党员数", "Members"),
+    "resident": ("居民党员", "resident"),
+    "in_service": ("在职党员", "in service"),
+    "mobile": ("流动党员", "mobile"),
+    "retired": ("离退休党员", "retired"),
+    "street": ("街道干部", "street cadre"),
+    "community": ("社区干部", "community cadre"),
+    # summary figures
+    "households_total": ("住户总数", "Households"),
+    "households_paired": ("已结对住户", "Households paired"),
+    "household_coverage": ("住户覆盖率", "Household coverage"),
+    "members_total": ("党员总数", "Members"),
+    "members_active": ("在岗党员", "Active members"),
+    "members_reserve": ("储备党员", "Reserve members"),
+    "members_with_cadre": ("有干部联系的党员", "Members with a cadre"),
+    "member_coverage": ("党员覆盖率", "Member coverage"),
+    "cadres_total": ("干部总数", "Cadres"),
+    "stations_total": ("红色驿站", "Red Stations"),
+    "blindspots_total": ("盲点数", "Blind spots"),
+    "median_distance_m": ("结对距离中位数（米）", "Median pair distance (m)"),
+    "p90_distance_m": ("结对距离90分位（米）", "90th percentile distance (m)"),
+    "max_distance_m": ("最远结对距离（米）", "Longest pair (m)"),
+    "far_pairs": ("远距离结对", "Far pairs"),
+    # blind spot kinds
+    "unpaired_households": ("未结对住户", "Households with no member"),
+    "members_without_cadre": ("无干部联系的党员", "Members with no cadre"),
+    "far_pairs_kind": ("远距离结对", "Households paired far away"),
+    "grids_without_members": ("无党员居住的网格", "Grids where no member lives"),
+    "outside_stations": ("驿站步行圈外的居住区", "Homes outside every station's reach"),
+    "uncovered_commercial": (
+        "无党组织覆盖的商务楼宇/市场",
+        "Commercial buildings with no party org",
+    ),
+    # report
+    "report_title": ("网格党建覆盖报告", "Grid coverage report"),
+    "generated_at": ("生成时间", "Generated"),
+    "generated_by": ("生成人", "By"),
+    "plan_version": ("结对方案版本", "Plan version"),
+    "scope": ("范围", "Scope"),
+    "coverage_by_community": ("各社区覆盖情况", "Coverage by community"),
+    "coverage_by_grid": ("各网格覆盖情况", "Coverage by grid"),
+    "load_distribution": ("党员联系户数分布", "Households per member"),
+    "distance_figures": ("结对距离", "Pair distances"),
+    "blindspot_lists": ("盲点清单", "Blind spots"),
+    "station_reach": ("红色驿站服务范围", "Red Station reach"),
+    "within_m": ("{m}米内住户", "Households within {m} m"),
+    "masked_note": ("个人信息已脱敏", "Personal data masked"),
+    "unmasked_note": ("含完整个人信息，注意保密", "Full personal detail: confidential"),
+    "none": ("无", "none"),
+    "more_rows": ("另有 {n} 条未列出", "{n} more not listed"),
+    "range_band": ("规定范围", "Allowed range"),
+    "members_axis": ("党员数", "Members"),
+    "load_axis": ("联系户数", "Households per member"),
+}
+
+#: Aliases: a blind-spot kind may be named like a summary figure.
+_ALIASES = {"far_pairs": "far_pairs_kind"}
+
+
+def label(key: str, lang: str = "zh", **fmt: object) -> str:
+    """The label for ``key`` in ``lang``; unknown keys come back as they are.
+
+    Parameters
+    ----------
+    key
+        A label key, a layer name, a summary figure or a blind-spot kind.
+    lang
+        ``"zh"`` (default) or ``"en"``.
+    **fmt
+        Values for ``{placeholders}`` in the label.
+    """
+    if lang not in LANGS:
+        raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
+    pair = _LABELS.get(key)
+    text = key if pair is None else pair[LANGS.index(lang)]
+    return text.format(**fmt) if fmt else text
+
+
+def kind_label(kind: str, lang: str = "zh") -> str:
+    """The label of a blind-spot kind (falls back to the kind itself)."""
+    return label(_ALIASES.get(kind, kind), lang)
