@@ -174,3 +174,33 @@ def get_layer(name: str) -> Layer:
         return LAYERS[name]
     except KeyError:
         raise KeyError(f"unknown layer {name!r}; expected one of {', '.join(LAYERS)}") from None
+
+
+def markdown() -> str:
+    """The fields of every layer as Markdown tables (the README's "Data formats" section)."""
+    lines = []
+    for layer in LAYERS.values():
+        geometry = layer.geometry + ("" if layer.geometry_required else " (optional)")
+        lines += [f"### `{layer.name}` — {layer.doc}", "", f"Geometry: {geometry}.", ""]
+        lines += ["| field | type | required | notes |", "| --- | --- | --- | --- |"]
+        code = f"pattern `{layer.code_pattern}`" if layer.code_pattern else "unique in the layer"
+        lines.append(f"| `code` | code | yes | {code} |")
+        for f in layer.fields:
+            kind = f"{f.kind}: {', '.join(f.choices)}" if f.choices else f.kind
+            notes = f.doc + (" (sensitive)" if f.sensitive and f.kind == "bool" else "")
+            lines.append(f"| `{f.name}` | {kind} | {'yes' if f.required else ''} | {notes} |")
+        for p in layer.parents:
+            how = "" if not p.derivable else "derived by location when empty"
+            lines.append(
+                f"| `{p.field}` | code of {p.layer} | {'yes' if p.required else ''} | {how} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m geodata.layers --markdown")
+    print(markdown())
