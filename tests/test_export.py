@@ -146,7 +146,19 @@ def invoke(url, *args):
     return CliRunner().invoke(cli, list(args), env={"GRIDSVC_DATABASE_URL": url})
 
 
-def test_cli_import_and_export(scratch_url, tmp_path):
+@pytest.fixture
+def scratch(scratch_url):
+    """The scratch database, with what the CLI test commits removed afterwards."""
+    yield scratch_url
+    engine = make_engine(scratch_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM streets WHERE code = '420106077'"))
+        conn.execute(text("DELETE FROM import_log WHERE source IN ('streets.csv', 'c.csv')"))
+    engine.dispose()
+
+
+def test_cli_import_and_export(scratch, tmp_path):
+    scratch_url = scratch
     street = write_csv(tmp_path / "streets.csv", ["code", "name"], [["420106077", "测试街道"]])
     result = invoke(scratch_url, "import", "streets", str(street))
     assert result.exit_code == 0, result.output
