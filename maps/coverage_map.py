@@ -15,7 +15,7 @@ from folium import plugins
 
 from maps import geo
 from maps.controls import HtmlControl, ShowFromZoom, legend_html, summary_html
-from maps.labels import kind_label, label
+from maps.labels import column_label, kind_label, label
 from maps.offline import prune_default_links
 from maps.safe import PLACE_KINDS, esc, mask_name, mask_phone
 from maps.tiles import add_tiles, tile_spec
@@ -172,7 +172,7 @@ def build_map(data: MapData, options: MapOptions | None = None) -> folium.Map:
         css_class="gs-legend-box",
     ).add_to(m)
     if data.summary and not opts.compact:
-        rows = [(ctx.t(k), format_figure(k, v)) for k, v in data.summary.items()]
+        rows = [(column_label(k, opts.lang), format_figure(k, v)) for k, v in data.summary.items()]
         html = summary_html(ctx.t("summary"), rows)
         HtmlControl(html, position="bottomleft", css_class="gs-summary-box").add_to(m)
     return m
@@ -182,7 +182,9 @@ def format_figure(key: str, value: Any) -> str:
     """A summary figure as text: shares as percentages, counts with thousands separators."""
     if value is None:
         return "–"
-    if isinstance(value, float) and ("coverage" in key or "share" in key):
+    if isinstance(value, float) and (
+        "coverage" in key or "share" in key or key.startswith("reach_")
+    ):
         return f"{value:.1%}"
     if isinstance(value, float):
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 LANGS = ("zh", "en")
 
 _LABELS: dict[str, tuple[str, str]] = {
@@ -68,12 +70,34 @@ _LABELS: dict[str, tuple[str, str]] = {
     "p90_distance_m": ("结对距离90分位（米）", "90th percentile distance (m)"),
     "max_distance_m": ("最远结对距离（米）", "Longest pair (m)"),
     "far_pairs": ("远距离结对", "Far pairs"),
+    # coverage columns (gridsvc.coverage)
+    "col.households": ("住户", "Households"),
+    "paired_share": ("结对率", "Share paired"),
+    "col.members": ("党员", "Members"),
+    "eligible": ("可结对党员", "Eligible members"),
+    "without_cadre": ("无干部联系党员", "Members without a cadre"),
+    "col.cadres": ("干部", "Cadres"),
+    "load_mean": ("平均联系户数", "Mean load"),
+    "distance_mean_m": ("平均结对距离（米）", "Mean pair distance (m)"),
+    "distance_p95_m": ("95分位结对距离（米）", "95th percentile distance (m)"),
+    "col.stations": ("红色驿站", "Red Stations"),
+    "community_code": ("社区编码", "Community"),
+    "grid_code": ("网格编码", "Grid"),
+    "building_code": ("楼栋编码", "Building"),
+    "member_code": ("党员编码", "Member"),
+    "nearest_member_m": ("最近党员（米）", "Nearest member (m)"),
+    "nearest_cadre_m": ("最近干部（米）", "Nearest cadre (m)"),
+    "nearest_station_m": ("最近驿站（米）", "Nearest station (m)"),
+    "distance_m": ("距离（米）", "Distance (m)"),
+    "floors": ("层数", "Floors"),
+    "floor_area_m2": ("建筑面积（㎡）", "Floor area (m²)"),
     # blind spot kinds
     "unpaired_households": ("未结对住户", "Households with no member"),
     "members_without_cadre": ("无干部联系的党员", "Members with no cadre"),
     "far_pairs_kind": ("远距离结对", "Households paired far away"),
     "grids_without_members": ("无党员居住的网格", "Grids where no member lives"),
     "outside_stations": ("驿站步行圈外的居住区", "Homes outside every station's reach"),
+    "station_gaps": ("驿站生活圈外的居住楼栋", "Homes outside a station's life circle"),
     "uncovered_commercial": (
         "无党组织覆盖的商务楼宇/市场",
         "Commercial buildings with no party org",
@@ -100,6 +124,13 @@ _LABELS: dict[str, tuple[str, str]] = {
     "load_axis": ("联系户数", "Households per member"),
 }
 
+_RING = re.compile(r"(reach|within|outside)_(\d+)")
+_RING_LABELS = {
+    "reach": ("{m}米生活圈覆盖率", "Share within {m} m"),
+    "within": ("{m}米内住户", "Households within {m} m"),
+    "outside": ("{m}米外住户", "Households beyond {m} m"),
+}
+
 #: Aliases: a blind-spot kind may be named like a summary figure.
 _ALIASES = {"far_pairs": "far_pairs_kind"}
 
@@ -119,8 +150,17 @@ def label(key: str, lang: str = "zh", **fmt: object) -> str:
     if lang not in LANGS:
         raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
     pair = _LABELS.get(key)
+    ring = _RING.fullmatch(key)
+    if pair is None and ring:
+        pair = _RING_LABELS[ring.group(1)]
+        fmt = {**fmt, "m": ring.group(2)}
     text = key if pair is None else pair[LANGS.index(lang)]
     return text.format(**fmt) if fmt else text
+
+
+def column_label(key: str, lang: str = "zh") -> str:
+    """The label of a table column or summary figure (``col.<key>`` first, then ``key``)."""
+    return label(f"col.{key}", lang) if f"col.{key}" in _LABELS else label(key, lang)
 
 
 def kind_label(kind: str, lang: str = "zh") -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from maps.chart import load_histogram_svg
 from maps.coverage_map import MapData, MapOptions, build_map, format_figure
-from maps.labels import kind_label, label
+from maps.labels import column_label, kind_label, label
 from maps.offline import inline_assets
 from maps.safe import PLACE_KINDS, SENSITIVE_FLAGS, finalize, protect
 
@@ -29,7 +29,7 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 ROWS_MAX = 200  # rows of one blind-spot list printed in a report
-BLINDSPOT_COLUMNS = ("rank", "code", "name", "reason", "distance_m", "grid_code", "building_code")
+BLINDSPOT_COLUMNS = ("rank", "code", "name", "community_code", "reason")
 FULL_DETAIL_COLUMNS = ("phone", *SENSITIVE_FLAGS)
 
 
@@ -133,7 +133,8 @@ def render_report(data: ReportData, options: MapOptions | None = None) -> str:
         map_body=body,
         map_script=script,
         summary=_pairs_table(
-            [(t(k), format_figure(k, v)) for k, v in data.map.summary.items()], lang
+            [(column_label(k, lang), format_figure(k, v)) for k, v in data.map.summary.items()],
+            lang,
         ),
         communities=_frame_table(data.communities, lang),
         grids=_frame_table(data.grids, lang),
@@ -177,6 +178,8 @@ class _Labels:
 
 
 def _cell(value: Any, column: str = "") -> dict[str, Any]:
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return {"text": "–", "num": True}
     if isinstance(value, bool | np.bool_):
         return {"text": "✓" if value else "", "num": False}
     if isinstance(value, int | float | np.integer | np.floating):
@@ -205,7 +208,7 @@ def _frame_table(
     ]
     more = len(frame) - len(shown)
     return {
-        "head": [label(str(c), lang) for c in frame.columns],
+        "head": [column_label(str(c), lang) for c in frame.columns],
         "rows": rows,
         "more": label("more_rows", lang, n=f"{more:,}") if more > 0 else "",
     }

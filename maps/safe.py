@@ -56,10 +56,10 @@ def mask_phone(phone: Any) -> str:
 
 
 #: Household flags left out of exports unless full detail is asked for and allowed.
-SENSITIVE_FLAGS = ("elderly_alone", "disabled", "low_income", "children")
+SENSITIVE_FLAGS = ("elderly_alone", "disabled", "low_income", "children", "vulnerable")
 
 #: Blind-spot kinds that list places, not people: their names are not masked.
-PLACE_KINDS = frozenset({"grids_without_members", "uncovered_commercial"})
+PLACE_KINDS = frozenset({"grids_without_members", "uncovered_commercial", "station_gaps"})
 
 
 def protect(frame: Any, *, masked: bool, people: bool) -> Any:

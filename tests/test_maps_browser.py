@@ -13,8 +13,10 @@ from maps.sample import sample_map_data
 
 pytestmark = pytest.mark.browser
 
-OVERLAYS = "() => [...document.querySelectorAll('.leaflet-control-layers-overlays label')]" \
+OVERLAYS = (
+    "() => [...document.querySelectorAll('.leaflet-control-layers-overlays label')]"
     ".map(l => l.textContent.trim())"
+)
 
 # Hover every feature so that each tooltip renders its HTML (where an XSS would run).
 HOVER_ALL = """() => {
@@ -61,8 +63,16 @@ def test_demo_street_report_opens_offline(tmp_path, offline_page):  # noqa: F811
     drawn = offline_page.drawn_pixels(".folium-map")
     assert drawn > 50_000, drawn
     names = offline_page.page.evaluate(OVERLAYS)
-    for key in ("streets", "communities", "grids", "buildings", "households", "members",
-                "cadres", "stations"):
+    for key in (
+        "streets",
+        "communities",
+        "grids",
+        "buildings",
+        "households",
+        "members",
+        "cadres",
+        "stations",
+    ):
         assert label(key) in names, (key, names)
     assert offline_page.page.locator("aside.gs-tables table").count() >= 5
     offline_page.page.screenshot(path=str(tmp_path / "street.png"))

@@ -8,6 +8,7 @@ from gridsvc.cli._common import GridsvcGroup
 from gridsvc.cli.admin import db, demo
 from gridsvc.cli.coverage import blindspots, coverage, sites
 from gridsvc.cli.data import export, import_
+from gridsvc.cli.report import report
 
 
 @click.group(
@@ -30,6 +31,7 @@ for _command in (coverage, blindspots, sites):
     cli.add_command(_command)
 cli.add_command(import_)
 cli.add_command(export)
+cli.add_command(report)
 
 
 def main() -> None:
