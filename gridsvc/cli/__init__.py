@@ -9,6 +9,7 @@ from gridsvc.cli.admin import db, demo
 from gridsvc.cli.coverage import blindspots, coverage, sites
 from gridsvc.cli.data import export, import_
 from gridsvc.cli.report import report
+from gridsvc.cli.web import serve, user, worker
 
 
 @click.group(
@@ -27,6 +28,8 @@ def cli() -> None:
 
 cli.add_command(db)
 cli.add_command(demo)
+for _command in (serve, worker, user):
+    cli.add_command(_command)
 for _command in (coverage, blindspots, sites):
     cli.add_command(_command)
 cli.add_command(import_)

@@ -23,6 +23,14 @@ def db_init(ctx: click.Context) -> None:
     """
     settings = get_settings(ctx)
     created = init_database(settings.database_url)
+    if settings.app_db_password:
+        from gridsvc.accounts.scope import set_app_password
+        from gridsvc.db import make_engine
+
+        engine = make_engine(settings.database_url)
+        with engine.begin() as conn:
+            set_app_password(conn, settings.app_db_password)
+        engine.dispose()
     name = make_url(settings.database_url).database
     click.echo(f"database {name}: {'created and ' if created else ''}migrated to the latest schema")
 

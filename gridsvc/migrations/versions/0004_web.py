@@ -44,6 +44,8 @@ CREATE OR REPLACE FUNCTION gridsvc_scope_street() RETURNS integer LANGUAGE sql S
 AS $$ SELECT nullif(current_setting('app.street', true), '')::integer $$;
 CREATE OR REPLACE FUNCTION gridsvc_scope_community() RETURNS integer LANGUAGE sql STABLE
 AS $$ SELECT nullif(current_setting('app.community', true), '')::integer $$;
+CREATE OR REPLACE FUNCTION gridsvc_bump_data_version() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN UPDATE data_version SET version = version + 1; RETURN NULL; END $$;
 CREATE OR REPLACE FUNCTION gridsvc_refuse_change() RETURNS trigger LANGUAGE plpgsql
 AS $$ BEGIN
   RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
@@ -127,6 +129,7 @@ def upgrade() -> None:
         sa.Column("progress", sa.Float(), nullable=False, server_default="0"),
         sa.Column("message", sa.Text()),
         sa.Column("params", postgresql.JSONB(), nullable=False, server_default="{}"),
+        sa.Column("payload", sa.LargeBinary()),
         sa.Column("result", postgresql.JSONB()),
         sa.Column("error", sa.Text()),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL")),
@@ -139,6 +142,10 @@ def upgrade() -> None:
             "status IN ('queued', 'running', 'done', 'failed')", name="ck_jobs_status"
         ),
     )
+    # One transactional counter bumped by every statement that changes data: the web app keys
+    # its response cache on it (readers see the version their snapshot saw, never a newer one).
+    op.create_table("data_version", sa.Column("version", sa.BigInteger(), nullable=False))
+    op.execute("INSERT INTO data_version VALUES (0)")
     _procrastinate_schema()
     op.execute(FUNCTIONS)
     op.execute(
@@ -149,6 +156,11 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
         "FOR EACH STATEMENT EXECUTE FUNCTION gridsvc_refuse_change()"
     )
+    for table in (*POLICIES, "import_log"):
+        op.execute(
+            f"CREATE TRIGGER {table}_data_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION gridsvc_bump_data_version()"
+        )
     op.execute(ROLE)
     _grants()
     for table, qual in POLICIES.items():
@@ -208,8 +220,12 @@ def downgrade() -> None:
     op.execute(
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE USAGE, SELECT ON SEQUENCES FROM {APP_ROLE}"
     )
+    for table in (*POLICIES, "import_log"):
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_data_version ON {table}")
+    op.drop_table("data_version")
     op.drop_table("jobs")
     op.drop_table("audit_log")
     op.drop_table("api_tokens")
     op.drop_table("users")
     op.execute("DROP FUNCTION IF EXISTS gridsvc_refuse_change()")
+    op.execute("DROP FUNCTION IF EXISTS gridsvc_bump_data_version()")

@@ -1,0 +1,51 @@
+"""The database side of scopes: the app role's URL and ``SET LOCAL`` of a user's scope."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+
+from gridsvc.accounts.users import User
+from gridsvc.settings import Settings
+
+APP_ROLE = "gridsvc_app"
+
+
+def app_database_url(settings: Settings) -> str:
+    """The database URL with the ``gridsvc_app`` role (and its password, when set)."""
+    url = make_url(settings.database_url).set(
+        username=APP_ROLE, password=settings.app_db_password or None
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def apply_scope(conn: Connection, user: User | None) -> None:
+    """Limit the current transaction's rows to the user's scope (nothing when None).
+
+    Uses ``set_config(..., true)``, the function form of ``SET LOCAL``: the scope ends with the
+    transaction, so a pooled connection never carries it to the next request.
+    """
+    street = community = every = ""
+    if user is not None:
+        if user.community_id is not None:
+            community = str(user.community_id)
+        elif user.street_id is not None:
+            street = str(user.street_id)
+        else:
+            every = "on"
+    conn.execute(
+        text(
+            "SELECT set_config('app.street', :s, true), set_config('app.community', :c, true), "
+            "set_config('app.all', :a, true)"
+        ),
+        {"s": street, "c": community, "a": every},
+    )
+
+
+def set_app_password(conn: Connection, password: str) -> None:
+    """Give the app role a login password (``gridsvc db init`` with GRIDSVC_APP_DB_PASSWORD)."""
+    from psycopg import sql
+
+    statement = sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}")
+    raw = conn.connection.driver_connection
+    raw.execute(statement.format(sql.Identifier(APP_ROLE), sql.Literal(password)))

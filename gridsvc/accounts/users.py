@@ -1,0 +1,228 @@
+"""Users with a role (viewer, planner, admin) and a scope (a street, a community, or all)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from gridsvc.errors import Conflict, Forbidden, InputRejected, NotFound, Reject
+
+ROLES = ("viewer", "planner", "admin")
+#: OWASP ASVS 5.0 Appendix C: PBKDF2-HMAC-SHA256 with at least 600,000 iterations; we use 1M.
+PASSWORD_METHOD = "pbkdf2:sha256:1000000"
+MIN_PASSWORD = 10
+# A hash to check against when the user does not exist, so timing does not reveal names.
+_DUMMY = generate_password_hash("not a password", method=PASSWORD_METHOD)
+
+_SELECT = (
+    "SELECT u.id, u.username, u.role, u.street_id, u.community_id, u.lang, u.active, "
+    "u.session_version, u.password_hash, s.code AS street_code, c.code AS community_code, "
+    "coalesce(c.street_id, u.street_id) AS home_street_id "
+    "FROM users u LEFT JOIN streets s ON s.id = u.street_id "
+    "LEFT JOIN communities c ON c.id = u.community_id "
+)
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the app sees them (never the password hash)."""
+
+    id: int
+    username: str
+    role: str
+    street_id: int | None
+    community_id: int | None
+    street_code: str | None
+    community_code: str | None
+    lang: str
+    active: bool
+    session_version: int
+
+    @property
+    def scope_level(self) -> str:
+        """``community``, ``street`` or ``all`` (an admin without a scope)."""
+        if self.community_id is not None:
+            return "community"
+        return "street" if self.street_id is not None else "all"
+
+    @property
+    def scope_code(self) -> str | None:
+        """The code of the user's street or community (None for all)."""
+        return self.community_code or self.street_code
+
+    @property
+    def can_plan(self) -> bool:
+        """Planners and admins may change pairings in their scope."""
+        return self.role in ("planner", "admin")
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins manage users and data."""
+        return self.role == "admin"
+
+    def to_dict(self) -> dict[str, object]:
+        """Public description (for ``/api/me`` and the user list)."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role,
+            "scope": {"level": self.scope_level, "code": self.scope_code},
+            "lang": self.lang,
+            "active": self.active,
+        }
+
+
+def hash_password(password: str) -> str:
+    """A salted PBKDF2-SHA256 hash with 1,000,000 iterations."""
+    return generate_password_hash(password, method=PASSWORD_METHOD)
+
+
+def _user(row: object) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        role=row.role,
+        street_id=row.street_id,
+        community_id=row.community_id,
+        street_code=row.street_code,
+        community_code=row.community_code,
+        lang=row.lang,
+        active=row.active,
+        session_version=row.session_version,
+    )
+
+
+def get_user(conn: Connection, user_id: int) -> User | None:
+    """The user with ``user_id``, or None."""
+    row = conn.execute(text(_SELECT + "WHERE u.id = :i"), {"i": user_id}).first()
+    return _user(row) if row else None
+
+
+def find_user(conn: Connection, username: str) -> User:
+    """The user called ``username``; raise NotFound naming it."""
+    row = conn.execute(text(_SELECT + "WHERE u.username = :n"), {"n": username}).first()
+    if row is None:
+        raise NotFound(f"user {username!r}: no such user")
+    return _user(row)
+
+
+def list_users(conn: Connection) -> list[User]:
+    """Every user, by name."""
+    return [_user(r) for r in conn.execute(text(_SELECT + "ORDER BY u.username"))]
+
+
+def authenticate(conn: Connection, username: str, password: str) -> User | None:
+    """The active user whose password matches, or None (same work whether or not they exist)."""
+    row = conn.execute(text(_SELECT + "WHERE u.username = :n"), {"n": username}).first()
+    stored = row.password_hash if row else _DUMMY
+    ok = check_password_hash(stored, password)
+    if not (row and ok and row.active):
+        return None
+    conn.execute(text("UPDATE users SET last_login_at = now() WHERE id = :i"), {"i": row.id})
+    return _user(row)
+
+
+def end_sessions(conn: Connection, user_id: int) -> None:
+    """Invalidate every session cookie issued to the user so far (logout)."""
+    conn.execute(
+        text("UPDATE users SET session_version = session_version + 1 WHERE id = :i"),
+        {"i": user_id},
+    )
+
+
+def generate_password() -> str:
+    """A random password for bootstrapped users (16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)
+
+
+def create_user(
+    conn: Connection,
+    username: str,
+    password: str,
+    *,
+    role: str,
+    street_code: str | None = None,
+    community_code: str | None = None,
+    lang: str = "zh",
+) -> User:
+    """Create a user; a viewer or planner needs a street or a community.
+
+    Raises
+    ------
+    InputRejected
+        Bad role, language, short password, both or no scope for a non-admin.
+    NotFound
+        The street or community code does not exist.
+    Conflict
+        The username is taken.
+    """
+    problems = _check_new_user(username, password, role, street_code, community_code, lang)
+    if problems:
+        raise InputRejected(f"user {username!r}: {problems[0].reason}", problems)
+    street_id = _id_of(conn, "streets", street_code) if street_code else None
+    community_id = _id_of(conn, "communities", community_code) if community_code else None
+    if conn.scalar(text("SELECT 1 FROM users WHERE username = :n"), {"n": username}):
+        raise Conflict(f"user {username!r}: the username is taken")
+    user_id = conn.scalar(
+        text(
+            "INSERT INTO users (username, password_hash, role, street_id, community_id, lang) "
+            "VALUES (:n, :h, :r, :s, :c, :l) RETURNING id"
+        ),
+        {
+            "n": username,
+            "h": hash_password(password),
+            "r": role,
+            "s": street_id,
+            "c": community_id,
+            "l": lang,
+        },
+    )
+    user = get_user(conn, user_id)
+    assert user is not None
+    return user
+
+
+def _check_new_user(
+    username: str,
+    password: str,
+    role: str,
+    street_code: str | None,
+    community_code: str | None,
+    lang: str,
+) -> list[Reject]:
+    def bad(field: str, reason: str, value: str | None = None) -> Reject:
+        return Reject("user", None, field, reason, value)
+
+    problems = []
+    if not username or len(username) > 64 or not username.isprintable():
+        problems.append(bad("username", "1 to 64 printable characters", username))
+    if role not in ROLES:
+        problems.append(bad("role", f"expected one of {', '.join(ROLES)}", role))
+    if len(password) < MIN_PASSWORD:
+        problems.append(bad("password", f"at least {MIN_PASSWORD} characters"))
+    if street_code and community_code:
+        problems.append(bad("scope", "give a street or a community, not both"))
+    if role != "admin" and not (street_code or community_code):
+        problems.append(bad("scope", f"a {role} needs a street or a community"))
+    if lang not in ("zh", "en"):
+        problems.append(bad("lang", "expected zh or en", lang))
+    return problems
+
+
+def _id_of(conn: Connection, table: str, code: str) -> int:
+    found = conn.scalar(text(f"SELECT id FROM {table} WHERE code = :c"), {"c": code})
+    if found is None:
+        kind = "street" if table == "streets" else "community"
+        raise NotFound(f"{kind} {code!r}: no such {kind} code")
+    return int(found)
+
+
+def require(user: User, *, plan: bool = False, admin: bool = False) -> None:
+    """Raise Forbidden when ``user`` lacks the planner or admin role."""
+    if admin and not user.is_admin:
+        raise Forbidden(f"user {user.username!r} (role {user.role}) is not an admin")
+    if plan and not user.can_plan:
+        raise Forbidden(f"user {user.username!r} (role {user.role}) may not change pairings")

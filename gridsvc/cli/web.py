@@ -1,0 +1,116 @@
+"""Web commands: ``gridsvc serve``, ``gridsvc worker`` and ``gridsvc user add|list|token``."""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+
+from gridsvc.cli._common import get_engine, get_settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
+    """Serve the web app over plain HTTP with waitress (demo; production runs gunicorn).
+
+    Without GRIDSVC_SECRET_KEY a random key is made (sessions end when the server stops). The
+    session cookie is not marked Secure here: this server speaks plain HTTP.
+    """
+    from waitress import serve as waitress_serve
+
+    from gridsvc.web import create_app
+
+    settings = get_settings(ctx)
+    key = settings.secret_key or secrets.token_hex(32)
+    app = create_app({"GRIDSVC_SETTINGS": settings.with_(secret_key=key, cookie_secure=False)})
+    click.echo(f"gridsvc: http://{host}:{port}/ (Ctrl-C stops)")
+    waitress_serve(app, host=host, port=port, threads=threads)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run the queued jobs, then stop.")
+@click.option("--concurrency", default=1, show_default=True, type=int)
+@click.pass_context
+def worker(ctx: click.Context, once: bool, concurrency: int) -> None:
+    """Run background jobs (pairing runs) from the PostgreSQL job queue."""
+    from gridsvc.jobs import make_queue
+
+    queue = make_queue(get_settings(ctx).database_url)
+    with queue.open():
+        queue.run_worker(wait=not once, concurrency=concurrency, install_signal_handlers=True)
+
+
+@click.group()
+def user() -> None:
+    """Manage users of the web app (admins)."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["viewer", "planner", "admin"]), required=True)
+@click.option("--street", "street_code", metavar="CODE")
+@click.option("--community", "community_code", metavar="CODE")
+@click.option("--password", help="Default: a random one, printed once.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.pass_context
+def user_add(
+    ctx: click.Context,
+    username: str,
+    role: str,
+    street_code: str | None,
+    community_code: str | None,
+    password: str | None,
+    lang: str,
+) -> None:
+    """Create a user; a viewer or planner needs --street or --community."""
+    from gridsvc.accounts import audit
+    from gridsvc.accounts.users import create_user, generate_password
+
+    secret = password or generate_password()
+    with get_engine(ctx).begin() as conn:
+        created = create_user(
+            conn,
+            username,
+            secret,
+            role=role,
+            street_code=street_code,
+            community_code=community_code,
+            lang=lang,
+        )
+        audit.record(conn, "user_add", username="cli", target=username, after=created.to_dict())
+    scope = created.scope_code or "all"
+    click.echo(f"user {username} ({role}, scope {scope})")
+    if password is None:
+        click.echo(f"password: {secret}")
+
+
+@user.command("list")
+@click.pass_context
+def user_list(ctx: click.Context) -> None:
+    """List users with role and scope."""
+    from gridsvc.accounts.users import list_users
+
+    with get_engine(ctx).connect() as conn:
+        for u in list_users(conn):
+            state = "" if u.active else " (disabled)"
+            click.echo(f"{u.username:20s} {u.role:8s} {u.scope_code or 'all'}{state}")
+
+
+@user.command("token")
+@click.argument("username")
+@click.option("--name", default="script", show_default=True)
+@click.pass_context
+def user_token(ctx: click.Context, username: str, name: str) -> None:
+    """Issue an API token (printed once) for scripts: ``Authorization: Bearer <token>``."""
+    from gridsvc.accounts import audit, tokens
+    from gridsvc.accounts.users import find_user
+
+    with get_engine(ctx).begin() as conn:
+        found = find_user(conn, username)
+        token = tokens.issue_token(conn, found.id, name)
+        audit.record(conn, "token_issue", username="cli", target=username)
+    click.echo(token)

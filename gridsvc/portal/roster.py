@@ -1,0 +1,137 @@
+"""The pairing roster (结对名单): members with their households, cadres with their members."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from gridsvc.errors import NotFound
+from gridsvc.portal._sql import frame, pairs_exist
+from maps.safe import protect
+
+_HOUSEHOLDS = """
+SELECT m.code AS member_code, m.name AS member_name, m.phone AS member_phone,
+       mg.code AS member_grid_code, h.code AS household_code, h.name AS household_name,
+       h.phone AS household_phone, hg.code AS grid_code, b.code AS building_code,
+       round(p.distance_m::numeric, 1) AS distance_m, p.same_building, p.same_grid
+FROM current_household_pairs p
+JOIN members m ON m.id = p.member_id
+JOIN households h ON h.id = p.household_id
+LEFT JOIN grids hg ON hg.id = h.grid_id
+LEFT JOIN grids mg ON mg.id = m.grid_id
+LEFT JOIN buildings b ON b.id = h.building_id
+WHERE p.community_id = ANY(:ids) AND (CAST(:g AS text) IS NULL OR hg.code = :g)
+ORDER BY m.code, p.distance_m
+"""
+
+_MEMBERS = """
+SELECT k.code AS cadre_code, k.name AS cadre_name, k.phone AS cadre_phone, k.level AS cadre_level,
+       m.code AS member_code, m.name AS member_name, m.phone AS member_phone,
+       g.code AS grid_code, round(p.distance_m::numeric, 1) AS distance_m
+FROM current_member_pairs p
+JOIN cadres k ON k.id = p.cadre_id
+JOIN members m ON m.id = p.member_id
+LEFT JOIN grids g ON g.id = m.grid_id
+WHERE p.community_id = ANY(:ids) AND (CAST(:g AS text) IS NULL OR g.code = :g)
+ORDER BY k.code, p.distance_m
+"""
+
+HOUSEHOLD_COLUMNS = [
+    "member_code",
+    "member_name",
+    "member_phone",
+    "member_grid_code",
+    "household_code",
+    "household_name",
+    "household_phone",
+    "grid_code",
+    "building_code",
+    "distance_m",
+    "same_building",
+    "same_grid",
+]
+MEMBER_COLUMNS = [
+    "cadre_code",
+    "cadre_name",
+    "cadre_phone",
+    "cadre_level",
+    "member_code",
+    "member_name",
+    "member_phone",
+    "grid_code",
+    "distance_m",
+]
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Pairs of a scope as two tables; ``masked`` tells whether names and phones are masked."""
+
+    households: pd.DataFrame
+    members: pd.DataFrame
+    masked: bool
+
+    def to_dict(self, *, limit: int | None = None) -> dict[str, object]:
+        """JSON-ready rows (the first ``limit`` of each table) and totals."""
+        return {
+            "masked": self.masked,
+            "totals": {"household_pairs": len(self.households), "member_pairs": len(self.members)},
+            "households": _records(self.households.head(limit) if limit else self.households),
+            "members": _records(self.members.head(limit) if limit else self.members),
+        }
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, object]]:
+    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
+
+
+def load_roster(
+    conn: Connection,
+    community_ids: list[int],
+    *,
+    grid_code: str | None = None,
+    masked: bool = True,
+) -> Roster:
+    """The roster of the given communities, optionally one grid's; masked unless asked.
+
+    Raises
+    ------
+    NotFound
+        When ``grid_code`` names no grid of these communities.
+    """
+    if grid_code is not None:
+        found = frame(
+            conn,
+            "SELECT 1 FROM grids WHERE code = :g AND community_id = ANY(:ids)",
+            {"g": grid_code, "ids": community_ids},
+        )
+        if found.empty:
+            raise NotFound(f"grid {grid_code!r}: no such grid in this scope")
+    if pairs_exist(conn):
+        params = {"ids": community_ids, "g": grid_code}
+        households = frame(conn, _HOUSEHOLDS, params)
+        members = frame(conn, _MEMBERS, params)
+    else:
+        households = pd.DataFrame(columns=HOUSEHOLD_COLUMNS)
+        members = pd.DataFrame(columns=MEMBER_COLUMNS)
+    households = protect(households, masked=masked, people=True)
+    members = protect(members, masked=masked, people=True)
+    return Roster(households, members, masked)
+
+
+def roster_xlsx(roster: Roster, *, sheet_names: tuple[str, str]) -> bytes:
+    """Both tables as one workbook (two sheets)."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        roster.households.to_excel(writer, sheet_name=sheet_names[0], index=False)
+        roster.members.to_excel(writer, sheet_name=sheet_names[1], index=False)
+    return buffer.getvalue()
+
+
+def roster_csv(roster: Roster, *, table: str = "households") -> bytes:
+    """One table as CSV, UTF-8 with BOM so spreadsheet programs show Chinese."""
+    chosen = roster.households if table == "households" else roster.members
+    return chosen.to_csv(index=False).encode("utf-8-sig")

@@ -1,0 +1,313 @@
+"""The JSON/GeoJSON API (flask-smorest: arguments validated, OpenAPI at /api/openapi.json)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from threading import Lock
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_smorest import Api, Blueprint
+from sqlalchemy import text
+
+from gridsvc.accounts import audit, tokens
+from gridsvc.accounts.users import User, create_user, list_users, require
+from gridsvc.coverage import compute_coverage, find_blindspots, suggest_sites
+from gridsvc.errors import Forbidden
+from gridsvc.portal import roster as roster_service
+from gridsvc.portal._sql import community_id, data_version
+from gridsvc.portal.geojson import coverage_geojson
+from gridsvc.portal.search import record_details, search_codes
+from gridsvc.web import db, schemas
+from gridsvc.web.auth import current_user
+
+bp = Blueprint("api", __name__, url_prefix="/api", description="gridsvc JSON and GeoJSON API")
+_GEOJSON_CACHE: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+_CACHE_LOCK = Lock()
+CACHE_ENTRIES = 64
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def scope_codes(args: dict[str, Any]) -> dict[str, str | None]:
+    """``street_code``/``community_code`` keywords from the request (one at most)."""
+    if args.get("street") and args.get("community"):
+        from gridsvc.errors import InputRejected, Reject
+
+        raise InputRejected(
+            "give street or community, not both",
+            [Reject("query", None, "community", "not together with street")],
+        )
+    return {"street_code": args.get("street"), "community_code": args.get("community")}
+
+
+def scope_community_ids(args: dict[str, Any]) -> list[int]:
+    """Ids of the visible communities the request names (all visible ones by default)."""
+    from gridsvc.coverage._data import resolve_scope
+
+    scope = resolve_scope(db.conn(), **scope_codes(args))
+    return scope.community_ids.tolist()
+
+
+def allow_unmasked(user: User, wanted: bool, what: str, target: str | None) -> bool:
+    """Planners and admins may see names and phones in clear; each time is audited."""
+    if not wanted:
+        return False
+    if not user.can_plan:
+        raise Forbidden(f"user {user.username!r} (role {user.role}) may not see unmasked data")
+    audit.record(db.conn(), what, user=user, target=target, ip=request.remote_addr)
+    return True
+
+
+@bp.route("/me")
+@bp.response(200)
+def me() -> dict[str, Any]:
+    """The caller: name, role and scope."""
+    return current_user().to_dict()
+
+
+@bp.route("/communities")
+@bp.response(200)
+def communities() -> dict[str, Any]:
+    """The streets and communities the caller may see."""
+    rows = db.conn().execute(
+        text(
+            "SELECT c.code, c.name, s.code AS street_code, s.name AS street_name "
+            "FROM communities c JOIN streets s ON s.id = c.street_id ORDER BY c.code"
+        )
+    )
+    return {"communities": [dict(r._mapping) for r in rows]}
+
+
+@bp.route("/coverage")
+@bp.arguments(schemas.ScopeArgs, location="query")
+@bp.response(200)
+def coverage(args: dict[str, Any]) -> dict[str, Any]:
+    """Coverage figures of a street, a community or the caller's scope, at every level."""
+    report = compute_coverage(db.conn(), **scope_codes(args), settings=db.settings())
+    return report.to_dict()
+
+
+@bp.route("/coverage.geojson")
+@bp.arguments(schemas.CommunityArgs, location="query")
+@bp.response(200, content_type="application/geo+json")
+def coverage_geojson_view(args: dict[str, Any]) -> Response:
+    """Grids and buildings of a community with household and pair counts (GeoJSON).
+
+    Cached per community and data version; answers 304 to a matching If-None-Match.
+    """
+    connection = db.conn()
+    cid = community_id(connection, args["community"])  # the scope check (row-level security)
+    key = (cid, data_version(connection))
+    with _CACHE_LOCK:
+        body = _GEOJSON_CACHE.get(key)
+        if body is not None:
+            _GEOJSON_CACHE.move_to_end(key)
+    if body is None:
+        body = coverage_geojson(connection, cid)
+        with _CACHE_LOCK:
+            _GEOJSON_CACHE[key] = body
+            while len(_GEOJSON_CACHE) > CACHE_ENTRIES:
+                _GEOJSON_CACHE.popitem(last=False)
+    response = Response(body, mimetype="application/geo+json")
+    response.set_etag(f"{key[0]}-{key[1]}")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response.make_conditional(request)
+
+
+@bp.route("/blindspots")
+@bp.arguments(schemas.BlindspotArgs, location="query")
+@bp.response(200)
+def blindspots(args: dict[str, Any]) -> dict[str, Any]:
+    """Blind spots per kind: counts and the ranked lists (first ``limit`` of each kind)."""
+    spots = find_blindspots(
+        db.conn(), **scope_codes(args), kinds=args.get("kind"), settings=db.settings()
+    )
+    return spots.to_dict(limit=args["limit"])
+
+
+@bp.route("/stations/suggestions", methods=["POST"])
+@bp.arguments(schemas.SitesArgs)
+@bp.response(200)
+def station_suggestions(args: dict[str, Any]) -> dict[str, Any]:
+    """Suggest where new Red Stations would reach the most households (planners; stored)."""
+    user = current_user()
+    require(user, plan=True)
+    run = suggest_sites(
+        db.conn(),
+        community_code=args["community"],
+        radius_m=args["radius_m"],
+        k=args["k"],
+        time_limit=20.0,
+        created_by=user.username,
+    )
+    return run.to_dict()
+
+
+@bp.route("/search")
+@bp.arguments(schemas.SearchArgs, location="query")
+@bp.response(200)
+def search(args: dict[str, Any]) -> dict[str, Any]:
+    """Households, members and buildings whose code starts with ``q`` (names masked)."""
+    return {"results": search_codes(db.conn(), args["q"])}
+
+
+@bp.route("/records/<string:kind>/<string:code>")
+@bp.arguments(schemas.DetailArgs, location="query")
+@bp.response(200)
+def record(args: dict[str, Any], kind: str, code: str) -> dict[str, Any]:
+    """One household, member or building with its pairs."""
+    user = current_user()
+    found = record_details(db.conn(), kind, code)  # 404 before any audit entry
+    if allow_unmasked(user, args["unmasked"], "view_unmasked", f"{kind} {code}"):
+        found = record_details(db.conn(), kind, code, unmasked=True)
+    return found
+
+
+def _roster(args: dict[str, Any], what: str) -> roster_service.Roster:
+    user = current_user()
+    ids = scope_community_ids(args)
+    target = args.get("community") or args.get("street") or user.scope_code or "all"
+    unmasked = allow_unmasked(user, args["unmasked"], what, f"roster {target}")
+    return roster_service.load_roster(
+        db.conn(), ids, grid_code=args.get("grid"), masked=not unmasked
+    )
+
+
+@bp.route("/roster")
+@bp.arguments(schemas.RosterArgs, location="query")
+@bp.response(200)
+def roster(args: dict[str, Any]) -> dict[str, Any]:
+    """结对名单: members with their households, cadres with their members (masked by default)."""
+    return _roster(args, "view_unmasked").to_dict(limit=args["limit"])
+
+
+@bp.route("/roster.xlsx")
+@bp.arguments(schemas.RosterArgs, location="query")
+@bp.response(200, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+def roster_xlsx(args: dict[str, Any]) -> Response:
+    """The roster as a workbook of two sheets."""
+    from gridsvc.web.i18n import t
+
+    data = _roster(args, "export_unmasked")
+    body = roster_service.roster_xlsx(
+        data, sheet_names=(t("member_households"), t("cadre_members"))
+    )
+    return _download(
+        body, "roster.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+
+
+@bp.route("/roster.csv")
+@bp.arguments(schemas.CsvArgs, location="query")
+@bp.response(200, content_type="text/csv")
+def roster_csv(args: dict[str, Any]) -> Response:
+    """One roster table as CSV (UTF-8 with BOM)."""
+    data = _roster(args, "export_unmasked")
+    body = roster_service.roster_csv(data, table=args["table"])
+    return _download(body, f"roster-{args['table']}.csv", "text/csv; charset=utf-8")
+
+
+def _download(body: bytes, name: str, mimetype: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@bp.route("/report")
+@bp.arguments(schemas.ScopeArgs, location="query")
+@bp.response(200, content_type="text/html")
+def report(args: dict[str, Any]) -> Response:
+    """The self-contained HTML map report of a street or community (masked)."""
+    from gridsvc.web.reports import render_scope_report
+
+    body = render_scope_report(db.conn(), **scope_codes(args), settings=db.settings())
+    code = args.get("community") or args.get("street") or "scope"
+    return _download(body.encode(), f"report-{code}.html", "text/html; charset=utf-8")
+
+
+@bp.route("/audit")
+@bp.arguments(schemas.AuditArgs, location="query")
+@bp.response(200)
+def audit_log(args: dict[str, Any]) -> dict[str, Any]:
+    """The audit log, newest first (admins)."""
+    require(current_user(), admin=True)
+    return {"entries": audit.list_entries(db.conn(), **args)}
+
+
+@bp.route("/users")
+@bp.response(200)
+def users() -> dict[str, Any]:
+    """Every user (admins)."""
+    require(current_user(), admin=True)
+    return {"users": [u.to_dict() for u in list_users(db.conn())]}
+
+
+@bp.route("/users", methods=["POST"])
+@bp.arguments(schemas.NewUser)
+@bp.response(201)
+def add_user(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Create a user (admins)."""
+    admin = current_user()
+    require(admin, admin=True)
+    user = create_user(
+        db.conn(),
+        args["username"],
+        args["password"],
+        role=args["role"],
+        street_code=args.get("street"),
+        community_code=args.get("community"),
+        lang=args["lang"],
+    )
+    audit.record(db.conn(), "user_add", user=admin, target=user.username, after=user.to_dict())
+    return user.to_dict(), 201
+
+
+@bp.route("/users/<string:username>/tokens", methods=["POST"])
+@bp.arguments(schemas.TokenArgs)
+@bp.response(201)
+def add_token(args: dict[str, Any], username: str) -> tuple[dict[str, Any], int]:
+    """Issue an API token for a user (admins); the token is shown only here."""
+    from gridsvc.accounts.users import find_user
+
+    admin = current_user()
+    require(admin, admin=True)
+    user = find_user(db.conn(), username)
+    token = tokens.issue_token(db.conn(), user.id, args["name"])
+    audit.record(db.conn(), "token_issue", user=admin, target=user.username)
+    return {"username": user.username, "name": args["name"], "token": token}, 201
+
+
+@bp.route("/imports", methods=["POST"])
+@bp.arguments(schemas.ImportArgs, location="form")
+@bp.arguments(schemas.ImportFile, location="files")
+@bp.response(200)
+def upload(args: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
+    """Import a file into a layer (admins). Rejected files answer 422 listing every reject."""
+    from gridsvc.web.uploads import run_upload
+
+    user = current_user()
+    require(user, admin=True)
+    return run_upload(db.conn(), user, files["file"], **args)
+
+
+def init_app(app: Flask) -> None:
+    """Register the API and its OpenAPI document."""
+    app.config.setdefault(
+        "API_SPEC_OPTIONS",
+        {
+            "security": [{"bearerAuth": []}],
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    api = Api(app)
+    from gridsvc.web import jobs_api
+
+    api.register_blueprint(bp)
+    api.register_blueprint(jobs_api.bp)
+    app.extensions["gridsvc.api"] = api
+
+
+def clear_cache() -> None:
+    """Forget cached GeoJSON (tests)."""
+    with _CACHE_LOCK:
+        _GEOJSON_CACHE.clear()

@@ -1,0 +1,71 @@
+"""One error handler: domain errors and HTTP errors as JSON (API) or an error page (pages)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from gridsvc.errors import GridsvcError
+
+log = logging.getLogger(__name__)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _reply(status: int, error: str, message: str, details: Any = None) -> Response | tuple:
+    if _wants_json():
+        body: dict[str, Any] = {"error": error, "message": message}
+        if details is not None:
+            body["details"] = details
+        return jsonify(body), status
+    return render_template("error.html", status=status, message=message, details=details), status
+
+
+def _validation_message(messages: Any) -> str:
+    """``query parameter 'community': Missing data...`` from marshmallow's nested messages."""
+    parts = []
+    for where, fields in (messages or {}).items():
+        for name, problems in (fields or {}).items():
+            text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else problems
+            parts.append(f"{where} parameter {name!r}: {text}")
+    return ", ".join(parts) or "invalid request"
+
+
+def handle_domain(exc: GridsvcError) -> Response | tuple:
+    """A :class:`GridsvcError` with its own status and message."""
+    return _reply(exc.http_status, type(exc).__name__, exc.message, exc.details)
+
+
+def handle_http(exc: HTTPException) -> Response | tuple:
+    """404, 405, 413, 422 (validation, naming the field) and friends."""
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    if status == 422 and "messages" in data:
+        message = _validation_message(data["messages"])
+        return _reply(status, "InvalidRequest", message, data["messages"])
+    if status == 413:
+        limit = request.max_content_length or 0
+        message = f"request body too large: the limit is {limit // (1024 * 1024)} MB"
+        return _reply(status, "TooLarge", message)
+    message = exc.description or exc.name
+    return _reply(status, exc.name.replace(" ", ""), message)
+
+
+def handle_unexpected(exc: Exception) -> Response | tuple:
+    """Anything else: logged with its traceback, a 500 without internals."""
+    if isinstance(exc, HTTPException):
+        return handle_http(exc)
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return _reply(500, "InternalError", "internal error: the server logged the details")
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers (after flask-smorest's own, which they replace)."""
+    app.register_error_handler(GridsvcError, handle_domain)
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,290 @@
+"""Server-rendered pages (Chinese by default): thin views over the same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import text
+
+from gridsvc.accounts import audit
+from gridsvc.accounts.users import require
+from gridsvc.coverage import compute_coverage, find_blindspots, suggest_sites
+from gridsvc.errors import Conflict, GridsvcError, InputRejected
+from gridsvc.portal import roster as roster_service
+from gridsvc.portal.search import record_details, search_codes
+from gridsvc.web import db, jobs_api, schemas
+from gridsvc.web.auth import current_user
+from gridsvc.web.i18n import t
+
+bp = Blueprint("pages", __name__)
+LAYERS = (
+    "streets",
+    "communities",
+    "grids",
+    "buildings",
+    "households",
+    "members",
+    "cadres",
+    "stations",
+)
+
+
+def _communities() -> list[dict[str, Any]]:
+    rows = db.conn().execute(
+        text(
+            "SELECT c.code, c.name, s.code AS street_code FROM communities c "
+            "JOIN streets s ON s.id = c.street_id ORDER BY c.code"
+        )
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def _chosen_community(communities: list[dict[str, Any]]) -> str | None:
+    wanted = request.values.get("community")
+    if wanted and not schemas.COMMUNITY.regex.match(wanted):
+        raise InputRejected(f"community {wanted!r}: expected a 12-digit code", [])
+    return wanted or (communities[0]["code"] if communities else None)
+
+
+@bp.route("/lang/<string:code>")
+def lang(code: str) -> Response:
+    """Switch the page language (zh or en)."""
+    if code in ("zh", "en"):
+        session["lang"] = code
+    return redirect(request.referrer or url_for("pages.home"))
+
+
+@bp.route("/")
+def home() -> str:
+    """The user's street or community with its coverage figures."""
+    report = compute_coverage(db.conn(), settings=db.settings())
+    body = report.to_dict()
+    return render_template("home.html", report=body, summary=body["summary"])
+
+
+@bp.route("/map")
+def map_page() -> str:
+    """The coverage map with layer toggles, a code search and links to details."""
+    communities = _communities()
+    community = _chosen_community(communities)
+    query = request.args.get("q", "").strip()
+    results = search_codes(db.conn(), query) if query else []
+    return render_template(
+        "map.html", communities=communities, community=community, q=query, results=results
+    )
+
+
+@bp.route("/map/frame")
+def map_frame() -> Response:
+    """The folium map page itself (every asset inlined: no CDN)."""
+    from gridsvc.web.i18n import lang as current_lang
+    from gridsvc.web.reports import render_scope_map
+
+    communities = _communities()
+    community = _chosen_community(communities)
+    html = render_scope_map(
+        db.conn(), community_code=community, settings=db.settings(), lang=current_lang()
+    )
+    return Response(html, mimetype="text/html")
+
+
+@bp.route("/records/<string:kind>/<string:code>")
+def record(kind: str, code: str) -> str:
+    """Details of a household, member or building (masked)."""
+    return render_template("record.html", item=record_details(db.conn(), kind, code))
+
+
+@bp.route("/roster")
+def roster() -> str:
+    """结对名单 of a community, filterable by grid, with XLSX and CSV export links."""
+    communities = _communities()
+    community = _chosen_community(communities)
+    grid = request.args.get("grid") or None
+    if grid and not schemas.GRID.regex.match(grid):
+        raise InputRejected(f"grid {grid!r}: expected a 15-digit code", [])
+    ids = (
+        []
+        if community is None
+        else [
+            db.conn().scalar(text("SELECT id FROM communities WHERE code = :c"), {"c": community})
+        ]
+    )
+    data = roster_service.load_roster(db.conn(), [i for i in ids if i], grid_code=grid)
+    grids = (
+        db.conn()
+        .execute(
+            text(
+                "SELECT g.code FROM grids g JOIN communities c ON c.id = g.community_id "
+                "WHERE c.code = :c ORDER BY g.code"
+            ),
+            {"c": community},
+        )
+        .scalars()
+        .all()
+    )
+    return render_template(
+        "roster.html",
+        communities=communities,
+        community=community,
+        grid=grid,
+        grids=grids,
+        roster=data.to_dict(limit=500),
+    )
+
+
+@bp.route("/blindspots", methods=["GET", "POST"])
+def blindspots() -> str:
+    """Blind spots with counts and lists; station suggestions (planners, POST)."""
+    communities = _communities()
+    community = _chosen_community(communities)
+    spots = find_blindspots(db.conn(), community_code=community, settings=db.settings())
+    sites = None
+    if request.method == "POST":
+        user = current_user()
+        require(user, plan=True)
+        radius = float(request.form.get("radius_m", 500))
+        run = suggest_sites(
+            db.conn(),
+            community_code=community,
+            radius_m=radius,
+            k=3,
+            time_limit=20.0,
+            created_by=user.username,
+        )
+        sites = run.to_dict()
+    return render_template(
+        "blindspots.html",
+        communities=communities,
+        community=community,
+        spots=spots.to_dict(limit=50),
+        sites=sites,
+    )
+
+
+@bp.route("/rebalance", methods=["GET", "POST"])
+def rebalance() -> Any:
+    """The planner's rebalance: run a proposal, review its diff, accept or reject it."""
+    user = current_user()
+    communities = _communities()
+    community = _chosen_community(communities)
+    proposal = message = None
+    status = 200
+    if request.method == "POST":
+        require(user, plan=True)
+        action = request.form.get("action")
+        try:
+            service = jobs_api._pairing_service()
+            if action == "propose":
+                proposal = service.propose_rebalance(
+                    db.conn(),
+                    community_code=community,
+                    settings=db.settings(),
+                    created_by=user.username,
+                ).to_dict()
+                audit.record(
+                    db.conn(), "proposal", user=user, target=f"proposal {proposal.get('id')}"
+                )
+            elif action in ("accept", "reject"):
+                pid = int(request.form["proposal_id"])
+                reason = request.form.get("reason", "")[:500]
+                if action == "accept":
+                    outcome = service.accept_proposal(
+                        db.conn(),
+                        pid,
+                        expected_version=int(request.form["version"]),
+                        decided_by=user.username,
+                        reason=reason,
+                    )
+                    message = f"{t('accepted')} {outcome.to_dict().get('version')}"
+                else:
+                    outcome = service.reject_proposal(
+                        db.conn(), pid, decided_by=user.username, reason=reason
+                    )
+                    message = t("rejected")
+                body = outcome.to_dict()
+                audit.record(
+                    db.conn(),
+                    f"proposal_{action}",
+                    user=user,
+                    target=f"proposal {pid}",
+                    reason=reason,
+                    before=body.get("before"),
+                    after=body.get("after"),
+                    community_id=body.get("community_id"),
+                )
+        except Conflict as exc:
+            message, status = f"{t('stale')} ({exc.message})", 409
+        except GridsvcError as exc:
+            message, status = exc.message, exc.http_status
+    return render_template(
+        "rebalance.html",
+        communities=communities,
+        community=community,
+        proposal=proposal,
+        message=message,
+    ), status
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+def upload() -> Any:
+    """Data upload for admins: the importer's result or its rejects."""
+    from geodata.layers import LAYERS as LAYER_SPECS
+
+    user = current_user()
+    require(user, admin=True)
+    result = rejected = None
+    status = 200
+    if request.method == "POST":
+        from gridsvc.web.uploads import run_upload
+
+        file = request.files.get("file")
+        try:
+            if file is None:
+                raise InputRejected("upload: no file given", [])
+            result = run_upload(
+                db.conn(),
+                user,
+                file,
+                layer=request.form.get("layer", ""),
+                crs=request.form.get("crs") or None,
+            )
+        except InputRejected as exc:
+            rejected, status = exc, 422
+    limit = int(db.settings().max_upload_mb)
+    return render_template(
+        "upload.html", layers=list(LAYER_SPECS), result=result, rejected=rejected, limit=limit
+    ), status
+
+
+@bp.route("/audit")
+def audit_page() -> str:
+    """The audit log (admins)."""
+    require(current_user(), admin=True)
+    return render_template("audit.html", entries=audit.list_entries(db.conn(), limit=300))
+
+
+@bp.route("/jobs/<int:job_id>")
+def job(job_id: int) -> str:
+    """A background job's progress (the page polls the API)."""
+    from gridsvc import jobs
+
+    user = current_user()
+    status = jobs.job_status(db.conn(), job_id, user_id=None if user.is_admin else user.id)
+    return render_template("job.html", job=status)
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages and the user in every template."""
+    app.register_blueprint(bp)
+    app.context_processor(lambda: {"user": g.get("user"), "layers": LAYERS})
