@@ -65,6 +65,7 @@ def build_report(
     unmasked: bool = False,
     allowed: bool = False,
     user: str | None = None,
+    members: frozenset[str] = frozenset(),
 ) -> str:
     """Render the report of a street or a community as one self-contained HTML page.
 
@@ -82,6 +83,8 @@ def build_report(
         Whether the caller may see full detail (the CLI's operator may; web roles decide).
     user
         Who asked; printed in the report and logged. Default: the OS user.
+    members
+        Member codes whose lines to their households are drawn (and shown from the start).
 
     Raises
     ------
@@ -96,7 +99,12 @@ def build_report(
         raise ValueError("give exactly one of street_code or community_code")
     user = user or getpass.getuser()
     data = gather_report(
-        conn, street_code=street_code, community_code=community_code, settings=settings, user=user
+        conn,
+        street_code=street_code,
+        community_code=community_code,
+        settings=settings,
+        user=user,
+        members=members,
     )
     options = MapOptions(
         lang=settings.lang,
@@ -104,6 +112,7 @@ def build_report(
         tianditu_key=settings.tianditu_key,
         masked=not unmasked,
         rings_m=tuple(settings.life_circles_m),
+        selected_members=frozenset(members),
     )
     html = render_report(data, options)
     if unmasked:
@@ -118,6 +127,7 @@ def gather_report(
     community_code: str | None = None,
     settings: Settings,
     user: str = "",
+    members: frozenset[str] = frozenset(),
 ) -> ReportData:
     """Everything a report shows, read from the database (see :func:`build_report`)."""
     cov = compute_coverage(
@@ -128,7 +138,14 @@ def gather_report(
     )
     ids, streets = _scope_ids(conn, street_code=street_code, community_code=community_code)
     pairs = _exists(conn, "current_household_pairs") and _exists(conn, "current_member_pairs")
-    layers = _layers(conn, ids=ids, streets=streets, pairs=pairs, lines_max=MapOptions.lines_max)
+    layers = _layers(
+        conn,
+        ids=ids,
+        streets=streets,
+        pairs=pairs,
+        lines_max=MapOptions.lines_max,
+        members=members,
+    )
     grids = _with_counts(layers["grids"], cov.grids)
     buildings = _with_counts(layers["buildings"], cov.buildings)
     summary = {k: cov.summary.get(k) for k in SUMMARY_KEYS}
@@ -237,9 +254,15 @@ def _read(conn: Connection, sql: str, params: dict[str, Any]) -> gpd.GeoDataFram
 
 
 def _layers(
-    conn: Connection, *, ids: list[int], streets: list[int], pairs: bool, lines_max: int
+    conn: Connection,
+    *,
+    ids: list[int],
+    streets: list[int],
+    pairs: bool,
+    lines_max: int,
+    members: frozenset[str],
 ) -> dict[str, gpd.GeoDataFrame]:
-    p = {"ids": ids, "streets": streets}
+    p = {"ids": ids, "streets": streets, "chosen": sorted(members)}
     hh_load = (
         "LEFT JOIN (SELECT member_id, count(*) AS n FROM current_household_pairs "
         "GROUP BY member_id) l ON l.member_id = m.id"
@@ -307,12 +330,14 @@ def _layers(
             text("SELECT count(*) FROM current_household_pairs WHERE community_id = ANY(:ids)"),
             p,
         )
-        if count <= lines_max:
+        if count <= lines_max or members:
+            only = " AND m.code = ANY(:chosen)" if members else ""
             out["pairs"] = _read(
                 conn,
                 "SELECT m.code AS member_code, ST_MakeLine(m.geom, h.geom) AS geom "
                 "FROM current_household_pairs p JOIN members m ON m.id = p.member_id "
-                "JOIN households h ON h.id = p.household_id WHERE p.community_id = ANY(:ids)",
+                "JOIN households h ON h.id = p.household_id "
+                f"WHERE p.community_id = ANY(:ids){only}",
                 p,
             )
         out["cadre_pairs"] = _read(

@@ -77,6 +77,11 @@ def test_report_with_pairs_draws_lines_and_loads(demo, settings):
     assert data.distances.size > 1000
     html = _text(build_report(demo, community_code=COMMUNITY, settings=settings))
     assert "党员—住户结对连线" in html and "<script src" not in html
+    member = data.map.pairs["member_code"].iloc[0]
+    one = gather_report(
+        demo, community_code=COMMUNITY, settings=settings, members=frozenset({member})
+    )
+    assert len(one.map.pairs) > 0 and set(one.map.pairs["member_code"]) == {member}
 
 
 def test_unmasked_needs_the_right_and_is_audited(demo, settings):

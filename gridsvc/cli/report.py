@@ -25,6 +25,13 @@ from gridsvc.cli._common import check_one_scope, get_engine, get_settings, scope
     "--tiles",
     help="Base map: none, osm, gaode, tianditu or an XYZ URL (default: GRIDSVC_TILES).",
 )
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    metavar="CODE",
+    help="Draw the lines from this member to its households (repeatable).",
+)
 @click.option("--by", "user", help="Name printed as the report's author (default: OS user).")
 @click.option(
     "--unmasked",
@@ -40,6 +47,7 @@ def report(
     lang: str | None,
     tiles: str | None,
     user: str | None,
+    members: tuple[str, ...],
     unmasked: bool,
 ) -> None:
     """Write the coverage map report of a street or community to OUT (opens with no network).
@@ -66,6 +74,7 @@ def report(
                 unmasked=unmasked,
                 allowed=True,  # the CLI's operator holds the database credentials
                 user=user or getpass.getuser(),
+                members=frozenset(members),
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
