@@ -1,0 +1,333 @@
+"""Client tests of every API endpoint: status codes, payload shapes, JSON errors, scopes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from sqlalchemy import text
+from webapp import (  # noqa: F401
+    COMMUNITY_A,
+    COMMUNITY_B,
+    STREET_A,
+    STREET_B,
+    app,
+    bearer,
+    client,
+    count,
+    owner_engine,
+    web,
+)
+
+from gridsvc.accounts.scope import app_database_url
+from gridsvc.db import make_engine
+
+
+@pytest.fixture(scope="module")
+def codes(web):
+    """A household, member, building and grid code of street A."""
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        one = {
+            kind: conn.scalar(
+                text(
+                    f"SELECT t.code FROM {table} t JOIN communities c ON c.id = t.community_id "
+                    "WHERE c.code = :c ORDER BY t.code LIMIT 1"
+                ),
+                {"c": COMMUNITY_A},
+            )
+            for kind, table in (
+                ("household", "households"),
+                ("member", "members"),
+                ("building", "buildings"),
+                ("grid", "grids"),
+            )
+        }
+    engine.dispose()
+    return one
+
+
+def a_urls(codes):
+    """GET endpoints that show street A's data, with the keys their payload must have."""
+    return [
+        (f"/api/coverage?street={STREET_A}", ["scope", "summary", "communities", "grids"]),
+        (f"/api/coverage?community={COMMUNITY_A}", ["summary"]),
+        (f"/api/coverage.geojson?community={COMMUNITY_A}", ["type", "features"]),
+        (f"/api/blindspots?community={COMMUNITY_A}&limit=5", ["counts", "blindspots"]),
+        (f"/api/roster?community={COMMUNITY_A}", ["households", "members", "totals", "masked"]),
+        (f"/api/roster?community={COMMUNITY_A}&grid={codes['grid']}", ["households"]),
+        (f"/api/roster.xlsx?community={COMMUNITY_A}", None),
+        (f"/api/roster.csv?community={COMMUNITY_A}", None),
+        (f"/api/records/household/{codes['household']}", ["code", "name", "members"]),
+        (f"/api/records/member/{codes['member']}", ["code", "households", "cadres"]),
+        (f"/api/records/building/{codes['building']}", ["code", "households"]),
+        (f"/api/report?community={COMMUNITY_A}", None),
+    ]
+
+
+def test_every_read_endpoint_answers_its_own_scope(client, web, codes):
+    for url, keys in a_urls(codes):
+        response = client.get(url, headers=bearer(web, "viewer_a"))
+        assert response.status_code == 200, (url, response.data[:300])
+        if keys:
+            body = response.get_json(force=True)
+            assert set(keys) <= set(body), url
+    me = client.get("/api/me", headers=bearer(web, "viewer_a")).get_json()
+    assert me["scope"] == {"level": "street", "code": STREET_A}
+    listed = client.get("/api/communities", headers=bearer(web, "viewer_a")).get_json()
+    assert {c["street_code"] for c in listed["communities"]} == {STREET_A}
+    found = client.get(f"/api/search?q={codes['household'][:-1]}", headers=bearer(web, "viewer_a"))
+    assert found.status_code == 200 and found.get_json()["results"]
+
+
+def test_viewer_of_street_b_never_gets_street_a(client, web, codes):
+    for url, _ in a_urls(codes):
+        response = client.get(url, headers=bearer(web, "viewer_b"))
+        assert response.status_code in (403, 404), url
+        body = response.get_json()
+        assert body["error"] in ("NotFound", "Forbidden") and body["message"], url
+        assert COMMUNITY_A not in body["message"] or "no such" in body["message"]
+    search = client.get(f"/api/search?q={codes['household']}", headers=bearer(web, "viewer_b"))
+    assert search.get_json()["results"] == []
+    coverage = client.get("/api/coverage", headers=bearer(web, "viewer_b")).get_json()
+    assert [c["code"] for c in coverage["communities"]] == [COMMUNITY_B]
+    roster = client.get("/api/roster", headers=bearer(web, "viewer_b")).get_json()
+    assert roster["totals"]["household_pairs"] == 0
+    # planners of street A cannot queue work for street B either
+    job = client.post(
+        "/api/jobs", json={"kind": "pairing", "community": COMMUNITY_B},
+        headers=bearer(web, "planner_a"),
+    )  # fmt: skip
+    assert job.status_code == 404
+
+
+def test_row_level_security_blocks_raw_queries_under_the_app_role(web):
+    engine = make_engine(app_database_url(web.settings))
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM households")) == 0  # no scope: nothing
+        street_b = count(web, f"SELECT id FROM streets WHERE code = '{STREET_B}'")
+        conn.execute(text("SELECT set_config('app.street', :s, true)"), {"s": str(street_b)})
+        visible = conn.scalar(text("SELECT count(*) FROM households"))
+        codes = set(conn.execute(text("SELECT code FROM communities")).scalars())
+        assert visible == 20 and codes == {COMMUNITY_B}
+        assert conn.scalar(text("SELECT count(*) FROM streets")) == 1
+        with pytest.raises(Exception, match="row-level security"):
+            conn.execute(
+                text(
+                    "UPDATE households SET community_id = "
+                    f"(SELECT id FROM communities WHERE code = '{COMMUNITY_B}') "
+                    "WHERE code = 'H-ZZ-1' RETURNING id"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO grids (code, name, community_id, geom) VALUES "
+                    "('530102001001999', 'x', 1, ST_GeomFromText('MULTIPOLYGON(((0 0,1 0,1 1,0 0)))', 4326))"
+                )
+            )
+        conn.rollback()
+        conn.execute(text("SELECT set_config('app.street', :s, true)"), {"s": str(street_b)})
+        # a transaction later the scope is gone ('' → NULL): nothing again
+        conn.commit()
+        assert conn.scalar(text("SELECT count(*) FROM households")) == 0
+        role = conn.execute(
+            text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        assert tuple(role) == (False, False)
+        owner = conn.scalar(text("SELECT tableowner FROM pg_tables WHERE tablename = 'households'"))
+        assert owner != conn.scalar(text("SELECT current_user"))
+    engine.dispose()
+    assert count(web, "SELECT count(*) FROM households") > 2000  # the owner sees every row
+
+
+def test_errors_are_json_and_name_the_problem(client, web):
+    h = bearer(web, "viewer_a")
+    bad = client.get("/api/coverage.geojson?community=12ab", headers=h)
+    assert bad.status_code == 422
+    assert "community" in bad.get_json()["message"]
+    missing = client.get("/api/coverage.geojson", headers=h)
+    assert missing.status_code == 422 and "community" in missing.get_json()["message"]
+    nope = client.get("/api/records/household/NOPE-1", headers=h)
+    assert nope.status_code == 404 and "NOPE-1" in nope.get_json()["message"]
+    kind = client.get("/api/records/bridge/X", headers=h)
+    assert kind.status_code == 422 and "bridge" in kind.get_json()["message"]
+    assert client.get("/api/coverage").status_code == 401
+    assert client.get("/api/coverage").get_json()["error"] == "Unauthorized"
+    assert client.get("/api/me", headers={"Authorization": "Bearer gst_x"}).status_code == 401
+    assert client.get("/api/audit", headers=h).status_code == 403
+    assert client.get("/api/users", headers=h).status_code == 403
+    assert client.get("/api/nothing", headers=h).get_json()["error"] == "NotFound"
+    both = client.get(f"/api/coverage?street={STREET_A}&community={COMMUNITY_A}", headers=h)
+    assert both.status_code == 422 and "street" in both.get_json()["message"]
+
+
+def test_geojson_is_cached_by_data_version_with_etag(client, web):
+    h = bearer(web, "viewer_a")
+    first = client.get(f"/api/coverage.geojson?community={COMMUNITY_A}", headers=h)
+    etag = first.headers["ETag"]
+    again = client.get(
+        f"/api/coverage.geojson?community={COMMUNITY_A}", headers={**h, "If-None-Match": etag}
+    )
+    assert again.status_code == 304
+    features = first.get_json(force=True)["features"]
+    assert {f["properties"]["layer"] for f in features} == {"grid", "building"}
+    engine = owner_engine(web)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE buildings SET name = name WHERE code = 'B-ZZ-1'"))
+    engine.dispose()
+    changed = client.get(
+        f"/api/coverage.geojson?community={COMMUNITY_A}", headers={**h, "If-None-Match": etag}
+    )
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+def test_unmasked_data_is_for_planners_and_audited(client, web, codes):
+    url = f"/api/records/household/{codes['household']}?unmasked=true"
+    assert client.get(url, headers=bearer(web, "viewer_a")).status_code == 403
+    before = count(web, "SELECT count(*) FROM audit_log WHERE action = 'view_unmasked'")
+    assert client.get(url, headers=bearer(web, "planner_a")).status_code == 200
+    after = count(web, "SELECT count(*) FROM audit_log WHERE action = 'view_unmasked'")
+    assert after == before + 1
+    masked = client.get(
+        f"/api/records/household/{codes['household']}", headers=bearer(web, "viewer_a")
+    )
+    assert "*" in masked.get_json()["name"]
+    export = client.get(
+        f"/api/roster.csv?community={COMMUNITY_A}&unmasked=true", headers=bearer(web, "planner_a")
+    )
+    assert export.status_code == 200
+    assert count(web, "SELECT count(*) FROM audit_log WHERE action = 'export_unmasked'") >= 1
+
+
+def test_admin_endpoints(client, web):
+    h = bearer(web, "admin")
+    users = client.get("/api/users", headers=h).get_json()["users"]
+    assert {"viewer_a", "admin"} <= {u["username"] for u in users}
+    made = client.post(
+        "/api/users",
+        json={"username": "new_viewer", "password": "long enough pw", "role": "viewer",
+              "community": COMMUNITY_A},
+        headers=h,
+    )  # fmt: skip
+    assert made.status_code == 201 and made.get_json()["scope"]["code"] == COMMUNITY_A
+    again = client.post(
+        "/api/users",
+        json={"username": "new_viewer", "password": "long enough pw", "role": "viewer",
+              "community": COMMUNITY_A},
+        headers=h,
+    )  # fmt: skip
+    assert again.status_code == 409 and "new_viewer" in again.get_json()["message"]
+    unscoped = client.post(
+        "/api/users", json={"username": "x1", "password": "long enough pw", "role": "viewer"},
+        headers=h,
+    )  # fmt: skip
+    assert unscoped.status_code == 422 and "street" in unscoped.get_json()["message"]
+    token = client.post("/api/users/new_viewer/tokens", json={"name": "t"}, headers=h)
+    assert token.status_code == 201
+    me = client.get("/api/me", headers={"Authorization": f"Bearer {token.get_json()['token']}"})
+    assert me.get_json()["username"] == "new_viewer"
+    log = client.get("/api/audit?limit=5", headers=h).get_json()["entries"]
+    assert log and {"at", "username", "action"} <= set(log[0])
+
+
+def test_audit_log_is_append_only(web):
+    engine = make_engine(app_database_url(web.settings))
+    with engine.connect() as conn, pytest.raises(Exception, match="permission denied"):
+        conn.execute(text("DELETE FROM audit_log"))
+    engine.dispose()
+    owner = owner_engine(web)
+    with owner.connect() as conn, pytest.raises(Exception, match="append-only"):
+        conn.execute(text("UPDATE audit_log SET action = 'x'"))
+    owner.dispose()
+
+
+def test_upload_reports_rejects_and_limits(client, web):
+    h = bearer(web, "admin_b")
+    bad = b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": ""}, "geometry": {"type": "Point", "coordinates": [500, 25]}}]}'
+    response = client.post(
+        "/api/imports", data={"layer": "stations", "file": (io.BytesIO(bad), "s.geojson")},
+        headers=h, content_type="multipart/form-data",
+    )  # fmt: skip
+    assert response.status_code == 422, response.data[:500]
+    body = response.get_json()
+    assert body["details"] and body["details"][0]["reason"]
+    good = (
+        b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+        b'{"code": "S-ZZ-1", "name": "\\u9a7f\\u7ad9", "community_code": "530102902001"}, '
+        b'"geometry": {"type": "Point", "coordinates": [102.6015, 25.0015]}}]}'
+    )
+    response = client.post(
+        "/api/imports", data={"layer": "stations", "file": (io.BytesIO(good), "s.geojson")},
+        headers=h, content_type="multipart/form-data",
+    )  # fmt: skip
+    assert response.status_code == 200, response.data[:800]
+    assert response.get_json()["inserted"] == 1
+    viewer = client.post(
+        "/api/imports", data={"layer": "stations", "file": (io.BytesIO(good), "s.geojson")},
+        headers=bearer(web, "viewer_b"), content_type="multipart/form-data",
+    )  # fmt: skip
+    assert viewer.status_code == 403
+
+
+# werkzeug leaves the spooled file of a refused upload to the garbage collector
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_upload_size_is_limited(client, web):
+    import gc
+
+    limit = client.application.config["MAX_CONTENT_LENGTH"]
+    huge = client.post(
+        "/api/imports", data={"layer": "stations", "file": (io.BytesIO(b"x" * (limit + 1)), "a.csv")},
+        headers=bearer(web, "admin_b"), content_type="multipart/form-data",
+    )  # fmt: skip
+    assert huge.status_code == 413 and "MB" in huge.get_json()["message"]
+    gc.collect()
+
+
+def test_jobs_are_queued_and_report_their_status(client, web):
+    from gridsvc.jobs import execute_job
+
+    response = client.post(
+        "/api/jobs", json={"kind": "pairing", "community": COMMUNITY_A},
+        headers=bearer(web, "planner_a"),
+    )  # fmt: skip
+    assert response.status_code == 202
+    job_id = response.get_json()["id"]
+    status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a")).get_json()
+    assert status["status"] == "queued"
+    execute_job(web.settings, job_id)
+    status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a")).get_json()
+    assert status["status"] in ("done", "failed")
+    assert status["status"] == "done" or status["error"]
+    other = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "viewer_b"))
+    assert other.status_code == 404
+    viewer = client.post(
+        "/api/jobs", json={"kind": "pairing", "community": COMMUNITY_A},
+        headers=bearer(web, "viewer_a"),
+    )  # fmt: skip
+    assert viewer.status_code == 403
+
+
+def test_station_suggestions_for_planners(client, web):
+    body = {"community": COMMUNITY_A, "radius_m": 300, "k": 2}
+    assert (
+        client.post(
+            "/api/stations/suggestions", json=body, headers=bearer(web, "viewer_a")
+        ).status_code
+        == 403
+    )
+    done = client.post("/api/stations/suggestions", json=body, headers=bearer(web, "planner_a"))
+    assert done.status_code == 200, done.data[:300]
+    assert "sites" in done.get_json()
+    other = client.post("/api/stations/suggestions", json=body, headers=bearer(web, "admin_b"))
+    assert other.status_code == 404
+
+
+def test_passwords_are_hashed_to_asvs_strength(web):
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        hashes = conn.execute(text("SELECT password_hash FROM users")).scalars().all()
+        stored = conn.execute(text("SELECT token_hash FROM api_tokens")).scalars().all()
+    engine.dispose()
+    assert all(h.startswith("pbkdf2:sha256:1000000$") for h in hashes)
+    assert all(len(h) == 64 and not h.startswith("gst_") for h in stored)

@@ -1,0 +1,142 @@
+"""Fixtures of the web tests: a committed database with two streets, users, tokens, the app.
+
+Use with ``from webapp import *  # noqa: F403``. The web app connects as ``gridsvc_app`` (row-
+level security applies); fixtures write as the owner. Street A is a small demo street; street B
+is one tiny community added by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from gridsvc.accounts.tokens import issue_token
+from gridsvc.accounts.users import create_user
+from gridsvc.db import init_database, make_engine
+from gridsvc.settings import Settings
+
+STREET_A, STREET_B = "530102001", "530102902"
+COMMUNITY_A, COMMUNITY_B = "530102001001", "530102902001"
+PASSWORD = "correct horse battery"
+
+_B_SQL = """
+INSERT INTO streets (code, name) VALUES ('530102902', '测试街道');
+INSERT INTO communities (code, name, street_id, geom)
+  SELECT '530102902001', '测试社区', id,
+  ST_Multi(ST_MakeEnvelope(102.60, 25.00, 102.61, 25.01, 4326)) FROM streets WHERE code = '530102902';
+INSERT INTO grids (code, name, community_id, geom)
+  SELECT '530102902001001', '测试网格', id,
+  ST_Multi(ST_MakeEnvelope(102.60, 25.00, 102.61, 25.01, 4326)) FROM communities
+  WHERE code = '530102902001';
+INSERT INTO buildings (code, name, kind, community_id, grid_id, geom)
+  SELECT 'B-ZZ-1', '测试楼', 'residential', c.id, g.id,
+  ST_Multi(ST_MakeEnvelope(102.601, 25.001, 102.6012, 25.0012, 4326))
+  FROM communities c JOIN grids g ON g.community_id = c.id WHERE c.code = '530102902001';
+INSERT INTO households (code, name, phone, community_id, grid_id, building_id, geom)
+  SELECT 'H-ZZ-' || i, '王小' || i, '13800138000', c.id, g.id, b.id,
+  ST_SetSRID(ST_MakePoint(102.6011, 25.0011), 4326)
+  FROM communities c JOIN grids g ON g.community_id = c.id JOIN buildings b ON b.grid_id = g.id,
+  generate_series(1, 20) AS i WHERE c.code = '530102902001';
+INSERT INTO members (code, name, kind, community_id, grid_id, building_id, geom)
+  SELECT 'M-ZZ-1', '李四', 'resident', c.id, g.id, b.id, ST_SetSRID(ST_MakePoint(102.6011, 25.0011), 4326)
+  FROM communities c JOIN grids g ON g.community_id = c.id JOIN buildings b ON b.grid_id = g.id
+  WHERE c.code = '530102902001';
+"""
+
+
+@dataclass(frozen=True)
+class Web:
+    """The committed web test database and who can use it."""
+
+    url: str
+    settings: Settings
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def web(settings: Settings) -> Iterator[Web]:
+    """A fresh database with the demo street A, the tiny street B, users and their tokens."""
+    from geodata.demo import load_demo
+
+    url = make_url(settings.database_url)
+    web_url = url.set(database=f"{url.database}_webapp").render_as_string(hide_password=False)
+    _drop(web_url)
+    init_database(web_url)
+    engine = make_engine(web_url)
+    with engine.begin() as conn:
+        load_demo(conn, seed=3, households=2000)
+        for statement in _B_SQL.split(";\n"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    tokens = _users(engine)
+    engine.dispose()
+    yield Web(web_url, settings.with_(database_url=web_url), tokens)
+    _drop(web_url)
+
+
+def _users(engine: Engine) -> dict[str, str]:
+    people = {
+        "viewer_a": ("viewer", STREET_A, None),
+        "viewer_b": ("viewer", STREET_B, None),
+        "viewer_ca": ("viewer", None, COMMUNITY_A),
+        "planner_a": ("planner", STREET_A, None),
+        "planner_a2": ("planner", None, COMMUNITY_A),
+        "admin": ("admin", None, None),
+        "admin_b": ("admin", STREET_B, None),
+    }
+    tokens = {}
+    with engine.begin() as conn:
+        for name, (role, street, community) in people.items():
+            user = create_user(
+                conn, name, PASSWORD, role=role, street_code=street, community_code=community
+            )
+            tokens[name] = issue_token(conn, user.id, "tests")
+    return tokens
+
+
+def _drop(url: str) -> None:
+    target = make_url(url)
+    admin = make_engine(
+        target.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(web: Web):
+    """The Flask app on the web test database (TESTING, no job queue)."""
+    from gridsvc.web import create_app
+
+    return create_app({"TESTING": True, "GRIDSVC_SETTINGS": web.settings, "GRIDSVC_NO_QUEUE": True})
+
+
+@pytest.fixture
+def client(app):
+    """A test client without a session."""
+    return app.test_client()
+
+
+def bearer(web: Web, who: str) -> dict[str, str]:
+    """The Authorization header of a test user."""
+    return {"Authorization": f"Bearer {web.tokens[who]}"}
+
+
+def owner_engine(web: Web) -> Engine:
+    """An engine as the database owner (fixtures and checks only)."""
+    return make_engine(web.url)
+
+
+def count(web: Web, sql: str) -> int:
+    """One number from the owner's point of view."""
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        value = conn.scalar(text(sql))
+    engine.dispose()
+    return int(value)
