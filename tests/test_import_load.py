@@ -21,6 +21,7 @@ from io_helpers import (
 from shapely import Polygon, box
 from sqlalchemy import text
 
+from geodata import readers
 from geodata.importer import import_file
 from geodata.readers import json_depth
 from gridsvc.errors import InputRejected
@@ -239,9 +240,14 @@ def test_nesting_cap_survives_a_hundred_thousand_levels(district, settings, tmp_
     assert "100001 deep" in err.value.rejects[0].reason
 
 
-def test_json_depth_ignores_brackets_in_strings():
-    assert json_depth(b'{"a": "[[[[{{{{", "b": [1, [2]]}')[0] == 3
-    assert json_depth(b'{"a": "\\"[[[["}')[0] == 1
+@pytest.mark.parametrize("chunk", [1 << 24, 5])
+def test_json_depth_ignores_brackets_in_strings(monkeypatch, chunk):
+    monkeypatch.setattr(readers, "_CHUNK", chunk)  # also across chunk boundaries
+    assert json_depth(b'{"a": "[[[[{{{{", "b": [1, [2]]}') == (3, None)
+    assert json_depth(b'{"a": "\\"[[[["}') == (1, None)  # escaped quote stays in the string
+    assert json_depth(b'{"a": "x\\\\", "b": [[1]]}') == (3, None)  # escaped backslash ends it
+    collection = b'{"type": "FeatureCollection", "features": [{"g": [1]}, {"g": [[[[1]]]]}]}'
+    assert json_depth(collection) == (7, 2)
 
 
 def test_wkt_nesting_cap(district, settings, tmp_path):
