@@ -1,6 +1,6 @@
 """Fixtures of the web tests: a committed database with two streets, users, tokens, the app.
 
-Use with ``from webapp import *  # noqa: F403``. The web app connects as ``gridsvc_app`` (row-
+Constants and helpers are in ``webhelpers``. The web app connects as ``gridsvc_app`` (row-
 level security applies); fixtures write as the owner. Street A is a small demo street; street B
 is one tiny community added by hand.
 """
@@ -11,23 +11,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from webhelpers import COMMUNITY_A, PASSWORD, STREET_A, STREET_B
 
 from gridsvc.accounts.tokens import issue_token
 from gridsvc.accounts.users import create_user
 from gridsvc.db import init_database, make_engine
 from gridsvc.settings import Settings
 
-STREET_A, STREET_B = "530102001", "530102902"
-COMMUNITY_A, COMMUNITY_B = "530102001001", "530102902001"
-PASSWORD = "correct horse battery"
-
 _B_SQL = """
 INSERT INTO streets (code, name) VALUES ('530102902', '测试街道');
 INSERT INTO communities (code, name, street_id, geom)
   SELECT '530102902001', '测试社区', id,
-  ST_Multi(ST_MakeEnvelope(102.60, 25.00, 102.61, 25.01, 4326)) FROM streets WHERE code = '530102902';
+  ST_Multi(ST_MakeEnvelope(102.60, 25.00, 102.61, 25.01, 4326)) FROM streets
+  WHERE code = '530102902';
 INSERT INTO grids (code, name, community_id, geom)
   SELECT '530102902001001', '测试网格', id,
   ST_Multi(ST_MakeEnvelope(102.60, 25.00, 102.61, 25.01, 4326)) FROM communities
@@ -42,7 +40,8 @@ INSERT INTO households (code, name, phone, community_id, grid_id, building_id, g
   FROM communities c JOIN grids g ON g.community_id = c.id JOIN buildings b ON b.grid_id = g.id,
   generate_series(1, 20) AS i WHERE c.code = '530102902001';
 INSERT INTO members (code, name, kind, community_id, grid_id, building_id, geom)
-  SELECT 'M-ZZ-1', '李四', 'resident', c.id, g.id, b.id, ST_SetSRID(ST_MakePoint(102.6011, 25.0011), 4326)
+  SELECT 'M-ZZ-1', '李四', 'resident', c.id, g.id, b.id,
+  ST_SetSRID(ST_MakePoint(102.6011, 25.0011), 4326)
   FROM communities c JOIN grids g ON g.community_id = c.id JOIN buildings b ON b.grid_id = g.id
   WHERE c.code = '530102902001';
 """
@@ -121,22 +120,3 @@ def app(web: Web):
 def client(app):
     """A test client without a session."""
     return app.test_client()
-
-
-def bearer(web: Web, who: str) -> dict[str, str]:
-    """The Authorization header of a test user."""
-    return {"Authorization": f"Bearer {web.tokens[who]}"}
-
-
-def owner_engine(web: Web) -> Engine:
-    """An engine as the database owner (fixtures and checks only)."""
-    return make_engine(web.url)
-
-
-def count(web: Web, sql: str) -> int:
-    """One number from the owner's point of view."""
-    engine = owner_engine(web)
-    with engine.connect() as conn:
-        value = conn.scalar(text(sql))
-    engine.dispose()
-    return int(value)

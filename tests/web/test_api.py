@@ -6,18 +6,7 @@ import io
 
 import pytest
 from sqlalchemy import text
-from webapp import (  # noqa: F401
-    COMMUNITY_A,
-    COMMUNITY_B,
-    STREET_A,
-    STREET_B,
-    app,
-    bearer,
-    client,
-    count,
-    owner_engine,
-    web,
-)
+from webhelpers import COMMUNITY_A, COMMUNITY_B, STREET_A, STREET_B, bearer, count, owner_engine
 
 from gridsvc.accounts.scope import app_database_url
 from gridsvc.db import make_engine
@@ -122,7 +111,8 @@ def test_row_level_security_blocks_raw_queries_under_the_app_role(web):
             conn.execute(
                 text(
                     "INSERT INTO grids (code, name, community_id, geom) VALUES "
-                    "('530102001001999', 'x', 1, ST_GeomFromText('MULTIPOLYGON(((0 0,1 0,1 1,0 0)))', 4326))"
+                    "('530102001001999', 'x', 1, "
+                    "ST_GeomFromText('MULTIPOLYGON(((0 0,1 0,1 1,0 0)))', 4326))"
                 )
             )
         conn.rollback()
@@ -243,7 +233,10 @@ def test_audit_log_is_append_only(web):
 
 def test_upload_reports_rejects_and_limits(client, web):
     h = bearer(web, "admin_b")
-    bad = b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": ""}, "geometry": {"type": "Point", "coordinates": [500, 25]}}]}'
+    bad = (
+        b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+        b'{"code": ""}, "geometry": {"type": "Point", "coordinates": [500, 25]}}]}'
+    )
     response = client.post(
         "/api/imports", data={"layer": "stations", "file": (io.BytesIO(bad), "s.geojson")},
         headers=h, content_type="multipart/form-data",
@@ -277,7 +270,8 @@ def test_upload_size_is_limited(client, web):
 
     limit = client.application.config["MAX_CONTENT_LENGTH"]
     huge = client.post(
-        "/api/imports", data={"layer": "stations", "file": (io.BytesIO(b"x" * (limit + 1)), "a.csv")},
+        "/api/imports",
+        data={"layer": "stations", "file": (io.BytesIO(b"x" * (limit + 1)), "a.csv")},
         headers=bearer(web, "admin_b"), content_type="multipart/form-data",
     )  # fmt: skip
     assert huge.status_code == 413 and "MB" in huge.get_json()["message"]

@@ -1,0 +1,80 @@
+"""Pages: login with CSRF, a copied cookie dies at logout, every page renders, languages."""
+
+from __future__ import annotations
+
+import re
+
+from webhelpers import COMMUNITY_A, PASSWORD, count
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+def login(client, username: str) -> None:
+    """Log in through the form, as a browser would."""
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+
+
+def test_login_logout_and_a_copied_cookie(app, web):
+    client = app.test_client()
+    assert client.get("/").status_code == 302  # to the login page
+    before = count(web, "SELECT count(*) FROM audit_log WHERE action = 'login'")
+    login(client, "viewer_a")
+    assert count(web, "SELECT count(*) FROM audit_log WHERE action = 'login'") == before + 1
+    home = client.get("/")
+    assert home.status_code == 200 and "户数" in home.get_data(as_text=True)
+    cookie = client.get_cookie("gridsvc_session")
+    assert cookie.http_only and cookie.secure and cookie.same_site == "Lax"
+    thief = app.test_client()
+    thief.set_cookie("gridsvc_session", cookie.value)
+    assert thief.get("/").status_code == 200  # a copied cookie works while the session lives
+    token = _csrf(home.get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert thief.get("/").status_code == 302  # ...and stops working at logout
+    assert thief.get("/api/me").status_code == 401
+
+
+def test_wrong_password_and_missing_csrf(app, web):
+    client = app.test_client()
+    token = _csrf(client.get("/login").get_data(as_text=True))
+    wrong = client.post(
+        "/login", data={"username": "viewer_a", "password": "nope", "csrf_token": token}
+    )
+    assert wrong.status_code == 401 and "错误" in wrong.get_data(as_text=True)
+    assert count(web, "SELECT count(*) FROM audit_log WHERE action = 'login_failed'") >= 1
+    no_csrf = client.post("/login", data={"username": "viewer_a", "password": PASSWORD})
+    assert no_csrf.status_code == 400 and "CSRF" in no_csrf.get_data(as_text=True)
+
+
+def test_every_page_renders_for_its_role(app, web):
+    client = app.test_client()
+    login(client, "admin")
+    pages = [
+        "/",
+        f"/map?community={COMMUNITY_A}&q=5301",
+        f"/map/frame?community={COMMUNITY_A}",
+        f"/roster?community={COMMUNITY_A}",
+        f"/blindspots?community={COMMUNITY_A}",
+        "/rebalance",
+        "/upload",
+        "/audit",
+    ]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, (page, response.get_data(as_text=True)[:300])
+        html = response.get_data(as_text=True)
+        assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", html), page
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert "Households" in english
+    viewer = app.test_client()
+    login(viewer, "viewer_a")
+    assert viewer.get("/upload").status_code == 403
+    assert viewer.get("/audit").status_code == 403
+    assert viewer.get("/map?community=530102902001").status_code == 200
+    frame = viewer.get("/map/frame?community=530102902001")
+    assert frame.status_code == 404

@@ -1,0 +1,30 @@
+"""Constants and helpers of the web tests (fixtures are in ``conftest.py``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+from gridsvc.db import make_engine
+
+STREET_A, STREET_B = "530102001", "530102902"
+COMMUNITY_A, COMMUNITY_B = "530102001001", "530102902001"
+PASSWORD = "correct horse battery"
+
+
+def bearer(web, who: str) -> dict[str, str]:
+    """The Authorization header of a test user."""
+    return {"Authorization": f"Bearer {web.tokens[who]}"}
+
+
+def owner_engine(web) -> Engine:
+    """An engine as the database owner (fixtures and checks only)."""
+    return make_engine(web.url)
+
+
+def count(web, sql: str) -> int:
+    """One number from the owner's point of view."""
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        value = conn.scalar(text(sql))
+    engine.dispose()
+    return int(value)
