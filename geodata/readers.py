@@ -252,6 +252,8 @@ def read_ogr(path: Path, *, encoding: str | None, layer: str | None) -> RawInput
     if len(tables) > 1 and layer not in tables:
         _refuse(source, f"holds {len(tables)} tables ({', '.join(tables)}); name one {layer!r}")
     table = layer if layer in tables else tables[0]
+    if encoding is None and path.suffix.lower() in {".zip", ".shp"}:
+        encoding = _shapefile_encoding(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         frame = pyogrio.read_dataframe(path, layer=table, encoding=encoding)
@@ -259,6 +261,31 @@ def read_ogr(path: Path, *, encoding: str | None, layer: str | None) -> RawInput
     frame.insert(0, "_record", np.arange(1, len(frame) + 1))
     crs = CRS.from_user_input(frame.crs) if frame.crs is not None else None
     return RawInput(source, frame, crs, (), encoding)
+
+
+def _shapefile_encoding(path: Path) -> str | None:
+    """The attribute encoding of a Shapefile without a ``.cpg``: detected from its ``.dbf``.
+
+    GDAL would read such a file as ISO-8859-1 and garble GBK names without a word.
+    """
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if any(n.lower().endswith(".cpg") for n in names):
+                return None
+            dbf = next((n for n in names if n.lower().endswith(".dbf")), None)
+            data = archive.read(dbf) if dbf else b""
+    else:
+        if path.with_suffix(".cpg").exists() or not path.with_suffix(".dbf").exists():
+            return None
+        data = path.with_suffix(".dbf").read_bytes()
+    if len(data) < 32 or data[29] != 0:  # a language driver id names the code page
+        return None
+    records = data[int.from_bytes(data[8:10], "little") :]
+    try:
+        return "UTF-8" if decode(records, None)[1] == "utf-8" else "GB18030"
+    except UnicodeDecodeError:
+        return None
 
 
 def _check_zip(path: Path) -> None:

@@ -20,7 +20,7 @@ from pyproj.exceptions import CRSError
 
 from geodata import chinacrs
 from geodata.layers import Layer, get_layer
-from geodata.readers import RawInput, normalise_name
+from geodata.readers import LAT_NAMES, LON_NAMES, WKT_NAMES, RawInput, normalise_name
 from gridsvc.errors import InputRejected, Reject
 
 #: China's bounding box (lon 73–136, lat 3–54); stored coordinates must lie inside.
@@ -239,7 +239,7 @@ def _map_columns(
     if "code" not in present:
         reason = "no code column (every layer needs one; map another column with --column)"
         raise InputRejected(f"{raw.source}: {reason}", [Reject(raw.source, None, "code", reason)])
-    geometry_names = {"lon", "lng", "long", "longitude", "x", "lat", "latitude", "y", "wkt"}
+    geometry_names = {*LON_NAMES, *LAT_NAMES, *WKT_NAMES}
     ignored = [c for c in frame.columns[1:] if c not in present and c not in geometry_names and c]
     return frame, present, ignored
 

@@ -107,13 +107,20 @@ def write_geojson(path: Path, features: list[dict[str, Any]], crs: str | None = 
     return path
 
 
-def write_zipped_shapefile(path: Path, gdf: gpd.GeoDataFrame, *, prj: bool = True) -> Path:
-    """A zip holding one Shapefile (optionally without its .prj)."""
+def write_zipped_shapefile(
+    path: Path,
+    gdf: gpd.GeoDataFrame,
+    *,
+    prj: bool = True,
+    encoding: str = "utf-8",
+    cpg: bool = True,
+) -> Path:
+    """A zip holding one Shapefile (optionally without its .prj or .cpg)."""
     folder = path.with_suffix("")
     folder.mkdir()
-    gdf.to_file(folder / "data.shp", engine="pyogrio", encoding="utf-8")
+    gdf.to_file(folder / "data.shp", engine="pyogrio", encoding=encoding)
     with zipfile.ZipFile(path, "w") as archive:
         for part in folder.iterdir():
-            if prj or part.suffix != ".prj":
+            if (prj or part.suffix != ".prj") and (cpg or part.suffix != ".cpg"):
                 archive.write(part, part.name)
     return path

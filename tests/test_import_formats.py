@@ -185,6 +185,17 @@ def test_zipped_shapefile(district, settings, tmp_path):
     assert_households(district)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_zipped_shapefile_without_cpg_has_its_encoding_detected(
+    district, settings, tmp_path, encoding
+):
+    path = write_zipped_shapefile(
+        tmp_path / "h.zip", households_gdf(), encoding=encoding, cpg=False
+    )
+    run(district, settings, "households", path)
+    assert_households(district)
+
+
 def test_zipped_shapefile_without_prj_needs_crs(district, settings, tmp_path):
     path = write_zipped_shapefile(tmp_path / "h.zip", households_gdf(), prj=False)
     with pytest.raises(InputRejected) as err:
