@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import geopandas as gpd
 import numpy as np
@@ -133,7 +134,7 @@ def export_layer(
     return ExportResult(layer, path, len(frame), not unmasked)
 
 
-def _refuse(field: str, reason: str) -> None:
+def _refuse(field: str, reason: str) -> NoReturn:
     raise InputRejected(reason, [Reject("export", None, field, reason)])
 
 

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import geopandas as gpd
 import numpy as np
@@ -113,7 +113,7 @@ def read_input(
     )
 
 
-def _refuse(source: str, reason: str, field_name: str | None = None) -> None:
+def _refuse(source: str, reason: str, field_name: str | None = None) -> NoReturn:
     raise InputRejected(f"{source}: {reason}", [Reject(source, None, field_name, reason)])
 
 
@@ -219,9 +219,9 @@ def _geojson_geometries(source: str, features: list[Any]) -> tuple[np.ndarray, l
         geoms[i], problem = _geojson_geometry(members[i])
         if problem:
             rejects.append(Reject(source, int(i) + 1, "geometry", problem))
-    for i, feature in enumerate(features):
+    for number, feature in enumerate(features, start=1):
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
-            rejects.append(Reject(source, i + 1, "geometry", "not a GeoJSON Feature"))
+            rejects.append(Reject(source, number, "geometry", "not a GeoJSON Feature"))
     return geoms, rejects
 
 

@@ -315,7 +315,7 @@ def _check_codes(spec: Layer, values: dict[str, np.ndarray], rejects: _Rejects) 
         _check_pattern("code", spec.code_pattern, codes, empty, rejects)
     series = pd.Series(codes)
     dupes = series.duplicated(keep="first").to_numpy() & ~empty
-    first = {}
+    first: dict[str | None, int] = {}
     for i, code in enumerate(codes):
         first.setdefault(code, int(rejects.records[i]))
     rejects.add(
@@ -364,7 +364,12 @@ def _check_prefixes(spec: Layer, values: dict[str, np.ndarray], rejects: _Reject
             ],
             dtype=bool,
         )
-        rejects.add(bad, child, lambda i, b=b, p=parent: f"does not start with its {p} {b[i]}", a)
+        rejects.add(bad, child, _then(f"does not start with its {parent}", b), a)
+
+
+def _then(text: str, values: np.ndarray) -> Callable[[int], str]:
+    """A reason naming the value of another column in the same record."""
+    return lambda i: f"{text} {values[i]}"
 
 
 def _check_int(name: str, column: np.ndarray, empty: np.ndarray, rejects: _Rejects) -> np.ndarray:
@@ -419,7 +424,7 @@ def _check_ranges(spec: Layer, converted: dict[str, np.ndarray], rejects: _Rejec
                 [x is not None and y is not None and x > y for x, y in zip(a, b, strict=True)],
                 dtype=bool,
             )
-            rejects.add(bad, lo, lambda i, b=b, h=hi: f"greater than {h} {b[i]}", a)
+            rejects.add(bad, lo, _then(f"greater than {hi}", b), a)
 
 
 def _check_cadre_level(spec: Layer, converted: dict[str, np.ndarray], rejects: _Rejects) -> None:
