@@ -312,3 +312,26 @@ def test_records_without_code_column_map_with_columns_option(district, settings,
     run(district, settings, "stations", path, columns={"code": "id"})
     assert scalar(district, "SELECT community_id IS NOT NULL FROM stations WHERE code = '7'")
     assert np.isfinite(scalar(district, "SELECT ST_X(geom) FROM stations"))
+
+
+def test_xlsx_numeric_codes_booleans_and_chinese_headers(district, settings, tmp_path):
+    header = ["编码", "名称", "street_code", "household_min", "household_max"]
+    path = write_xlsx(tmp_path / "c.xlsx", header, [[420106001002, "新社区", 420106001, 10.0, 20]])
+    run(district, settings, "communities", path)
+    row = district.execute(
+        text(
+            "SELECT name, household_min, household_max FROM communities WHERE code = '420106001002'"
+        )
+    ).one()
+    assert tuple(row) == ("新社区", 10, 20)
+    path = write_xlsx(
+        tmp_path / "b.xlsx", ["code", "available_site", "wkt"], [["B5", True, BUILDING.wkt]]
+    )
+    run(district, settings, "buildings", path, crs="4326")
+    assert scalar(district, "SELECT available_site FROM buildings WHERE code = 'B5'") is True
+
+
+def test_header_only_file_imports_nothing(district, settings, tmp_path):
+    path = write_csv(tmp_path / "h.csv", ["code", "lon", "lat"], [])
+    result = run(district, settings, "households", path, crs="4326")
+    assert (result.inserted, result.updated, result.rejects) == (0, 0, ())
