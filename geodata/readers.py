@@ -114,7 +114,9 @@ def read_input(
 
 
 def _refuse(source: str, reason: str, field_name: str | None = None) -> NoReturn:
-    raise InputRejected(f"{source}: {reason}", [Reject(source, None, field_name, reason)])
+    raise InputRejected(
+        f"{source}: file rejected, nothing imported", [Reject(source, None, field_name, reason)]
+    )
 
 
 # --- GeoJSON -----------------------------------------------------------------------------------
@@ -173,7 +175,10 @@ def read_geojson(path: Path, *, max_nesting: int) -> RawInput:
     depth, record = json_depth(data)
     if depth > max_nesting:
         reason = f"JSON nested {depth} deep, more than the cap of {max_nesting}"
-        raise InputRejected(f"{source}: {reason}", [Reject(source, record, "geometry", reason)])
+        raise InputRejected(
+            f"{source}: file rejected, nothing imported",
+            [Reject(source, record, "geometry", reason)],
+        )
     try:
         doc = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -38,9 +38,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "grid_code": ("网格编码", "网格代码"),
     "building_code": ("楼栋编码", "楼栋代码"),
     "kind": ("类型",),
-    "floors": ("层数",),
     "size": ("人数", "户人数"),
     "level": ("级别",),
+    "elderly_alone": ("独居老人", "独居"),
+    "disabled": ("残疾", "残疾人"),
+    "low_income": ("低保", "低收入"),
+    "children": ("儿童", "有儿童"),
+    "eligible": ("可服务",),
+    "floors": ("层数", "楼层数"),
     "services": ("服务", "服务项目"),
 }
 #: Enum values accepted besides the canonical ones (Chinese labels).
@@ -238,7 +243,10 @@ def _map_columns(
     present = [n for n in spec.field_names if n in frame.columns]
     if "code" not in present:
         reason = "no code column (every layer needs one; map another column with --column)"
-        raise InputRejected(f"{raw.source}: {reason}", [Reject(raw.source, None, "code", reason)])
+        raise InputRejected(
+            f"{raw.source}: file rejected, nothing imported",
+            [Reject(raw.source, None, "code", reason)],
+        )
     geometry_names = {*LON_NAMES, *LAT_NAMES, *WKT_NAMES}
     ignored = [c for c in frame.columns[1:] if c not in present and c not in geometry_names and c]
     return frame, present, ignored
@@ -462,7 +470,10 @@ def _resolve_crs(raw: RawInput, crs: str | None) -> CRS | str | None:
             "the file declares no CRS: give --crs (EPSG:4326 for GPS/WGS84, gcj02 for Gaode or "
             "Tencent maps, bd09 for Baidu, or an EPSG code such as 4547)"
         )
-        raise InputRejected(f"{raw.source}: {reason}", [Reject(raw.source, None, "crs", reason)])
+        raise InputRejected(
+            f"{raw.source}: file rejected, nothing imported",
+            [Reject(raw.source, None, "crs", reason)],
+        )
     return raw.crs
 
 

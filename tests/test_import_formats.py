@@ -103,10 +103,14 @@ def test_csv_accepts_common_coordinate_column_names(
 
 def test_csv_with_chinese_headers_and_semicolons(district, settings, tmp_path):
     path = tmp_path / "h.csv"
-    lines = ["编码;姓名;经度;纬度;人数"] + [";".join(map(str, r)) for r in lonlat_rows()]
+    rows = [[*r, flag] for r, flag in zip(lonlat_rows(), ["是", "否", ""], strict=True)]
+    lines = ["编码;姓名;经度;纬度;人数;独居老人"] + [";".join(map(str, r)) for r in rows]
     path.write_text("\n".join(lines), encoding="gbk")
-    run(district, settings, "households", path, crs="EPSG:4326")
+    result = run(district, settings, "households", path, crs="EPSG:4326")
+    assert result.ignored_columns == ()
     assert_households(district)
+    flags = district.execute(text("SELECT elderly_alone FROM households ORDER BY code")).scalars()
+    assert list(flags) == [True, False, False]
 
 
 def test_csv_wkt_column(district, settings, tmp_path):
