@@ -197,9 +197,8 @@ def validate(
     frame, present, ignored = _map_columns(raw, spec, columns or {})
     records = frame["_record"].to_numpy()
     rejects = _Rejects(raw.source, records)
-    for reject in raw.rejects:
-        rejects.items.append(reject)
-        rejects.bad |= records == reject.record
+    rejects.items += raw.rejects
+    rejects.bad |= np.isin(records, [r.record for r in raw.rejects])
     read_error = rejects.bad.copy()
     values = {name: _text(frame[name]) for name in present}
     converted = _check_fields(spec, values, rejects)
