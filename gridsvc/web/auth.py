@@ -87,10 +87,16 @@ def current_app_lifetime() -> float:
 
 
 def _guard() -> object:
-    _load_user()
+    if any("\x00" in str(v) for v in (request.view_args or {}).values()):
+        abort(404, description="no such resource: the path contains a NUL byte")
+    public = request.endpoint in PUBLIC or request.endpoint is None
+    if public:  # no database work for the login page, the OpenAPI document, static files
+        g.user, g.via_token = None, False
+    else:
+        _load_user()
     if request.method in UNSAFE and not g.via_token:
         csrf.protect()
-    if request.endpoint in PUBLIC or request.endpoint is None:
+    if public:
         return None
     if g.user is None:
         if request.path.startswith("/api/"):

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema as BaseSchema
+from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
 STREET = validate.Regexp(r"^[0-9]{9}$", error="a 9-digit street code")
 COMMUNITY = validate.Regexp(r"^[0-9]{12}$", error="a 12-digit community code")
 GRID = validate.Regexp(r"^[0-9]{15}$", error="a 15-digit grid code")
 
 
-class ScopeArgs(Schema):
+class Schema(BaseSchema):
+    """Base of every argument schema: text never carries NUL bytes (PostgreSQL refuses them)."""
+
+    @pre_load
+    def _no_nul(self, data: Any, **kwargs: Any) -> Any:
+        items = data.items() if hasattr(data, "items") else []
+        for name, value in items:
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and "\x00" in v for v in values):
+                raise ValidationError({name: ["contains a NUL byte"]})
+        return data
+
+
+class _OneScope:
+    """Street or community, not both."""
+
+    @validates_schema
+    def _one_scope(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("street") and data.get("community"):
+            raise ValidationError({"community": ["give street or community, not both"]})
+
+
+class ScopeArgs(_OneScope, Schema):
     """A street or a community (none: the caller's whole scope)."""
 
     street = fields.String(validate=STREET)
@@ -90,7 +115,7 @@ class TokenArgs(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
-class JobArgs(Schema):
+class JobArgs(_OneScope, Schema):
     """A background pairing run of a street or a community."""
 
     kind = fields.String(required=True, validate=validate.OneOf(["pairing"]))
