@@ -1,0 +1,199 @@
+"""Client nodes (identical clients merged), pair costs and candidate arcs from k-d trees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+DENSE_LIMIT = 400_000
+"""Pose every allowed pair when nodes × servers is at most this."""
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """Free clients merged into weighted nodes, and servers with loads left after pins."""
+
+    xy: np.ndarray  # (N, 2) node coordinates
+    weight: np.ndarray  # (N,) clients per node
+    building: np.ndarray
+    grid: np.ndarray
+    community: np.ndarray
+    current: np.ndarray  # (N,) current server of the node's clients, -1 none
+    members: np.ndarray  # client indices sorted by node
+    member_start: np.ndarray  # (N + 1,) offsets into members
+    s_xy: np.ndarray
+    s_building: np.ndarray
+    s_grid: np.ndarray
+    s_community: np.ndarray
+    lo: np.ndarray  # min load left after pins
+    hi: np.ndarray  # max load left after pins
+    eligible: np.ndarray
+    forced: np.ndarray  # servers that must stay active (pinned)
+    forbidden: np.ndarray  # sorted node * m + server keys
+    max_distance: float | None
+    cross_community: bool
+    building_penalty: float
+    grid_penalty: float
+    churn_weight: float
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.weight)
+
+    @property
+    def m(self) -> int:
+        """Number of servers."""
+        return len(self.lo)
+
+    def cost(self, node: np.ndarray, srv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cost (metres, penalties and churn included) and distance of node-server pairs."""
+        dist = np.hypot(*(self.xy[node] - self.s_xy[srv]).T)
+        cost = dist.copy()
+        same_b = (self.building[node] == self.s_building[srv]) & (self.building[node] >= 0)
+        same_g = (self.grid[node] == self.s_grid[srv]) & (self.grid[node] >= 0)
+        cost += np.where(same_b, 0.0, self.building_penalty)
+        cost += np.where(same_g, 0.0, self.grid_penalty)
+        if self.churn_weight:
+            moved = (self.current[node] >= 0) & (self.current[node] != srv)
+            cost += np.where(moved, self.churn_weight, 0.0)
+        return cost, dist
+
+    def allowed(self, node: np.ndarray, srv: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """Mask of pairs every hard rule allows (eligibility, scope, distance, forbids)."""
+        ok = self.eligible[srv]
+        if not self.cross_community:
+            sc = self.s_community[srv]
+            ok &= (sc == self.community[node]) | (sc < 0)
+        if self.max_distance is not None:
+            ok &= dist <= self.max_distance
+        if self.forbidden.size:
+            ok &= ~np.isin(node * self.m + srv, self.forbidden, assume_unique=False)
+        return ok
+
+    def groups(self, servers: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(nodes, servers) per scope group: communities, or one group across them."""
+        if self.cross_community:
+            return [(np.arange(self.n_nodes), servers)]
+        out = []
+        sc = self.s_community[servers]
+        for c in np.unique(self.community):
+            nodes = np.flatnonzero(self.community == c)
+            out.append((nodes, servers[(sc == c) | (sc < 0)]))
+        return out
+
+
+def merge_clients(
+    xy: np.ndarray,
+    building: np.ndarray,
+    grid: np.ndarray,
+    community: np.ndarray,
+    current: np.ndarray,
+    single: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Node of each client (identical clients share one) and the first client of each node.
+
+    ``single`` marks clients that must keep a node of their own (named in forbidden pairs).
+    """
+    n = len(xy)
+    key = np.column_stack(
+        [
+            xy.view(np.int64).reshape(n, 2) if xy.dtype == np.float64 else xy,
+            building,
+            grid,
+            community,
+            current,
+            np.where(single, np.arange(n), -1),
+        ]
+    )
+    _, first, node = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return node.reshape(-1), first
+
+
+def _knn(tree_xy: np.ndarray, query_xy: np.ndarray, k: int, radius: float | None):
+    k = min(k, len(tree_xy))
+    if k == 0 or len(query_xy) == 0:
+        return np.empty((len(query_xy), 0)), np.empty((len(query_xy), 0), dtype=np.int64)
+    d, i = cKDTree(tree_xy).query(
+        query_xy, k=k, distance_upper_bound=np.inf if radius is None else radius * (1 + 1e-9)
+    )
+    return d.reshape(len(query_xy), k), i.reshape(len(query_xy), k)
+
+
+def candidate_arcs(
+    inst: Instance,
+    servers: np.ndarray,
+    *,
+    k: int,
+    server_side: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate (node, server) arcs to ``servers`` and each node's k-th nearest distance.
+
+    Arcs: each node's ``k`` nearest servers, every server of its building and its current
+    server, plus each server's nearest nodes (so minimum loads stay reachable); all pairs when
+    the instance is small. The k-th distance (``inf`` when every allowed server is an arc)
+    bounds the cost of any arc left out.
+    """
+    kth = np.full(inst.n_nodes, np.inf)
+    if len(servers) == 0 or inst.n_nodes == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, kth
+    parts_n, parts_s = [], []
+    for nodes, srv in inst.groups(servers):
+        if len(srv) == 0 or len(nodes) == 0:
+            continue
+        if len(nodes) * len(srv) <= DENSE_LIMIT:
+            parts_n.append(np.repeat(nodes, len(srv)))
+            parts_s.append(np.tile(srv, len(nodes)))
+            continue
+        d, j = _knn(inst.s_xy[srv], inst.xy[nodes], k, inst.max_distance)
+        ok = np.isfinite(d)
+        parts_n.append(np.broadcast_to(nodes[:, None], d.shape)[ok])
+        parts_s.append(srv[j[ok]])
+        if d.shape[1] == k:
+            kth[nodes] = np.where(ok[:, -1], d[:, -1], np.inf)
+        if server_side:
+            ks = int(min(len(nodes), max(8, 2 * np.median(inst.hi[srv]))))
+            d2, i2 = _knn(inst.xy[nodes], inst.s_xy[srv], ks, inst.max_distance)
+            ok2 = np.isfinite(d2)
+            parts_n.append(nodes[i2[ok2]])
+            parts_s.append(np.broadcast_to(srv[:, None], d2.shape)[ok2])
+    parts_n.append(np.flatnonzero(np.isin(inst.current, servers)))
+    parts_s.append(inst.current[parts_n[-1]])
+    bn, bs = _same_building(inst, servers)
+    parts_n.append(bn)
+    parts_s.append(bs)
+    node = np.concatenate(parts_n).astype(np.int64)
+    srv = np.concatenate(parts_s).astype(np.int64)
+    keys = np.unique(node * inst.m + srv)
+    node, srv = keys // inst.m, keys % inst.m
+    _, dist = inst.cost(node, srv)
+    ok = inst.allowed(node, srv, dist)
+    return node[ok], srv[ok], kth
+
+
+def _same_building(inst: Instance, servers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sb = inst.s_building[servers]
+    servers = servers[sb >= 0]
+    sb = sb[sb >= 0]
+    if not len(servers):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    order = np.argsort(sb, kind="stable")
+    sb, servers = sb[order], servers[order]
+    lo = np.searchsorted(sb, inst.building, "left")
+    hi = np.searchsorted(sb, inst.building, "right")
+    cnt = np.where(inst.building >= 0, hi - lo, 0)
+    node = np.repeat(np.arange(inst.n_nodes), cnt)
+    offs = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return node, servers[np.repeat(lo, cnt) + offs]
+
+
+def all_allowed(inst: Instance, nodes: np.ndarray, servers: np.ndarray):
+    """Every allowed (node, server) pair between the given nodes and servers."""
+    node = np.repeat(nodes, len(servers))
+    srv = np.tile(servers, len(nodes))
+    _, dist = inst.cost(node, srv)
+    ok = inst.allowed(node, srv, dist)
+    return node[ok], srv[ok]

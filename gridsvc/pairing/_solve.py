@@ -1,0 +1,674 @@
+"""Solve a pairing problem: coverage, active-set search, Lagrangian bound, explanation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from time import perf_counter
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import breadth_first_order
+from scipy.spatial import cKDTree
+
+from gridsvc.pairing import result as R
+from gridsvc.pairing._arcs import Instance, all_allowed, candidate_arcs, merge_clients
+from gridsvc.pairing._bound import build_relaxation, greedy_open, server_values, subgradient
+from gridsvc.pairing._flow import Flow, solve_flow
+
+if TYPE_CHECKING:
+    from gridsvc.pairing.problem import PairingProblem
+
+
+def solve_problem(
+    problem: PairingProblem,
+    *,
+    gap_tolerance: float,
+    time_limit: float,
+    k_nearest: int,
+    split: bool,
+) -> R.PairingResult:
+    """Solve ``problem`` whole, or community by community when nothing couples them."""
+    opts = {"gap_tolerance": gap_tolerance, "time_limit": time_limit, "k_nearest": k_nearest}
+    if split and _splittable(problem):
+        return _solve_split(problem, **opts)
+    return _solve_one(problem, **opts)
+
+
+def _splittable(p: PairingProblem) -> bool:
+    if p.max_active is not None or p.cross_community or (p.server_community < 0).any():
+        return False
+    if len(np.unique(p.client_community)) < 2:
+        return False
+    pc, ps = p.pinned.T if p.pinned.size else (np.empty(0, int), np.empty(0, int))
+    return bool((p.client_community[pc] == p.server_community[ps]).all())
+
+
+def _key(flow: Flow, inst: Instance) -> tuple[int, int, float]:
+    return (int(flow.unpaired.sum()), int(flow.shortfall.sum()), flow.total_cost)
+
+
+class _Search:
+    """Min-cost flows for candidate active sets, keeping the best by (unpaired, shortfall, cost)."""
+
+    def __init__(self, inst: Instance, *, k: int, even: bool, max_active: int | None) -> None:
+        self.inst, self.k, self.even, self.max_active = inst, k, even, max_active
+        self.free = replace(inst, lo=np.zeros_like(inst.lo))
+        self.batch = 0.5
+        self.window = 12
+        self.best: tuple[np.ndarray, Flow] | None = None
+        self.seen: set[bytes] = set()
+        self.flows = 0
+
+    def flow(self, active: np.ndarray, *, free: bool = False) -> Flow:
+        """Optimal flow to ``active`` over its candidate arcs (``free``: no minimum loads)."""
+        node, srv, _ = candidate_arcs(self.inst, np.flatnonzero(active), k=self.k)
+        self.flows += 1
+        if free:
+            return solve_flow(self.free, active, node, srv, even=False)
+        flow = solve_flow(self.inst, active, node, srv, even=self.even)
+        fits = self.max_active is None or int(active.sum()) <= self.max_active
+        if fits and (self.best is None or _key(flow, self.inst) < _key(self.best[1], self.inst)):
+            self.best = (active.copy(), flow)
+        return flow
+
+    def drop(self, active: np.ndarray, *, unpaired: int, flow: Flow | None = None) -> None:
+        """Close servers batch by batch until every active one reaches its minimum load.
+
+        The minimum-load flow says how many to close (its shortfall); a free flow (no minimum
+        loads, so loads show where clients really are) says which: those whose clients lose
+        least by moving to their next nearest server.
+        """
+        active = active.copy()
+        keep = self.inst.forced.copy()
+        flow = flow if flow is not None else self.flow(active)
+        mean_lo = max(float(np.mean(self.inst.lo[self.inst.eligible])), 1.0)
+        while True:
+            over = 0 if self.max_active is None else int(active.sum()) - self.max_active
+            short = int(flow.shortfall.sum())
+            if over <= 0 and short == 0:
+                return
+            pool = np.flatnonzero(active & ~keep)
+            if not pool.size:
+                return
+            q = max(1, int(self.batch * short / mean_lo), (over + 1) // 2)
+            free = self.flow(active, free=True)
+            close = self._pick_closures(active, free, pool, min(q, len(pool)))
+            trial = active.copy()
+            trial[close] = False
+            nxt = self.flow(trial)
+            if int(nxt.unpaired.sum()) > unpaired:
+                keep[close[0]] = True
+                continue
+            active, flow = trial, nxt
+
+    def _regret(self, active: np.ndarray, flow: Flow) -> tuple[np.ndarray, np.ndarray]:
+        """Cost each server's clients would add moving to their next nearest active server,
+        and that fallback server per flow arc."""
+        inst = self.inst
+        act = np.flatnonzero(active)
+        regret = np.zeros(inst.m)
+        if len(act) < 2 or not len(flow.node):
+            return regret, flow.srv
+        _, j = cKDTree(inst.s_xy[act]).query(inst.xy[flow.node], k=2)
+        alt = np.where(act[j[:, 0]] == flow.srv, act[j[:, 1]], act[j[:, 0]])
+        c_alt, _ = inst.cost(flow.node, alt)
+        np.add.at(regret, flow.srv, flow.units * (c_alt - flow.cost))
+        return regret, alt
+
+    def _pick_closures(self, active: np.ndarray, flow: Flow, pool: np.ndarray, q: int):
+        """Up to ``q`` servers of ``pool`` whose clients lose least by moving to their next
+        nearest active server, no two of them each other's fallback."""
+        regret, alt = self._regret(active, flow)
+        order = pool[np.argsort(regret[pool], kind="stable")]
+        chosen: list[int] = []
+        blocked = np.zeros(self.inst.m, dtype=bool)
+        for s in order:
+            if blocked[s]:
+                continue
+            chosen.append(int(s))
+            if len(chosen) >= q:
+                break
+            blocked[alt[flow.srv == s]] = True
+            blocked[flow.srv[alt == s]] = True
+        return np.array(chosen, dtype=np.int64)
+
+    def _window(self, active: np.ndarray, flow: Flow, trial: np.ndarray, centres: np.ndarray):
+        """Re-solve only the clients of the servers around ``centres`` under ``trial``.
+
+        Returns the cost change and the new flow (everything outside the window kept), or
+        ``None`` when the window cannot keep every client paired within the loads.
+        """
+        inst = self.inst
+        act = np.flatnonzero(trial)
+        k = min(self.window, len(act))
+        _, near = cKDTree(inst.s_xy[act]).query(inst.s_xy[centres], k=k)
+        w_new = np.unique(act[np.atleast_1d(near).ravel()])
+        w_old = np.union1d(w_new[active[w_new]], centres[active[centres]])
+        inside = np.isin(flow.srv, w_old)
+        sn, inv = np.unique(flow.node[inside], return_inverse=True)
+        weight = np.bincount(inv, weights=flow.units[inside]).astype(np.int64)
+        fkeys = inst.forbidden
+        if fkeys.size:
+            fn, fs = fkeys // inst.m, fkeys % inst.m
+            pos = np.searchsorted(sn, fn)
+            hit = (pos < len(sn)) & (sn[np.minimum(pos, len(sn) - 1)] == fn)
+            fkeys = np.sort(pos[hit] * inst.m + fs[hit])
+        sub = replace(
+            inst,
+            xy=inst.xy[sn],
+            weight=weight,
+            building=inst.building[sn],
+            grid=inst.grid[sn],
+            community=inst.community[sn],
+            current=inst.current[sn],
+            forbidden=fkeys,
+        )
+        mask = np.zeros(inst.m, dtype=bool)
+        mask[w_new] = True
+        node, srv, _ = candidate_arcs(sub, w_new, k=self.k)
+        self.flows += 1
+        f = solve_flow(sub, mask, node, srv, even=False)
+        if f.unpaired.any() or f.shortfall.any():
+            return None
+        delta = f.total_cost - float(flow.units[inside] @ flow.cost[inside])
+        out = Flow(
+            node=np.concatenate([flow.node[~inside], sn[f.node]]),
+            srv=np.concatenate([flow.srv[~inside], f.srv]),
+            units=np.concatenate([flow.units[~inside], f.units]),
+            cost=np.concatenate([flow.cost[~inside], f.cost]),
+            load=flow.load
+            - np.bincount(flow.srv[inside], flow.units[inside], inst.m).astype(np.int64)
+            + f.load,
+            shortfall=flow.shortfall,
+            unpaired=flow.unpaired,
+        )
+        return delta, out
+
+    def local(self, rel, *, deadline: float, opens: int = 6, resolve_every: int = 20) -> None:
+        """Swap, open and close servers around the best set while any move improves it.
+
+        Opening candidates are inactive servers that would serve clients cheaper than they
+        pay now (Lagrangian value at the current pair costs); each is tried alone and in
+        exchange for one of its nearest active servers, least regret first; then closing the
+        least-regret servers alone. Moves are priced by re-solving a window of nearby servers
+        and their clients; every ``resolve_every`` moves the whole flow is re-solved.
+        """
+        if self.best is None or self.best[1].shortfall.any():
+            return
+        inst = self.inst
+        active, flow = self.best[0].copy(), self.best[1]
+        moves = 0
+        while perf_counter() < deadline:
+            u = np.zeros(inst.n_nodes)
+            np.maximum.at(u, flow.node, flow.cost)
+            value, _, _ = server_values(rel, u, inst.weight, generic=False)
+            rows = np.flatnonzero(~active[rel.servers] & (value < 0))
+            cand = rel.servers[rows[np.argsort(value[rows])]][:opens]
+            regret, _ = self._regret(active, flow)
+            act = np.flatnonzero(active & ~inst.forced)
+            trials = []
+            if act.size:
+                tree = cKDTree(inst.s_xy[act])
+                for j in cand:
+                    _, near = tree.query(inst.s_xy[j], k=min(3, len(act)))
+                    near = act[np.atleast_1d(near)]
+                    trials += [(j, c) for c in [-1, *near[np.argsort(regret[near])]]]
+                trials += [(-1, c) for c in act[np.argsort(regret[act])][:opens]]
+            moved = False
+            for j, c in trials:
+                if self.max_active is not None and c < 0 and active.sum() >= self.max_active:
+                    continue
+                trial = active.copy()
+                if j >= 0:
+                    trial[j] = True
+                if c >= 0:
+                    trial[c] = False
+                key = trial.tobytes()
+                if key in self.seen:
+                    continue
+                self.seen.add(key)
+                got = self._window(active, flow, trial, np.array([x for x in (j, c) if x >= 0]))
+                if got is not None and got[0] < -1e-6:
+                    active, flow, moved = trial, got[1], True
+                    moves += 1
+                    break
+                if perf_counter() > deadline:
+                    break
+            if moved and moves % resolve_every:
+                continue
+            flow = self.flow(active)
+            active, flow = self.best[0].copy(), self.best[1]
+            if not moved:
+                return
+
+    def try_open(self, servers: np.ndarray, *, unpaired: int) -> float:
+        """Evaluate the servers a Lagrangian subproblem opened; return the best cost so far."""
+        active = np.zeros(self.inst.m, dtype=bool)
+        active[servers] = True
+        active |= self.inst.forced
+        key = active.tobytes()
+        if key not in self.seen:
+            self.seen.add(key)
+            self.drop(active, unpaired=unpaired)
+        return self.best[1].total_cost if self.best else np.inf
+
+
+def _certify(inst: Instance, active: np.ndarray, flow: Flow, search: _Search) -> Flow:
+    """Widen arcs until no allowed pair outside them could pair one more client.
+
+    Nodes reachable from unpaired ones in the residual graph may only have allowed pairs to
+    servers also reached (all full); any other allowed pair is added and the flow re-solved.
+    """
+    node, srv, _ = candidate_arcs(inst, np.flatnonzero(active), k=search.k)
+    for _ in range(8):
+        if not flow.unpaired.any():
+            return flow
+        n = inst.n_nodes
+        cap = np.minimum(inst.weight[node], inst.hi[srv])
+        keys = node * inst.m + srv
+        order = np.argsort(keys)
+        used = np.zeros(len(node), dtype=np.int64)
+        at = order[np.searchsorted(keys, flow.node * inst.m + flow.srv, sorter=order)]
+        used[at] = flow.units
+        fwd = used < cap
+        bwd = used > 0
+        src = np.concatenate(
+            [node[fwd], n + srv[bwd], np.full(np.count_nonzero(flow.unpaired), n + inst.m)]
+        )
+        dst = np.concatenate([n + srv[fwd], node[bwd], np.flatnonzero(flow.unpaired)])
+        g = csr_matrix((np.ones(len(src)), (src, dst)), shape=(n + inst.m + 1,) * 2)
+        reached = breadth_first_order(g, n + inst.m, directed=True, return_predecessors=False)
+        z = reached[reached < n]
+        r_srv = np.zeros(inst.m, dtype=bool)
+        r_srv[reached[(reached >= n) & (reached < n + inst.m)] - n] = True
+        others = np.flatnonzero(active & ~r_srv)
+        add_n, add_s = all_allowed(inst, z, others)
+        if not add_n.size:
+            return flow
+        keys = np.union1d(node * inst.m + srv, add_n * inst.m + add_s)
+        node, srv = keys // inst.m, keys % inst.m
+        flow = solve_flow(inst, active, node, srv, even=search.even)
+        search.flows += 1
+    return flow
+
+
+def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
+    n, m = p.n_clients, p.n_servers
+    pin_c, pin_s = (p.pinned[:, 0], p.pinned[:, 1]) if p.pinned.size else (np.empty(0, int),) * 2
+    pins = np.bincount(pin_s, minlength=m)
+    free = np.ones(n, dtype=bool)
+    free[pin_c] = False
+    fidx = np.flatnonzero(free)
+    single = np.zeros(n, dtype=bool)
+    single[p.forbidden[:, 0]] = True
+    current = p.current if p.current is not None else np.full(n, -1, dtype=np.int64)
+    node_of, first = merge_clients(
+        np.ascontiguousarray(p.client_xy[fidx]),
+        p.client_building[fidx],
+        p.client_grid[fidx],
+        p.client_community[fidx],
+        current[fidx],
+        single[fidx],
+    )
+    weight = np.bincount(node_of, minlength=len(first)).astype(np.int64)
+    cnode = np.full(n, -1, dtype=np.int64)
+    cnode[fidx] = node_of
+    fc, fs = p.forbidden[:, 0], p.forbidden[:, 1]
+    fkeep = cnode[fc] >= 0
+    sel = fidx[first]
+    inst = Instance(
+        xy=p.client_xy[sel],
+        weight=weight,
+        building=p.client_building[sel],
+        grid=p.client_grid[sel],
+        community=p.client_community[sel],
+        current=current[sel],
+        members=fidx[np.argsort(node_of, kind="stable")],
+        member_start=np.concatenate([[0], np.cumsum(weight)]),
+        s_xy=p.server_xy,
+        s_building=p.server_building,
+        s_grid=p.server_grid,
+        s_community=p.server_community,
+        lo=np.maximum(p.server_min - pins, 0),
+        hi=p.server_max - pins,
+        eligible=p.server_eligible.copy(),
+        forced=(pins > 0) & p.server_eligible,
+        forbidden=np.unique(cnode[fc[fkeep]] * m + fs[fkeep]),
+        max_distance=p.max_distance,
+        cross_community=p.cross_community,
+        building_penalty=p.building_penalty,
+        grid_penalty=p.grid_penalty,
+        churn_weight=p.churn_weight if p.current is not None else 0.0,
+    )
+    return inst, pins
+
+
+def _solve_one(
+    p: PairingProblem, *, gap_tolerance: float, time_limit: float, k_nearest: int
+) -> R.PairingResult:
+    t0 = perf_counter()
+    timings: dict[str, float] = {}
+    inst, pins = _instance(p)
+    timings["prepare"] = perf_counter() - t0
+    elig = inst.eligible
+    units = int(inst.weight.sum())
+    sum_lo, sum_hi = int(inst.lo[elig].sum()), int(inst.hi[elig].sum())
+    limit = p.max_active
+    selecting = units < sum_lo or (limit is not None and limit < int(elig.sum()))
+    case = "deficit" if units > sum_hi else ("surplus" if selecting else "balanced")
+    search = _Search(inst, k=k_nearest, even=p.even_loads, max_active=limit)
+    if units == 0 or not elig.any():
+        flow = solve_flow(inst, elig, np.empty(0, np.int64), np.empty(0, np.int64))
+        return _result(p, inst, pins, flow, flow.n_paired, np.nan, case, timings, t0)
+
+    t = perf_counter()
+    start = elig if p.current is None else _rebalance_start(inst, p)
+    flow_all = search.flow(elig)
+    flow_all = _certify(inst, elig, flow_all, search)
+    cover = flow_all.n_paired
+    timings["coverage"] = perf_counter() - t
+
+    t = perf_counter()
+    deadline = t0 + time_limit
+    rebalance = p.current is not None
+    node, srv, kth = candidate_arcs(inst, np.flatnonzero(elig), k=k_nearest)
+    forced = inst.forced | (elig if not selecting else np.zeros_like(elig))
+    rel = build_relaxation(inst, node, srv, kth, cover=cover, max_active=limit, forced=forced)
+    cost, _ = inst.cost(node, srv)
+    u = np.full(inst.n_nodes, np.inf)
+    np.minimum.at(u, node, cost)
+    u[~np.isfinite(u)] = 0.0
+    if cover < units:
+        u[:] = 0.0  # some clients stay unpaired: start from prices that make none worth more
+    bound = -np.inf
+    if selecting or rebalance:
+        if rebalance:
+            search.drop(start, unpaired=units - cover)
+        else:
+            bound, u, often = subgradient(
+                rel,
+                inst.weight,
+                u,
+                flow_all.total_cost,
+                iterations=400,
+                gap_tolerance=0.0,
+                averaged=True,
+            )
+            opened = np.zeros(inst.m, dtype=bool)
+            opened[rel.servers[often >= 0.5]] = True
+            if opened.sum() < rel.kmin:
+                opened[rel.servers[greedy_open(rel, u, inst.weight)]] = True
+            search.drop(opened | inst.forced, unpaired=units - cover)
+        if search.best is None or search.best[1].shortfall.any():
+            search.drop(elig, unpaired=units - cover, flow=flow_all)
+        search.local(rel, deadline=deadline)
+        active, flow = search.best
+    else:
+        active, flow = elig.copy(), flow_all
+    timings["active_set"] = perf_counter() - t
+
+    t = perf_counter()
+    if rebalance or flow.shortfall.any():
+        bound = np.nan
+    else:
+        lb, _, _ = subgradient(
+            rel,
+            inst.weight,
+            u,
+            flow.total_cost,
+            iterations=2000,
+            gap_tolerance=gap_tolerance,
+            deadline=max(deadline, perf_counter() + 0.2),
+        )
+        bound = max(bound, lb)
+    timings["bound"] = perf_counter() - t
+    flow = _certify(inst, active, flow, search)
+    timings["flows"] = float(search.flows)
+    return _result(p, inst, pins, flow, cover, bound, case, timings, t0)
+
+
+def _rebalance_start(inst: Instance, p: PairingProblem) -> np.ndarray:
+    start = np.zeros(inst.m, dtype=bool)
+    cur = p.current[p.current >= 0]
+    start[cur] = True
+    return (start & inst.eligible) | inst.forced
+
+
+def _pair_metrics(p: PairingProblem, c: np.ndarray, s: np.ndarray):
+    dist = np.hypot(*(p.client_xy[c] - p.server_xy[s]).T)
+    same_b = (p.client_building[c] == p.server_building[s]) & (p.client_building[c] >= 0)
+    same_g = (p.client_grid[c] == p.server_grid[s]) & (p.client_grid[c] >= 0)
+    cost = dist + np.where(same_b, 0, p.building_penalty) + np.where(same_g, 0, p.grid_penalty)
+    return dist, same_b, same_g, cost
+
+
+def _expand(inst: Instance, flow: Flow) -> tuple[np.ndarray, np.ndarray]:
+    o = np.argsort(flow.node, kind="stable")
+    rep_node = np.repeat(flow.node[o], flow.units[o])
+    rep_srv = np.repeat(flow.srv[o], flow.units[o])
+    rank = np.arange(len(rep_node)) - np.searchsorted(rep_node, rep_node)
+    return inst.members[inst.member_start[rep_node] + rank], rep_srv
+
+
+def _result(
+    p: PairingProblem,
+    inst: Instance,
+    pins: np.ndarray,
+    flow: Flow,
+    cover: int,
+    bound: float,
+    case: str,
+    timings: dict[str, float],
+    t0: float,
+) -> R.PairingResult:
+    fc, fs = _expand(inst, flow)
+    pc = p.pinned[:, 0] if p.pinned.size else np.empty(0, dtype=np.int64)
+    ps = p.pinned[:, 1] if p.pinned.size else np.empty(0, dtype=np.int64)
+    c = np.concatenate([fc, pc]).astype(np.int64)
+    s = np.concatenate([fs, ps]).astype(np.int64)
+    pinned = np.concatenate([np.zeros(len(fc), bool), np.ones(len(pc), bool)])
+    o = np.argsort(c, kind="stable")
+    c, s, pinned = c[o], s[o], pinned[o]
+    dist, same_b, same_g, cost = _pair_metrics(p, c, s)
+    load = np.bincount(s, minlength=p.n_servers)
+    unpaired = np.setdiff1d(np.arange(p.n_clients), c)
+    u_dist = _nearest_server(p, unpaired)
+    order = np.argsort(-u_dist, kind="stable")
+    unpaired, u_dist = unpaired[order], u_dist[order]
+    reason = np.where(
+        np.isinf(u_dist),
+        R.NO_SERVER_IN_SCOPE,
+        np.where(
+            (p.max_distance is not None) & (u_dist > (p.max_distance or np.inf)),
+            R.BEYOND_MAX_DISTANCE,
+            R.ALL_FULL,
+        ),
+    ).astype(object)
+    reserve = np.flatnonzero(load == 0)
+    reachable = _has_client_in_reach(p, reserve)
+    at_limit = p.max_active is not None and int((load > 0).sum()) >= p.max_active
+    r_reason = np.where(
+        ~p.server_eligible[reserve],
+        R.NOT_ELIGIBLE,
+        np.where(~reachable, R.NO_CLIENT_IN_REACH, R.MAX_ACTIVE if at_limit else R.SURPLUS),
+    ).astype(object)
+    total = float(cost.sum())
+    pin_cost = float(cost[pinned].sum())
+    lb = float(bound) + pin_cost if np.isfinite(bound) else np.nan
+    lb = min(lb, total) if np.isfinite(lb) else lb
+    gap = (total - lb) / total if total > 0 and np.isfinite(lb) else (0.0 if total == 0 else np.nan)
+    timings["total"] = perf_counter() - t0
+    return R.PairingResult(
+        status="optimal" if np.isfinite(gap) and gap <= 1e-9 else "feasible",
+        case=case,
+        pair_client=c,
+        pair_server=s,
+        pair_distance=dist,
+        pair_cost=cost,
+        same_building=same_b,
+        same_grid=same_g,
+        pair_pinned=pinned,
+        server_load=load,
+        unpaired=unpaired,
+        unpaired_reason=reason,
+        unpaired_distance=u_dist,
+        reserve=reserve,
+        reserve_reason=r_reason,
+        cost=total,
+        lower_bound=lb,
+        gap=float(gap),
+        coverage_bound=int(cover + len(pc)),
+        shortfall=int(flow.shortfall.sum()),
+        timings=MappingProxyType(dict(timings)),
+        client_ids=p.client_ids,
+        server_ids=p.server_ids,
+    )
+
+
+def _scope_groups(p: PairingProblem, clients: np.ndarray, servers: np.ndarray):
+    if p.cross_community:
+        yield clients, servers
+        return
+    sc = p.server_community[servers]
+    for com in np.unique(p.client_community[clients]):
+        yield clients[p.client_community[clients] == com], servers[(sc == com) | (sc < 0)]
+
+
+def _nearest_server(p: PairingProblem, clients: np.ndarray) -> np.ndarray:
+    out = np.full(len(clients), np.inf)
+    pos = {int(c): i for i, c in enumerate(clients)}
+    for cl, sv in _scope_groups(p, clients, np.flatnonzero(p.server_eligible)):
+        if len(sv) and len(cl):
+            d, _ = cKDTree(p.server_xy[sv]).query(p.client_xy[cl], k=1)
+            out[[pos[int(c)] for c in cl]] = d
+    return out
+
+
+def _has_client_in_reach(p: PairingProblem, servers: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(servers), dtype=bool)
+    if not len(servers) or not p.n_clients:
+        return out
+    radius = np.inf if p.max_distance is None else p.max_distance
+    for i, s in enumerate(servers):
+        clients = np.arange(p.n_clients)
+        if not p.cross_community and p.server_community[s] >= 0:
+            clients = clients[p.client_community == p.server_community[s]]
+        if len(clients):
+            d = np.hypot(*(p.client_xy[clients] - p.server_xy[s]).T)
+            out[i] = bool((d <= radius).any())
+    return out
+
+
+def _solve_split(p: PairingProblem, **opts) -> R.PairingResult:
+    from gridsvc.pairing.result import PairingResult
+
+    t0 = perf_counter()
+    parts = []
+    for com in np.unique(p.client_community):
+        ci = np.flatnonzero(p.client_community == com)
+        si = np.flatnonzero(p.server_community == com)
+        parts.append((ci, si, _solve_one(_subproblem(p, ci, si), **opts)))
+    lone = np.setdiff1d(np.arange(p.n_servers), np.concatenate([s for _, s, _ in parts]))
+    cat = np.concatenate
+    pc = cat([ci[r.pair_client] for ci, _, r in parts])
+    o = np.argsort(pc, kind="stable")
+
+    def pairs(attr: str, idx: bool = False) -> np.ndarray:
+        vals = [(si[getattr(r, attr)] if idx else getattr(r, attr)) for ci, si, r in parts]
+        return cat(vals)[o]
+
+    load = np.zeros(p.n_servers, dtype=np.int64)
+    for _, si, r in parts:
+        load[si] = r.server_load
+    un = cat([ci[r.unpaired] for ci, _, r in parts])
+    ud = cat([r.unpaired_distance for *_, r in parts])
+    ur = cat([r.unpaired_reason for *_, r in parts])
+    uo = np.argsort(-ud, kind="stable")
+    res = cat([si[r.reserve] for _, si, r in parts] + [lone])
+    rr = cat(
+        [r.reserve_reason for *_, r in parts]
+        + [np.where(p.server_eligible[lone], R.NO_CLIENT_IN_REACH, R.NOT_ELIGIBLE).astype(object)]
+    )
+    ro = np.argsort(res, kind="stable")
+    cost = sum(r.cost for *_, r in parts)
+    lb = sum(r.lower_bound for *_, r in parts)
+    gap = (cost - lb) / cost if cost > 0 else 0.0
+    cases = {r.case for *_, r in parts}
+    timings: dict[str, float] = {}
+    for *_, r in parts:
+        for k, v in r.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    timings["total"] = perf_counter() - t0
+    return PairingResult(
+        status="optimal" if all(r.status == "optimal" for *_, r in parts) else "feasible",
+        case="deficit" if "deficit" in cases else ("surplus" if "surplus" in cases else "balanced"),
+        pair_client=pc[o],
+        pair_server=pairs("pair_server", idx=True),
+        pair_distance=pairs("pair_distance"),
+        pair_cost=pairs("pair_cost"),
+        same_building=pairs("same_building"),
+        same_grid=pairs("same_grid"),
+        pair_pinned=pairs("pair_pinned"),
+        server_load=load,
+        unpaired=un[uo],
+        unpaired_reason=ur[uo],
+        unpaired_distance=ud[uo],
+        reserve=res[ro],
+        reserve_reason=rr[ro],
+        cost=float(cost),
+        lower_bound=float(lb),
+        gap=float(gap),
+        coverage_bound=sum(r.coverage_bound for *_, r in parts),
+        shortfall=sum(r.shortfall for *_, r in parts),
+        timings=MappingProxyType(timings),
+        client_ids=p.client_ids,
+        server_ids=p.server_ids,
+    )
+
+
+def _subproblem(p: PairingProblem, ci: np.ndarray, si: np.ndarray) -> PairingProblem:
+    cpos = np.full(p.n_clients, -1)
+    cpos[ci] = np.arange(len(ci))
+    spos = np.full(p.n_servers, -1)
+    spos[si] = np.arange(len(si))
+
+    def remap(pairs: np.ndarray) -> np.ndarray:
+        if not pairs.size:
+            return pairs
+        a, b = cpos[pairs[:, 0]], spos[pairs[:, 1]]
+        keep = (a >= 0) & (b >= 0)
+        return np.column_stack([a[keep], b[keep]])
+
+    current = None
+    if p.current is not None:
+        cur = p.current[ci]
+        current = np.where(cur >= 0, spos[np.maximum(cur, 0)], -1)
+    return p.__class__(
+        client_xy=p.client_xy[ci],
+        server_xy=p.server_xy[si],
+        client_building=p.client_building[ci],
+        client_grid=p.client_grid[ci],
+        client_community=p.client_community[ci],
+        server_building=p.server_building[si],
+        server_grid=p.server_grid[si],
+        server_community=p.server_community[si],
+        server_min=p.server_min[si],
+        server_max=p.server_max[si],
+        server_eligible=p.server_eligible[si],
+        pinned=remap(p.pinned),
+        forbidden=remap(p.forbidden),
+        max_distance=p.max_distance,
+        cross_community=p.cross_community,
+        max_active=None,
+        building_penalty=p.building_penalty,
+        grid_penalty=p.grid_penalty,
+        even_loads=p.even_loads,
+        current=current,
+        churn_weight=p.churn_weight,
+        client_ids=p.client_ids[ci],
+        server_ids=p.server_ids[si],
+        client_label=p.client_label,
+        server_label=p.server_label,
+    )
