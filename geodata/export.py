@@ -5,7 +5,7 @@ Exportable layers live in a registry (:data:`EXPORTERS`): each maps a layer name
 registered; other features register theirs (for example pairings) with :func:`exporter`.
 Privacy: unless ``unmasked`` is given, sensitive text fields are masked (张*三, 138****1234)
 and sensitive yes/no flags (elderly living alone, disabled, ...) are left out; an unmasked
-export is logged at WARNING.
+export is logged at WARNING and written to ``audit_log``.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def export_layer(
     scope
         Limit to one street or community.
     unmasked
-        Write names and phones in clear and include sensitive flags; logged at WARNING.
+        Write names and phones in clear and include sensitive flags; logged at WARNING and
+        recorded in ``audit_log`` in the caller's transaction (the caller commits).
     user
         Who asked, for the log line.
 
@@ -121,17 +122,24 @@ def export_layer(
     spec = EXPORTERS[layer]
     frame = spec.fetch(conn, scope)
     if unmasked:
-        log.warning(
-            "unmasked export of %s (%d records) to %s by %s",
-            layer,
-            len(frame),
-            path,
-            user or "unknown user",
-        )
+        audit_unmasked(conn, layer=layer, path=path, records=len(frame), user=user)
     else:
         frame = privatise(frame, masked=spec.masked, omitted=spec.omitted)
     write_frame(frame, path, layer=layer, fmt=fmt)
     return ExportResult(layer, path, len(frame), not unmasked)
+
+
+def audit_unmasked(
+    conn: Connection, *, layer: str, path: Path, records: int, user: str | None
+) -> None:
+    """Record an unmasked export: a WARNING log line, and an ``audit_log`` row (caller commits)."""
+    who = user or "unknown user"
+    log.warning("unmasked export of %s (%d records) to %s by %s", layer, records, path, who)
+    if conn.scalar(text("SELECT to_regclass('audit_log') IS NOT NULL")):
+        from gridsvc.accounts.audit import record
+
+        details = {"layer": layer, "path": str(path), "records": records}
+        record(conn, "export.unmasked", username=who, target=layer, details=details)
 
 
 def _refuse(field: str, reason: str) -> NoReturn:

@@ -63,6 +63,13 @@ def test_unmasked_is_explicit_and_logged(loaded, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="geodata.export"):
         export_layer(loaded, "households", out, unmasked=True, user="planner1")
     assert "unmasked export of households (2 records)" in caplog.text and "planner1" in caplog.text
+    audit = loaded.execute(
+        text(
+            "SELECT username, target, details->>'records' FROM audit_log "
+            "WHERE action = 'export.unmasked' ORDER BY id DESC LIMIT 1"
+        )
+    ).one()
+    assert tuple(audit) == ("planner1", "households", "2")
     sheet = openpyxl.load_workbook(out).active
     rows = list(sheet.iter_rows(values_only=True))
     header = list(rows[0])

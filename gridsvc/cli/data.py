@@ -116,7 +116,7 @@ def import_(
 @click.option(
     "--unmasked",
     is_flag=True,
-    help="Write names and phones in clear and include sensitive flags (logged).",
+    help="Write names and phones in clear and include sensitive flags (logged and audited).",
 )
 @click.pass_context
 def export(
@@ -130,7 +130,7 @@ def export(
     """Export LAYER to PATH: .geojson, .gpkg, .csv (UTF-8 with BOM) or .xlsx.
 
     Names and phones are masked (张*三, 138****1234) and sensitive household flags left out
-    unless --unmasked is given.
+    unless --unmasked is given; an unmasked export is logged and written to the audit log.
     """
     from geodata.export import Scope, export_layer
 
@@ -144,5 +144,6 @@ def export(
             unmasked=unmasked,
             user=getpass.getuser(),
         )
+        conn.commit()  # the audit row of an unmasked export
     note = "unmasked" if unmasked else "names and phones masked"
     click.echo(f"{result.layer}: {result.records:,d} records written to {path} ({note})")
