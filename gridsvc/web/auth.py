@@ -60,7 +60,7 @@ def _load_user() -> None:
     g.user = None
     g.via_token = False
     token = _bearer()
-    connection = db.conn()
+    connection = db.conn(scoped=False)
     if token is not None:
         user_id = tokens.user_id_for_token(connection, token)
         user = get_user(connection, user_id) if user_id else None

@@ -20,12 +20,16 @@ def engine() -> Engine:
     return current_app.extensions["gridsvc.engine"]
 
 
-def conn() -> Connection:
-    """This request's connection, in a transaction scoped to ``g.user`` (set by auth)."""
+def conn(*, scoped: bool = True) -> Connection:
+    """This request's connection, in a transaction scoped to ``g.user`` (set by auth).
+
+    ``scoped=False`` skips setting the scope (auth sets it right after finding the user).
+    """
     if "conn" not in g:
         g.conn = engine().connect()
         g.conn.begin()
-        apply_scope(g.conn, g.get("user"))
+        if scoped:
+            apply_scope(g.conn, g.get("user"))
     return g.conn
 
 
