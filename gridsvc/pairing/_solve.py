@@ -142,6 +142,8 @@ class _Search:
         """
         inst = self.inst
         act = np.flatnonzero(trial)
+        if not act.size:
+            return None
         k = min(self.window, len(act))
         _, near = cKDTree(inst.s_xy[act]).query(inst.s_xy[centres], k=k)
         w_new = np.unique(act[np.atleast_1d(near).ravel()])
@@ -368,6 +370,7 @@ def _solve_one(
     flow_all = search.flow(elig)
     flow_all = _certify(inst, elig, flow_all, search)
     cover = flow_all.n_paired
+    selecting = selecting or bool(flow_all.shortfall.any())  # loads in range outrank "all active"
     timings["coverage"] = perf_counter() - t
 
     t = perf_counter()
@@ -401,7 +404,7 @@ def _solve_one(
             if opened.sum() < rel.kmin:
                 opened[rel.servers[greedy_open(rel, u, inst.weight)]] = True
             search.drop(opened | inst.forced, unpaired=units - cover)
-        if search.best is None or search.best[1].shortfall.any():
+        if search.best is None or _key(search.best[1], inst)[:2] != (units - cover, 0):
             search.drop(elig, unpaired=units - cover, flow=flow_all)
         search.local(rel, deadline=deadline)
         active, flow = search.best
