@@ -1,8 +1,8 @@
 """Benchmark the coverage GeoJSON of a 5,000-household community under 50 concurrent clients.
 
 Production server: gunicorn, 4 sync workers on 2 cores (they wait on PostgreSQL), as the
-``gridsvc_app`` role with row-level security. Load: wrk on loopback, 50 connections, 2 threads, bounded duration, with an
-API token. Baseline in the same run: ``/api/me`` (authentication and one scoped transaction, no
+``gridsvc_app`` role with row-level security. Load: wrk on loopback, 50 connections, 2 threads,
+bounded duration, with an API token. Baseline in the same run: ``/api/me`` (authentication and one scoped transaction, no
 data). Prints p50/p95/p99 and requests per second, the median of ``--repeats`` runs each.
 
 Run: ``.venv/bin/python bench/api.py [--db URL] [--seconds 10] [--repeats 3]`` (needs ``wrk``:
