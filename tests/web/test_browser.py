@@ -1,0 +1,60 @@
+"""Browser test in headless Debian chromium: log in, open the map, toggle a layer, get a report."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from webhelpers import COMMUNITY_A, PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def live_url(web):
+    """The app served by waitress on a free loopback port (plain HTTP: no Secure cookie)."""
+    from waitress.server import create_server
+
+    from gridsvc.web import create_app
+
+    app = create_app(
+        {"GRIDSVC_SETTINGS": web.settings.with_(secret_key="t" * 32, cookie_secure=False)}
+    )
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_login_map_layer_toggle_and_report(live_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(accept_downloads=True)
+        outside: list[str] = []
+        page.on("request", lambda r: r.url.startswith(live_url) or outside.append(r.url))
+        page.goto(f"{live_url}/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_url}/")
+        assert page.locator("#fig-households").inner_text() != "–"
+        page.goto(f"{live_url}/map?community={COMMUNITY_A}")
+        frame = page.frame_locator("#map-frame")
+        boxes = frame.locator(".leaflet-control-layers-overlays input[type=checkbox]")
+        boxes.first.wait_for(timeout=30_000)
+        before = boxes.first.is_checked()
+        boxes.first.click()
+        assert boxes.first.is_checked() != before
+        with page.expect_download() as download:
+            page.click("#report-link")
+        saved = tmp_path / "report.html"
+        download.value.save_as(saved)
+        assert saved.stat().st_size > 10_000 and "<html" in saved.read_text()[:2000].lower()
+        assert not [u for u in outside if not u.startswith(("data:", "blob:", "about:"))]
+        browser.close()
