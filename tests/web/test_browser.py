@@ -7,6 +7,11 @@ import threading
 import pytest
 from webhelpers import COMMUNITY_A, PASSWORD
 
+# werkzeug leaves spooled files of refused uploads (earlier tests) to the garbage collector
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
