@@ -21,6 +21,7 @@ class Instance:
     grid: np.ndarray
     community: np.ndarray
     current: np.ndarray  # (N,) current server of the node's clients, -1 none
+    cost_weight: np.ndarray  # (N,) factor on the node's pair costs
     members: np.ndarray  # client indices sorted by node
     member_start: np.ndarray  # (N + 1,) offsets into members
     s_xy: np.ndarray
@@ -56,6 +57,7 @@ class Instance:
         same_g = (self.grid[node] == self.s_grid[srv]) & (self.grid[node] >= 0)
         cost += np.where(same_b, 0.0, self.building_penalty)
         cost += np.where(same_g, 0.0, self.grid_penalty)
+        cost *= self.cost_weight[node]
         if self.churn_weight:
             moved = (self.current[node] >= 0) & (self.current[node] != srv)
             cost += np.where(moved, self.churn_weight, 0.0)
@@ -92,6 +94,7 @@ def merge_clients(
     community: np.ndarray,
     current: np.ndarray,
     single: np.ndarray,
+    weight: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Node of each client (identical clients share one) and the first client of each node.
 
@@ -106,6 +109,7 @@ def merge_clients(
             community,
             current,
             np.where(single, np.arange(n), -1),
+            weight.view(np.int64),
         ]
     )
     _, first, node = np.unique(key, axis=0, return_index=True, return_inverse=True)

@@ -65,7 +65,7 @@ def build_relaxation(
     p_node[row, col] = node
     p_cost[row, col] = cost
     p_w[row, col] = np.minimum(inst.weight[node], inst.hi[srv])
-    generic = kth + inst.building_penalty
+    generic = (kth + inst.building_penalty) * inst.cost_weight
     if inst.churn_weight:
         generic = generic + np.where(inst.current >= 0, inst.churn_weight, 0.0)
     lo, hi = inst.lo[servers], inst.hi[servers]
@@ -185,14 +185,15 @@ def subgradient(
             break
         if perf_counter() > deadline:
             break
-        g = (weight - taken).astype(np.float64)
+        # ascend in node prices (u * weight): each node's share left unpaired or over-taken
+        g = (weight - taken) / np.maximum(weight, 1)
         if rel.total > rel.cover:  # some clients stay unpaired: search prices u <= 0
             g[(u >= 0) & (g > 0)] = 0.0
         norm = float(g @ g)
         if norm == 0:
             best = max(best, bound)
             break
-        u = u + theta * (upper - bound) / norm * g
+        u = u + theta * (upper - bound) / norm * g / np.maximum(weight, 1)
         if rel.total > rel.cover:
             np.minimum(u, 0.0, out=u)
     if averaged:

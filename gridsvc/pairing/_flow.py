@@ -10,8 +10,8 @@ from ortools.graph.python import min_cost_flow
 from gridsvc.errors import SolverFailed
 from gridsvc.pairing._arcs import Instance
 
-SCALE = 100.0
-"""Integer flow costs are centimetres."""
+RESOLUTION = 1_000_000
+"""The costliest arc is this many integer cost units (costs are rounded to 1e-6 of it)."""
 EVEN_PIECES = 10
 
 
@@ -49,9 +49,9 @@ def solve_flow(
     """Optimal pairing over the given arcs to the active servers.
 
     Lexicographic order by weights: most units paired (``M1``), then least shortfall below
-    minimum loads (``M2``), then least cost, then even loads (1 cm per unit above the minimum,
-    growing by piece). Weights are large enough that no cycle trades a higher objective for
-    a lower one.
+    minimum loads (``M2``), then least cost, then even loads (one integer cost unit per unit
+    of load above the minimum, growing by piece). Weights are large enough that no cycle
+    trades a higher objective for a lower one.
 
     Raises
     ------
@@ -66,7 +66,8 @@ def solve_flow(
     pos = np.full(m, -1, dtype=np.int64)
     pos[act] = np.arange(a)
     cost_m, _ = inst.cost(node, srv)
-    icost = np.rint(cost_m * SCALE).astype(np.int64)
+    scale = RESOLUTION / max(float(cost_m.max(initial=0.0)), 1e-9)
+    icost = np.rint(cost_m * scale).astype(np.int64)
     maxc = int(icost.max(initial=0)) + EVEN_PIECES * 2 + 1
     m2 = maxc * (2 * a + 6)
     m1 = 3 * m2

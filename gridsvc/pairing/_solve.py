@@ -28,9 +28,15 @@ def solve_problem(
     time_limit: float,
     k_nearest: int,
     split: bool,
+    kicks: int = 20,
 ) -> R.PairingResult:
     """Solve ``problem`` whole, or community by community when nothing couples them."""
-    opts = {"gap_tolerance": gap_tolerance, "time_limit": time_limit, "k_nearest": k_nearest}
+    opts = {
+        "gap_tolerance": gap_tolerance,
+        "time_limit": time_limit,
+        "k_nearest": k_nearest,
+        "kicks": kicks,
+    }
     if split and _splittable(problem):
         return _solve_split(problem, **opts)
     return _solve_one(problem, **opts)
@@ -73,7 +79,9 @@ class _Search:
             self.best = (active.copy(), flow)
         return flow
 
-    def drop(self, active: np.ndarray, *, unpaired: int, flow: Flow | None = None) -> None:
+    def drop(
+        self, active: np.ndarray, *, unpaired: int, flow: Flow | None = None
+    ) -> tuple[np.ndarray, Flow]:
         """Close servers batch by batch until every active one reaches its minimum load.
 
         The minimum-load flow says how many to close (its shortfall); a free flow (no minimum
@@ -88,10 +96,10 @@ class _Search:
             over = 0 if self.max_active is None else int(active.sum()) - self.max_active
             short = int(flow.shortfall.sum())
             if over <= 0 and short == 0:
-                return
+                return active, flow
             pool = np.flatnonzero(active & ~keep)
             if not pool.size:
-                return
+                return active, flow
             q = max(1, int(self.batch * short / mean_lo), (over + 1) // 2)
             free = self.flow(active, free=True)
             close = self._pick_closures(active, free, pool, min(q, len(pool)))
@@ -165,6 +173,7 @@ class _Search:
             grid=inst.grid[sn],
             community=inst.community[sn],
             current=inst.current[sn],
+            cost_weight=inst.cost_weight[sn],
             forbidden=fkeys,
         )
         mask = np.zeros(inst.m, dtype=bool)
@@ -188,7 +197,15 @@ class _Search:
         )
         return delta, out
 
-    def local(self, rel, *, deadline: float, opens: int = 6, resolve_every: int = 20) -> None:
+    def local(
+        self,
+        rel,
+        *,
+        deadline: float,
+        start: tuple[np.ndarray, Flow] | None = None,
+        opens: int = 6,
+        resolve_every: int = 20,
+    ) -> None:
         """Swap, open and close servers around the best set while any move improves it.
 
         Opening candidates are inactive servers that would serve clients cheaper than they
@@ -197,10 +214,11 @@ class _Search:
         least-regret servers alone. Moves are priced by re-solving a window of nearby servers
         and their clients; every ``resolve_every`` moves the whole flow is re-solved.
         """
-        if self.best is None or self.best[1].shortfall.any():
+        start = start if start is not None else self.best
+        if start is None or start[1].shortfall.any():
             return
         inst = self.inst
-        active, flow = self.best[0].copy(), self.best[1]
+        active, flow = start[0].copy(), start[1]
         moves = 0
         while perf_counter() < deadline:
             u = np.zeros(inst.n_nodes)
@@ -240,10 +258,38 @@ class _Search:
                     break
             if moved and moves % resolve_every:
                 continue
-            flow = self.flow(active)
-            active, flow = self.best[0].copy(), self.best[1]
+            flow = self.flow(active)  # the whole flow again (recorded when best)
             if not moved:
                 return
+
+    def perturb(
+        self, rel, *, bound: float, gap_tolerance: float, deadline: float, patience: int = 20
+    ) -> None:
+        """Iterated local search: kick the best set (swap a few servers at random), descend
+        again, keep the best; stop at the gap tolerance, the deadline or ``patience`` kicks
+        without improvement."""
+        rng = np.random.default_rng(0)
+        inst = self.inst
+        stale = 0
+        while self.best is not None and perf_counter() < deadline and stale < patience:
+            active, flow = self.best
+            cost = flow.total_cost
+            if cost - bound <= gap_tolerance * abs(cost):
+                return
+            on = np.flatnonzero(active & ~inst.forced)
+            off = np.flatnonzero(~active & inst.eligible)
+            r = int(min(rng.integers(1, 4), on.size, off.size))
+            if r == 0:
+                return
+            trial = active.copy()
+            trial[rng.choice(on, r, replace=False)] = False
+            trial[rng.choice(off, r, replace=False)] = True
+            self.seen.add(trial.tobytes())
+            state = (trial, self.flow(trial))
+            if state[1].shortfall.any():
+                state = self.drop(trial, unpaired=int(flow.unpaired.sum()), flow=state[1])
+            self.local(rel, deadline=deadline, start=state)
+            stale = 0 if self.best[1].total_cost < cost - 1e-9 else stale + 1
 
     def try_open(self, servers: np.ndarray, *, unpaired: int) -> float:
         """Evaluate the servers a Lagrangian subproblem opened; return the best cost so far."""
@@ -306,6 +352,7 @@ def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
     single = np.zeros(n, dtype=bool)
     single[p.forbidden[:, 0]] = True
     current = p.current if p.current is not None else np.full(n, -1, dtype=np.int64)
+    cweight = np.ones(n) if p.client_weight is None else p.client_weight
     node_of, first = merge_clients(
         np.ascontiguousarray(p.client_xy[fidx]),
         p.client_building[fidx],
@@ -313,6 +360,7 @@ def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
         p.client_community[fidx],
         current[fidx],
         single[fidx],
+        cweight[fidx],
     )
     weight = np.bincount(node_of, minlength=len(first)).astype(np.int64)
     cnode = np.full(n, -1, dtype=np.int64)
@@ -327,6 +375,7 @@ def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
         grid=p.client_grid[sel],
         community=p.client_community[sel],
         current=current[sel],
+        cost_weight=cweight[sel],
         members=fidx[np.argsort(node_of, kind="stable")],
         member_start=np.concatenate([[0], np.cumsum(weight)]),
         s_xy=p.server_xy,
@@ -348,7 +397,7 @@ def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
 
 
 def _solve_one(
-    p: PairingProblem, *, gap_tolerance: float, time_limit: float, k_nearest: int
+    p: PairingProblem, *, gap_tolerance: float, time_limit: float, k_nearest: int, kicks: int
 ) -> R.PairingResult:
     t0 = perf_counter()
     timings: dict[str, float] = {}
@@ -407,26 +456,35 @@ def _solve_one(
         if search.best is None or _key(search.best[1], inst)[:2] != (units - cover, 0):
             search.drop(elig, unpaired=units - cover, flow=flow_all)
         search.local(rel, deadline=deadline)
-        active, flow = search.best
-    else:
-        active, flow = elig.copy(), flow_all
     timings["active_set"] = perf_counter() - t
 
     t = perf_counter()
-    if rebalance or flow.shortfall.any():
+    best_flow = search.best[1] if search.best else flow_all
+    if rebalance or best_flow.shortfall.any():
         bound = np.nan
     else:
-        lb, _, _ = subgradient(
+        lb, u, _ = subgradient(
             rel,
             inst.weight,
             u,
-            flow.total_cost,
+            best_flow.total_cost,
             iterations=2000,
             gap_tolerance=gap_tolerance,
             deadline=max(deadline, perf_counter() + 0.2),
         )
         bound = max(bound, lb)
     timings["bound"] = perf_counter() - t
+
+    t = perf_counter()
+    if selecting and not rebalance and np.isfinite(bound):
+        search.perturb(
+            rel, bound=bound, gap_tolerance=gap_tolerance, deadline=deadline, patience=kicks
+        )
+    if selecting or rebalance:
+        active, flow = search.best
+    else:
+        active, flow = elig.copy(), flow_all
+    timings["perturb"] = perf_counter() - t
     flow = _certify(inst, active, flow, search)
     timings["flows"] = float(search.flows)
     return _result(p, inst, pins, flow, cover, bound, case, timings, t0)
@@ -444,6 +502,8 @@ def _pair_metrics(p: PairingProblem, c: np.ndarray, s: np.ndarray):
     same_b = (p.client_building[c] == p.server_building[s]) & (p.client_building[c] >= 0)
     same_g = (p.client_grid[c] == p.server_grid[s]) & (p.client_grid[c] >= 0)
     cost = dist + np.where(same_b, 0, p.building_penalty) + np.where(same_g, 0, p.grid_penalty)
+    if p.client_weight is not None:
+        cost = cost * p.client_weight[c]
     return dist, same_b, same_g, cost
 
 
@@ -668,6 +728,7 @@ def _subproblem(p: PairingProblem, ci: np.ndarray, si: np.ndarray) -> PairingPro
         building_penalty=p.building_penalty,
         grid_penalty=p.grid_penalty,
         even_loads=p.even_loads,
+        client_weight=None if p.client_weight is None else p.client_weight[ci],
         current=current,
         churn_weight=p.churn_weight,
         client_ids=p.client_ids[ci],

@@ -62,6 +62,7 @@ class PairingProblem:
     building_penalty: float = 150.0
     grid_penalty: float = 300.0
     even_loads: bool = True
+    client_weight: np.ndarray | None = None
     current: np.ndarray | None = None
     churn_weight: float = 0.0
     client_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
@@ -92,6 +93,7 @@ class PairingProblem:
         building_penalty: float = 150.0,
         grid_penalty: float = 300.0,
         even_loads: bool = True,
+        client_weight: Any = None,
         current: Any = None,
         churn_weight: float = 0.0,
         client_ids: Any = None,
@@ -123,7 +125,11 @@ server_community
         building_penalty, grid_penalty
             Metres added to a pair whose ends lie in different buildings / grids.
         even_loads
-            Break near-ties towards even loads (1 cm per unit of load above the minimum).
+            Break near-ties towards even loads (a millionth of the costliest pair per unit of
+            load above the minimum).
+        client_weight
+            ``(n,)`` non-negative factors on each client's pair cost (priority households);
+            default 1.
         current, churn_weight
             Rebalancing: the server of each client now (``-1`` none) and the metres a changed
             pair costs.
@@ -162,6 +168,11 @@ server_community
             building_penalty=float(building_penalty),
             grid_penalty=float(grid_penalty),
             even_loads=bool(even_loads),
+            client_weight=(
+                None
+                if client_weight is None
+                else np.asarray(client_weight, dtype=np.float64).reshape(-1)
+            ),
             current=None if current is None else _ints(current, n),
             churn_weight=float(churn_weight),
             client_ids=np.arange(n) if client_ids is None else np.asarray(client_ids),
@@ -264,6 +275,12 @@ server_community
         ]:
             if len(arr) != size:
                 raise InfeasibleSettings(f"{name}: expected {size} values, got {len(arr)}")
+        if self.client_weight is not None and (
+            len(self.client_weight) != n
+            or not np.isfinite(self.client_weight).all()
+            or (self.client_weight < 0).any()
+        ):
+            raise InfeasibleSettings(f"client_weight: expected {n} finite values >= 0")
         if self.current is not None and len(self.current) != n:
             raise InfeasibleSettings(f"current: expected {n} values, got {len(self.current)}")
         if not (np.isfinite(self.client_xy).all() and np.isfinite(self.server_xy).all()):
@@ -340,6 +357,7 @@ server_community
         time_limit: float = 30.0,
         k_nearest: int = 8,
         split: bool = True,
+        kicks: int = 20,
     ) -> PairingResult:
         """Pair clients with servers; return a frozen :class:`PairingResult`.
 
@@ -353,6 +371,9 @@ server_community
             Candidate servers per client (widened automatically where a rule needs more).
         split
             Solve independent communities separately (when no setting couples them).
+        kicks
+            Surplus case: stop the iterated local search after this many random kicks in a
+            row that found nothing better.
 
         Raises
         ------
@@ -367,4 +388,5 @@ server_community
             time_limit=time_limit,
             k_nearest=k_nearest,
             split=split,
+            kicks=kicks,
         )
