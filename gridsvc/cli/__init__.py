@@ -8,6 +8,7 @@ from gridsvc.cli._common import GridsvcGroup
 from gridsvc.cli.admin import db, demo
 from gridsvc.cli.coverage import blindspots, coverage, sites
 from gridsvc.cli.data import export, import_
+from gridsvc.cli.pairing import COMMANDS as PAIRING_COMMANDS
 from gridsvc.cli.report import report
 from gridsvc.cli.web import serve, user, worker
 
@@ -35,6 +36,8 @@ for _command in (coverage, blindspots, sites):
 cli.add_command(import_)
 cli.add_command(export)
 cli.add_command(report)
+for _command in PAIRING_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -97,7 +97,8 @@ class _Search:
             short = int(flow.shortfall.sum())
             if over <= 0 and short == 0:
                 return active, flow
-            pool = np.flatnonzero(active & ~keep)
+            short_at = active & ~keep & (flow.shortfall > 0)
+            pool = np.flatnonzero(short_at if short_at.any() and over <= 0 else active & ~keep)
             if not pool.size:
                 return active, flow
             q = max(1, int(self.batch * short / mean_lo), (over + 1) // 2)
@@ -115,7 +116,7 @@ class _Search:
         """Cost each server's clients would add moving to their next nearest active server,
         and that fallback server per flow arc."""
         inst = self.inst
-        act = np.flatnonzero(active)
+        act = np.flatnonzero(active & (flow.load < inst.hi))  # fallbacks with room
         regret = np.zeros(inst.m)
         if len(act) < 2 or not len(flow.node):
             return regret, flow.srv

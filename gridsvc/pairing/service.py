@@ -1,0 +1,790 @@
+"""Pairing service: load a scope from PostGIS, solve, persist runs, plans and proposals.
+
+Functions take an open SQLAlchemy ``Connection`` (or ``Session``) and never commit: the caller
+owns the transaction, so a failed solve persists nothing. Household pairs are solved per
+community; member pairs per street (street cadres may take members of any of its communities).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from geodata.projection import metric_epsg, to_metres
+from gridsvc.errors import Conflict, InputRejected, NotFound, Reject
+from gridsvc.pairing.problem import ANY_COMMUNITY, PairingProblem
+from gridsvc.pairing.rebalance import diff_pairs
+from gridsvc.pairing.result import PairingResult
+from gridsvc.settings import Settings
+
+Db = Connection | Session
+Progress = Callable[[float, str], None]
+LEVELS = ("households", "members")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One persisted run."""
+
+    id: int
+    level: str
+    scope: str
+    status: str
+    case: str
+    n_clients: int
+    n_paired: int
+    coverage_bound: int
+    n_active: int
+    n_reserve: int
+    cost_m: float
+    lower_bound_m: float | None
+    gap: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PairingReport:
+    """What :func:`run_pairing` did: the runs and the plan versions it set."""
+
+    runs: list[RunSummary]
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"runs": [asdict(r) for r in self.runs], "versions": self.versions}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A rebalance proposal: the diff against the plan version it was made from."""
+
+    id: int
+    community: str
+    community_id: int
+    base_version: int
+    run_id: int
+    counts: dict[str, int]
+    forced: int
+    changes: list[dict[str, Any]]
+    status: str = "open"
+
+    @property
+    def summary(self) -> str:
+        """One line of counts."""
+        c = self.counts
+        return (
+            f"kept {c['kept']}, moved {c['moved']}, new {c['new']}, dropped {c['dropped']} "
+            f"(changed {c['moved'] + c['new'] + c['dropped']}, forced by data {self.forced})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the web pages read ``counts`` and ``changes``)."""
+        body = asdict(self)
+        body["summary"] = self.summary
+        return body
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of accepting or rejecting a proposal."""
+
+    proposal_id: int
+    community_id: int
+    status: str
+    version: int
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def _scope(db: Db, street_code: str | None, community_code: str | None) -> pd.DataFrame:
+    """Communities in scope: id, code, street_id, street_code."""
+    sql = (
+        "SELECT c.id, c.code, c.street_id, s.code AS street_code FROM communities c "
+        "JOIN streets s ON s.id = c.street_id "
+    )
+    if community_code:
+        rows = db.execute(text(sql + "WHERE c.code = :c"), {"c": community_code}).all()
+        what = f"community {community_code!r}"
+    elif street_code:
+        rows = db.execute(text(sql + "WHERE s.code = :s ORDER BY c.code"), {"s": street_code}).all()
+        what = f"street {street_code!r}"
+    else:
+        rows = db.execute(text(sql + "ORDER BY c.code")).all()
+        what = "any community"
+    if not rows:
+        raise NotFound(f"no such {what}")
+    return pd.DataFrame(rows, columns=["id", "code", "street_id", "street_code"])
+
+
+def _points(db: Db, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(db.execute(text(sql), params).mappings().all())
+    return frame
+
+
+def _households(db: Db, community_ids: list[int]) -> pd.DataFrame:
+    return _points(
+        db,
+        "SELECT h.id, h.code, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, "
+        "coalesce(h.building_id, -1) AS building, coalesce(h.grid_id, -1) AS grid, "
+        "h.community_id AS community FROM households h "
+        "WHERE h.community_id = ANY(:ids) ORDER BY h.id",
+        {"ids": community_ids},
+    )
+
+
+def _members(db: Db, community_ids: list[int], settings: Settings) -> pd.DataFrame:
+    frame = _points(
+        db,
+        "SELECT m.id, m.code, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat, "
+        "coalesce(m.building_id, -1) AS building, coalesce(m.grid_id, -1) AS grid, "
+        "m.community_id AS community, (m.eligible AND m.available) AS eligible, "
+        "coalesce(m.min_load, c.household_min, s.household_min) AS min_load, "
+        "coalesce(m.max_load, c.household_max, s.household_max) AS max_load "
+        "FROM members m JOIN communities c ON c.id = m.community_id "
+        "JOIN streets s ON s.id = c.street_id WHERE m.community_id = ANY(:ids) ORDER BY m.id",
+        {"ids": community_ids},
+    )
+    return _loads(frame, settings.household_load.min, settings.household_load.max)
+
+
+def _cadres(db: Db, street_id: int, settings: Settings) -> pd.DataFrame:
+    frame = _points(
+        db,
+        "SELECT d.id, d.code, ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, "
+        "coalesce(d.community_id, :any) AS community, true AS eligible, "
+        "coalesce(d.min_load, c.member_min, s.member_min) AS min_load, "
+        "coalesce(d.max_load, c.member_max, s.member_max) AS max_load "
+        "FROM cadres d JOIN streets s ON s.id = d.street_id "
+        "LEFT JOIN communities c ON c.id = d.community_id WHERE d.street_id = :s ORDER BY d.id",
+        {"s": street_id, "any": ANY_COMMUNITY},
+    )
+    return _loads(frame, settings.member_load.min, settings.member_load.max)
+
+
+def _loads(frame: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    frame["min_load"] = frame["min_load"].fillna(lo).astype(int)
+    frame["max_load"] = frame["max_load"].fillna(hi).astype(int)
+    return frame
+
+
+def _controls(db: Db, level: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if level == "households":
+        sql = "SELECT kind, household_id AS client, member_id AS server FROM pair_controls "
+        sql += "WHERE household_id IS NOT NULL"
+    else:
+        sql = "SELECT kind, member_id AS client, cadre_id AS server FROM pair_controls "
+        sql += "WHERE cadre_id IS NOT NULL"
+    rows = pd.DataFrame(db.execute(text(sql)).all(), columns=["kind", "client", "server"])
+    return rows[rows["kind"] == "pin"], rows[rows["kind"] == "forbid"]
+
+
+def _problem(
+    clients: pd.DataFrame,
+    servers: pd.DataFrame,
+    *,
+    level: str,
+    db: Db,
+    settings: Settings,
+    current: pd.Series | None = None,
+) -> PairingProblem:
+    """Project to metres and pose the problem; controls outside the scope are ignored."""
+    lon = np.concatenate([clients["lon"], servers["lon"]])
+    lat = np.concatenate([clients["lat"], servers["lat"]])
+    x, y, _ = to_metres(lon, lat, epsg=metric_epsg(lon, lat))
+    n = len(clients)
+    c = pd.DataFrame({"x": x[:n], "y": y[:n]}, index=clients["id"].to_numpy())
+    s = pd.DataFrame({"x": x[n:], "y": y[n:]}, index=servers["id"].to_numpy())
+    for col in ("building", "grid", "community"):
+        if col in clients:
+            c[col] = clients[col].to_numpy()
+        if col in servers:
+            s[col] = servers[col].to_numpy()
+    s["min_load"] = servers["min_load"].to_numpy()
+    s["max_load"] = servers["max_load"].to_numpy()
+    s["eligible"] = servers["eligible"].astype(bool).to_numpy()
+    if current is not None:
+        c["current"] = current.reindex(c.index).fillna(-1).astype(np.int64).to_numpy()
+    pins, forbids = _controls(db, level)
+    inside = [f[f["client"].isin(c.index) & f["server"].isin(s.index)] for f in (pins, forbids)]
+    households = level == "households"
+    problem = PairingProblem.from_frames(
+        c,
+        s,
+        pinned=inside[0],
+        forbidden=inside[1],
+        building_penalty=settings.building_penalty_m if households else 0.0,
+        grid_penalty=settings.grid_penalty_m if households else 0.0,
+        max_distance=settings.max_pair_distance_m if households else None,
+        cross_community=settings.cross_community if households else False,
+        churn_weight=settings.churn_weight_m if current is not None else 0.0,
+        client_label="household" if households else "member",
+        server_label="member" if households else "cadre",
+    )
+    codes_c = dict(zip(clients["id"], clients["code"], strict=True))
+    codes_s = dict(zip(servers["id"], servers["code"], strict=True))
+    return problem.with_(
+        client_ids=np.array([codes_c[i] for i in c.index], dtype=object),
+        server_ids=np.array([codes_s[i] for i in s.index], dtype=object),
+    )
+
+
+# --- persisting --------------------------------------------------------------------------------
+
+
+def _lock(db: Db, community_ids: list[int]) -> None:
+    for cid in community_ids:
+        if not db.execute(text("SELECT pg_try_advisory_xact_lock(:c)"), {"c": int(cid)}).scalar():
+            raise Conflict(f"a pairing run for community id {cid} is already running")
+
+
+def _save_run(
+    db: Db,
+    result: PairingResult,
+    *,
+    level: str,
+    scope: str,
+    street_id: int,
+    community_id: int | None,
+    kind: str,
+    settings: Settings,
+    created_by: str | None,
+    client_ids: np.ndarray,
+    server_ids: np.ndarray,
+) -> RunSummary:
+    """Insert the run, its pairs, unpaired clients and reserve servers (database ids)."""
+    lb = result.lower_bound if np.isfinite(result.lower_bound) else None
+    gap = result.gap if np.isfinite(result.gap) else None
+    params = {
+        "level": level,
+        "scope": scope,
+        "street": street_id,
+        "comm": community_id,
+        "kind": kind,
+        "by": created_by,
+        "settings": json.dumps(_settings_dict(settings)),
+        "status": result.status,
+        "case": result.case,
+        "n": len(client_ids),
+        "paired": result.n_paired,
+        "bound": result.coverage_bound,
+        "active": int(result.active.sum()),
+        "reserve": len(result.reserve),
+        "cost": result.cost,
+        "lb": lb,
+        "gap": gap,
+        "timings": json.dumps(dict(result.timings)),
+    }
+    run_id = int(
+        db.execute(
+            text(
+                "INSERT INTO pairing_runs (level, scope, street_id, community_id, kind, "
+                'created_by, settings, status, "case", n_clients, n_paired, coverage_bound, '
+                "n_active, n_reserve, cost_m, lower_bound_m, gap, timings) VALUES (:level, "
+                ":scope, :street, :comm, :kind, :by, CAST(:settings AS jsonb), :status, :case, "
+                ":n, :paired, :bound, :active, :reserve, :cost, :lb, :gap, "
+                "CAST(:timings AS jsonb)) RETURNING id"
+            ),
+            params,
+        ).scalar_one()
+    )
+    c_db, s_db = client_ids[result.pair_client], server_ids[result.pair_server]
+    if level == "households":
+        rows = [
+            {
+                "r": run_id,
+                "c": int(a),
+                "s": int(b),
+                "d": float(d),
+                "sb": bool(sb),
+                "sg": bool(sg),
+                "p": bool(p),
+            }
+            for a, b, d, sb, sg, p in zip(
+                c_db,
+                s_db,
+                result.pair_distance,
+                result.same_building,
+                result.same_grid,
+                result.pair_pinned,
+                strict=True,
+            )
+        ]
+        sql = (
+            "INSERT INTO household_pairs (run_id, household_id, member_id, distance_m, "
+            "same_building, same_grid, pinned) VALUES (:r, :c, :s, :d, :sb, :sg, :p)"
+        )
+        client_col, server_col = "household_id", "member_id"
+    else:
+        rows = [
+            {"r": run_id, "c": int(a), "s": int(b), "d": float(d), "p": bool(p)}
+            for a, b, d, p in zip(c_db, s_db, result.pair_distance, result.pair_pinned, strict=True)
+        ]
+        sql = (
+            "INSERT INTO member_pairs (run_id, member_id, cadre_id, distance_m, pinned) "
+            "VALUES (:r, :c, :s, :d, :p)"
+        )
+        client_col, server_col = "member_id", "cadre_id"
+    if rows:
+        db.execute(text(sql), rows)
+    unpaired = [
+        {
+            "r": run_id,
+            "c": int(client_ids[i]),
+            "k": k + 1,
+            "why": str(why),
+            "d": float(d) if np.isfinite(d) else None,
+        }
+        for k, (i, why, d) in enumerate(
+            zip(result.unpaired, result.unpaired_reason, result.unpaired_distance, strict=True)
+        )
+    ]
+    if unpaired:
+        db.execute(
+            text(
+                f"INSERT INTO pairing_unpaired (run_id, {client_col}, rank, reason, nearest_m) "
+                "VALUES (:r, :c, :k, :why, :d)"
+            ),
+            unpaired,
+        )
+    reserve = [
+        {"r": run_id, "s": int(server_ids[j]), "why": str(why)}
+        for j, why in zip(result.reserve, result.reserve_reason, strict=True)
+    ]
+    if reserve:
+        db.execute(
+            text(
+                f"INSERT INTO pairing_reserve (run_id, {server_col}, reason) VALUES (:r, :s, :why)"
+            ),
+            reserve,
+        )
+    return RunSummary(
+        id=run_id,
+        level=level,
+        scope=scope,
+        status=result.status,
+        case=result.case,
+        n_clients=len(client_ids),
+        n_paired=result.n_paired,
+        coverage_bound=result.coverage_bound,
+        n_active=int(result.active.sum()),
+        n_reserve=len(result.reserve),
+        cost_m=round(result.cost, 1),
+        lower_bound_m=None if lb is None else round(lb, 1),
+        gap=gap,
+        seconds=round(float(result.timings.get("total", 0.0)), 3),
+    )
+
+
+def _settings_dict(settings: Settings) -> dict[str, Any]:
+    return {
+        "household_load": str(settings.household_load),
+        "member_load": str(settings.member_load),
+        "building_penalty_m": settings.building_penalty_m,
+        "grid_penalty_m": settings.grid_penalty_m,
+        "max_pair_distance_m": settings.max_pair_distance_m,
+        "cross_community": settings.cross_community,
+        "churn_weight_m": settings.churn_weight_m,
+    }
+
+
+def _set_plan(db: Db, community_id: int, column: str, run_id: int, by: str | None) -> int:
+    """Point the community's plan at ``run_id`` and bump its version (same transaction)."""
+    return int(
+        db.execute(
+            text(
+                f"INSERT INTO plans (community_id, version, {column}, updated_by) "
+                "VALUES (:c, 1, :r, :by) ON CONFLICT (community_id) DO UPDATE SET "
+                f"{column} = excluded.{column}, version = plans.version + 1, "
+                "updated_by = excluded.updated_by, updated_at = now() RETURNING version"
+            ),
+            {"c": community_id, "r": run_id, "by": by},
+        ).scalar_one()
+    )
+
+
+# --- public API --------------------------------------------------------------------------------
+
+
+def run_pairing(
+    db: Db,
+    *,
+    settings: Settings,
+    street_code: str | None = None,
+    community_code: str | None = None,
+    level: str = "all",
+    created_by: str | None = None,
+    progress: Progress | None = None,
+    time_limit: float = 10.0,
+) -> PairingReport:
+    """Pair a street or community (default: everything) and make the result the current plan.
+
+    ``level`` is ``households``, ``members`` or ``all``. Member pairs are solved for the whole
+    street of the scope. Raises :class:`Conflict` when a run for one of the communities is in
+    progress, :class:`InfeasibleSettings` for impossible settings, :class:`SolverFailed` when a
+    solver did not prove its result (nothing is persisted then: the caller rolls back).
+    """
+    if level not in (*LEVELS, "all"):
+        raise InputRejected(
+            "bad level",
+            [Reject("pair", None, "level", "expected households, members or all", level)],
+        )
+    scope = _scope(db, street_code, community_code)
+    _lock(db, scope["id"].tolist())
+    runs: list[RunSummary] = []
+    versions: dict[str, int] = {}
+    steps = (len(scope) if level != "members" else 0) + (
+        scope["street_id"].nunique() if level != "households" else 0
+    )
+    done = 0
+
+    def tick(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done / max(steps, 1), what)
+
+    if level in ("households", "all"):
+        for row in scope.itertuples():
+            clients = _households(db, [row.id])
+            servers = _members(db, [row.id], settings)
+            if clients.empty or servers.empty:
+                tick(row.code)
+                continue
+            problem = _problem(clients, servers, level="households", db=db, settings=settings)
+            result = problem.solve(time_limit=time_limit)
+            run = _save_run(
+                db,
+                result,
+                level="households",
+                scope=row.code,
+                street_id=row.street_id,
+                community_id=row.id,
+                kind="pair",
+                settings=settings,
+                created_by=created_by,
+                client_ids=clients["id"].to_numpy(),
+                server_ids=servers["id"].to_numpy(),
+            )
+            runs.append(run)
+            versions[row.code] = _set_plan(db, row.id, "household_run_id", run.id, created_by)
+            tick(row.code)
+    if level in ("members", "all"):
+        for street_id, street in scope.groupby("street_id"):
+            comms = _scope(db, street["street_code"].iloc[0], None)
+            _lock(db, [c for c in comms["id"].tolist() if c not in scope["id"].tolist()])
+            clients = _members(db, comms["id"].tolist(), settings)
+            servers = _cadres(db, int(street_id), settings)
+            if clients.empty or servers.empty:
+                tick(str(street_id))
+                continue
+            clients = clients.assign(eligible=True)
+            problem = _problem(clients, servers, level="members", db=db, settings=settings)
+            result = problem.solve(time_limit=time_limit)
+            run = _save_run(
+                db,
+                result,
+                level="members",
+                scope=street["street_code"].iloc[0],
+                street_id=int(street_id),
+                community_id=None,
+                kind="pair",
+                settings=settings,
+                created_by=created_by,
+                client_ids=clients["id"].to_numpy(),
+                server_ids=servers["id"].to_numpy(),
+            )
+            runs.append(run)
+            for c in comms.itertuples():
+                versions[c.code] = _set_plan(db, c.id, "member_run_id", run.id, created_by)
+            tick(street["street_code"].iloc[0])
+    return PairingReport(runs, versions)
+
+
+def plan_version(db: Db, community_id: int) -> int:
+    """The community's current plan version (0 when it has none)."""
+    version = db.execute(
+        text("SELECT version FROM plans WHERE community_id = :c"), {"c": community_id}
+    ).scalar()
+    return int(version or 0)
+
+
+def propose_rebalance(
+    db: Db,
+    *,
+    community_code: str,
+    settings: Settings,
+    created_by: str | None = None,
+    time_limit: float = 2.0,
+) -> Proposal:
+    """Re-solve a community's household pairs keeping its current plan where it can.
+
+    Pairs that are not current cost ``settings.churn_weight_m`` extra metres. The result is
+    stored as a run and a proposal (the diff against the current plan version); the plan is
+    unchanged until the proposal is accepted.
+    """
+    scope = _scope(db, None, community_code)
+    row = scope.iloc[0]
+    cid = int(row["id"])
+    _lock(db, [cid])
+    base = plan_version(db, cid)
+    clients = _households(db, [cid])
+    servers = _members(db, [cid], settings)
+    if clients.empty or servers.empty:
+        raise NotFound(f"community {community_code!r} has no households or no members")
+    current_pairs = pd.DataFrame(
+        db.execute(
+            text(
+                "SELECT household_id, member_id FROM current_household_pairs "
+                "WHERE community_id = :c"
+            ),
+            {"c": cid},
+        ).all(),
+        columns=["household_id", "member_id"],
+    )
+    current = current_pairs.set_index("household_id")["member_id"]
+    problem = _problem(
+        clients, servers, level="households", db=db, settings=settings, current=current
+    )
+    result = problem.solve(time_limit=time_limit)
+    run = _save_run(
+        db,
+        result,
+        level="households",
+        scope=community_code,
+        street_id=int(row["street_id"]),
+        community_id=cid,
+        kind="rebalance",
+        settings=settings,
+        created_by=created_by,
+        client_ids=clients["id"].to_numpy(),
+        server_ids=servers["id"].to_numpy(),
+    )
+    cur = problem.current if problem.current is not None else np.full(len(clients), -1)
+    diff = diff_pairs(cur, result, server_gone=~problem.server_eligible)
+    codes_c, codes_s = problem.client_ids, problem.server_ids
+
+    def server_code(j: Any) -> str | None:
+        return None if j is None or int(j) < 0 else str(codes_s[int(j)])
+
+    changes = (
+        [
+            {
+                "kind": "moved",
+                "client": str(codes_c[r.client]),
+                "old_server": server_code(r.old_server),
+                "server": server_code(r.server),
+                "reason": r.reason,
+            }
+            for r in diff.moved.itertuples()
+        ]
+        + [
+            {
+                "kind": "new",
+                "client": str(codes_c[r.client]),
+                "old_server": None,
+                "server": server_code(r.server),
+                "reason": r.reason,
+            }
+            for r in diff.new.itertuples()
+        ]
+        + [
+            {
+                "kind": "dropped",
+                "client": str(codes_c[r.client]),
+                "old_server": server_code(r.old_server),
+                "server": None,
+                "reason": r.reason,
+            }
+            for r in diff.dropped.itertuples()
+        ]
+    )
+    counts = {
+        "kept": len(diff.kept),
+        "moved": len(diff.moved),
+        "new": len(diff.new),
+        "dropped": len(diff.dropped),
+    }
+    pid = int(
+        db.execute(
+            text(
+                "INSERT INTO proposals (community_id, base_version, run_id, summary, changes, "
+                "created_by) VALUES (:c, :v, :r, CAST(:s AS jsonb), CAST(:ch AS jsonb), :by) "
+                "RETURNING id"
+            ),
+            {
+                "c": cid,
+                "v": base,
+                "r": run.id,
+                "s": json.dumps({**counts, "forced": diff.forced}),
+                "ch": json.dumps(changes, ensure_ascii=False),
+                "by": created_by,
+            },
+        ).scalar_one()
+    )
+    return Proposal(pid, community_code, cid, base, run.id, counts, diff.forced, changes)
+
+
+def _open_proposal(db: Db, proposal_id: int) -> Any:
+    row = db.execute(
+        text(
+            "SELECT id, community_id, base_version, run_id, status FROM proposals "
+            "WHERE id = :i FOR UPDATE"
+        ),
+        {"i": proposal_id},
+    ).first()
+    if row is None:
+        raise NotFound(f"no proposal {proposal_id}")
+    if row.status != "open":
+        raise Conflict(f"proposal {proposal_id} is already {row.status}")
+    return row
+
+
+def accept_proposal(
+    db: Db,
+    proposal_id: int,
+    *,
+    expected_version: int | None = None,
+    decided_by: str | None = None,
+    reason: str = "",
+) -> Decision:
+    """Make a proposal the community's plan (a new version), in the caller's transaction.
+
+    Raises :class:`Conflict` when the plan changed since the proposal was made (or since the
+    version the caller reviewed): the proposal is stale and must be made again.
+    """
+    row = _open_proposal(db, proposal_id)
+    plan = db.execute(
+        text("SELECT version, household_run_id FROM plans WHERE community_id = :c FOR UPDATE"),
+        {"c": row.community_id},
+    ).first()
+    version = int(plan.version) if plan else 0
+    stale = version != row.base_version or (
+        expected_version is not None and expected_version != version
+    )
+    if stale:
+        raise Conflict(
+            f"proposal {proposal_id} was made from plan version {row.base_version}, "
+            f"the plan is at version {version}: make a new proposal"
+        )
+    new_version = _set_plan(db, row.community_id, "household_run_id", row.run_id, decided_by)
+    db.execute(
+        text(
+            "UPDATE proposals SET status = 'accepted', decided_by = :by, decided_at = now(), "
+            "reason = :why WHERE id = :i"
+        ),
+        {"by": decided_by, "why": reason, "i": proposal_id},
+    )
+    return Decision(
+        proposal_id,
+        int(row.community_id),
+        "accepted",
+        new_version,
+        before={"version": version, "run_id": None if plan is None else plan.household_run_id},
+        after={"version": new_version, "run_id": int(row.run_id)},
+    )
+
+
+def reject_proposal(
+    db: Db, proposal_id: int, *, decided_by: str | None = None, reason: str = ""
+) -> Decision:
+    """Close a proposal without changing the plan."""
+    row = _open_proposal(db, proposal_id)
+    db.execute(
+        text(
+            "UPDATE proposals SET status = 'rejected', decided_by = :by, decided_at = now(), "
+            "reason = :why WHERE id = :i"
+        ),
+        {"by": decided_by, "why": reason, "i": proposal_id},
+    )
+    return Decision(
+        proposal_id, int(row.community_id), "rejected", plan_version(db, row.community_id)
+    )
+
+
+def set_control(
+    db: Db,
+    kind: str,
+    *,
+    server_code: str,
+    household_code: str | None = None,
+    member_code: str | None = None,
+    created_by: str | None = None,
+) -> int:
+    """Pin or forbid a pair: household–member (``household_code``) or member–cadre."""
+    if kind not in ("pin", "forbid"):
+        raise InputRejected("bad control", [Reject("control", None, "kind", "pin or forbid", kind)])
+    if household_code:
+        sql = (
+            "INSERT INTO pair_controls (kind, household_id, member_id, created_by) "
+            "SELECT :k, h.id, m.id, :by FROM households h, members m "
+            "WHERE h.code = :c AND m.code = :s RETURNING id"
+        )
+        client = household_code
+    else:
+        sql = (
+            "INSERT INTO pair_controls (kind, member_id, cadre_id, created_by) "
+            "SELECT :k, m.id, d.id, :by FROM members m, cadres d "
+            "WHERE m.code = :c AND d.code = :s RETURNING id"
+        )
+        client = member_code
+    got = db.execute(
+        text(sql), {"k": kind, "c": client, "s": server_code, "by": created_by}
+    ).scalar()
+    if got is None:
+        raise NotFound(f"no such pair {client!r} → {server_code!r}")
+    return int(got)
+
+
+def current_pairs(db: Db, *, street_code: str | None = None, community_code: str | None = None):
+    """Rows of the current plans: level, client, server, distance_m, same_building, same_grid."""
+    ids = _scope(db, street_code, community_code)["id"].tolist()
+    rows = (
+        db.execute(
+            text(
+                "SELECT 'households' AS level, h.code AS client, m.code AS server, p.distance_m, "
+                "p.same_building, p.same_grid, ST_X(h.geom) AS x0, ST_Y(h.geom) AS y0, "
+                "ST_X(m.geom) AS x1, ST_Y(m.geom) AS y1 "
+                "FROM current_household_pairs p JOIN households h ON h.id = p.household_id "
+                "JOIN members m ON m.id = p.member_id WHERE p.community_id = ANY(:ids) "
+                "UNION ALL "
+                "SELECT 'members', m.code, d.code, p.distance_m, NULL, NULL, ST_X(m.geom), "
+                "ST_Y(m.geom), ST_X(d.geom), ST_Y(d.geom) FROM current_member_pairs p "
+                "JOIN members m ON m.id = p.member_id JOIN cadres d ON d.id = p.cadre_id "
+                "WHERE p.community_id = ANY(:ids) ORDER BY 1, 2"
+            ),
+            {"ids": ids},
+        )
+        .mappings()
+        .all()
+    )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "level",
+            "client",
+            "server",
+            "distance_m",
+            "same_building",
+            "same_grid",
+            "x0",
+            "y0",
+            "x1",
+            "y1",
+        ],
+    )
