@@ -220,7 +220,7 @@ server_community
 
         current = None
         if "current" in clients:
-            current = s_pos.get_indexer(clients["current"])
+            current = s_pos.get_indexer(clients["current"])  # unknown or missing: -1
         return cls.from_arrays(
             clients[["x", "y"]].to_numpy(),
             servers[["x", "y"]].to_numpy(),

@@ -208,8 +208,8 @@ def _problem(
     lat = np.concatenate([clients["lat"], servers["lat"]])
     x, y, _ = to_metres(lon, lat, epsg=metric_epsg(lon, lat))
     n = len(clients)
-    c = pd.DataFrame({"x": x[:n], "y": y[:n]}, index=clients["id"].to_numpy())
-    s = pd.DataFrame({"x": x[n:], "y": y[n:]}, index=servers["id"].to_numpy())
+    c = pd.DataFrame({"x": x[:n], "y": y[:n]}, index=clients["code"].to_numpy())
+    s = pd.DataFrame({"x": x[n:], "y": y[n:]}, index=servers["code"].to_numpy())
     for col in ("building", "grid", "community"):
         if col in clients:
             c[col] = clients[col].to_numpy()
@@ -218,16 +218,22 @@ def _problem(
     s["min_load"] = servers["min_load"].to_numpy()
     s["max_load"] = servers["max_load"].to_numpy()
     s["eligible"] = servers["eligible"].astype(bool).to_numpy()
+    client_code = dict(zip(clients["id"], clients["code"], strict=True))
+    server_code = dict(zip(servers["id"], servers["code"], strict=True))
     if current is not None:
-        c["current"] = current.reindex(c.index).fillna(-1).astype(np.int64).to_numpy()
-    pins, forbids = _controls(db, level)
-    inside = [f[f["client"].isin(c.index) & f["server"].isin(s.index)] for f in (pins, forbids)]
+        c["current"] = clients["id"].map(current).map(server_code).to_numpy()
+    controls = []
+    for frame in _controls(db, level):
+        frame = frame.assign(
+            client=frame["client"].map(client_code), server=frame["server"].map(server_code)
+        )
+        controls.append(frame.dropna(subset=["client", "server"]))
     households = level == "households"
-    problem = PairingProblem.from_frames(
+    return PairingProblem.from_frames(
         c,
         s,
-        pinned=inside[0],
-        forbidden=inside[1],
+        pinned=controls[0],
+        forbidden=controls[1],
         building_penalty=settings.building_penalty_m if households else 0.0,
         grid_penalty=settings.grid_penalty_m if households else 0.0,
         max_distance=settings.max_pair_distance_m if households else None,
@@ -235,12 +241,6 @@ def _problem(
         churn_weight=settings.churn_weight_m if current is not None else 0.0,
         client_label="household" if households else "member",
         server_label="member" if households else "cadre",
-    )
-    codes_c = dict(zip(clients["id"], clients["code"], strict=True))
-    codes_s = dict(zip(servers["id"], servers["code"], strict=True))
-    return problem.with_(
-        client_ids=np.array([codes_c[i] for i in c.index], dtype=object),
-        server_ids=np.array([codes_s[i] for i in s.index], dtype=object),
     )
 
 
