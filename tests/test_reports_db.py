@@ -28,9 +28,7 @@ def demo(conn):
 
 
 def _fake_pairs(conn) -> None:
-    """Stand-ins for the pairing views (temporary, this transaction only) when not yet there."""
-    if conn.scalar(text("SELECT to_regclass('current_household_pairs') IS NOT NULL")):
-        return
+    """Stand-ins shadowing the pairing views (temporary views: pg_temp is searched first)."""
     conn.execute(
         text(
             "CREATE TEMP VIEW current_household_pairs AS "
