@@ -24,7 +24,11 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Iterator[Engine]:
-    """An engine on the test database, created and migrated once per session."""
+    """An engine on a test database created afresh and migrated once per session.
+
+    Nothing left by an earlier run (data, or a migration from another branch) can leak in.
+    """
+    _drop_database(settings.database_url)
     init_database(settings.database_url)
     eng = make_engine(settings.database_url)
     yield eng
@@ -72,6 +76,8 @@ def _drop_database(url: str) -> None:
     from sqlalchemy.engine import make_url
 
     target = make_url(url)
+    if "test" not in (target.database or ""):
+        raise pytest.UsageError(f"refusing to drop {target.database!r}: not a test database")
     admin = make_engine(
         target.set(database="postgres").render_as_string(hide_password=False),
         isolation_level="AUTOCOMMIT",
