@@ -445,7 +445,7 @@ def _solve_one(
                 inst.weight,
                 u,
                 flow_all.total_cost,
-                iterations=400,
+                iterations=200,
                 gap_tolerance=0.0,
                 averaged=True,
             )

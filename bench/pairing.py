@@ -1,0 +1,275 @@
+"""Benchmark the pairing engine: one community, a city, and rebalancing; medians of repeats.
+
+1. Community (the demo street's first community, shaped like the seeds' 3,724 households,
+   448 members, 76 buildings): members→households and cadres→members, at ``--time-limit 1`` and
+   at the default 10 s, with a greedy "nearest member with room" baseline in the same run.
+2. City (``--city``): 1,000,000 households, 60,000 members, 6,000 cadres from the demo generator,
+   partitioned by community (households) and street (members), solved in parallel on
+   ``--workers`` processes; wall time and peak memory (parent + children).
+3. Rebalancing: 5 % of the community's members leave; changed pairs against the pairs the change
+   forces, seconds, and a from-scratch re-solve (no churn weight) as the baseline.
+``--db URL`` runs part 1 per community of the demo street loaded in that database instead.
+
+Run: ``.venv/bin/python bench/pairing.py [--repeats 3] [--city] [--db URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from gridsvc.pairing import PairingProblem, diff_pairs
+from gridsvc.pairing.problem import ANY_COMMUNITY
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    return pd.factorize(values, use_na_sentinel=True)[0]
+
+
+def demo_frames(households: int | None = None, seed: int = 1) -> dict[str, pd.DataFrame]:
+    """Demo layers as plain frames with x, y in metres and integer group ids."""
+    from geodata.demo import UTM, generate_demo
+
+    layers = generate_demo(seed=seed, households=households).layers
+    out = {}
+    for name in ("households", "members", "cadres"):
+        g = layers[name].to_crs(UTM)
+        frame = pd.DataFrame(g.drop(columns="geometry"))
+        frame["x"], frame["y"] = g.geometry.x.to_numpy(), g.geometry.y.to_numpy()
+        out[name] = frame
+    keys = pd.concat([out["households"], out["members"]])
+    for col in ("building_code", "grid_code", "community_code"):
+        index = pd.Index(keys[col].dropna().unique())
+        for name in ("households", "members", "cadres"):
+            if col in out[name]:
+                out[name][col.split("_")[0]] = index.get_indexer(out[name][col])
+    out["cadres"]["community"] = out["cadres"]["community"].where(
+        out["cadres"]["community"] >= 0, ANY_COMMUNITY
+    )
+    return out
+
+
+def household_problem(hh: pd.DataFrame, mem: pd.DataFrame, **kw) -> PairingProblem:
+    """Members → households of one community."""
+    return PairingProblem.from_arrays(
+        hh[["x", "y"]].to_numpy(),
+        mem[["x", "y"]].to_numpy(),
+        client_building=hh["building"],
+        client_grid=hh["grid"],
+        client_community=hh["community"],
+        server_building=mem["building"],
+        server_grid=mem["grid"],
+        server_community=mem["community"],
+        server_eligible=mem["eligible"].to_numpy(bool),
+        server_min=15,
+        server_max=25,
+        **kw,
+    )
+
+
+def member_problem(mem: pd.DataFrame, cad: pd.DataFrame) -> PairingProblem:
+    """Cadres → all members (active and reserve) of a street; street cadres serve any community."""
+    return PairingProblem.from_arrays(
+        mem[["x", "y"]].to_numpy(),
+        cad[["x", "y"]].to_numpy(),
+        client_community=mem["community"],
+        server_community=cad["community"],
+        server_min=8,
+        server_max=15,
+        building_penalty=0,
+        grid_penalty=0,
+    )
+
+
+def greedy(problem: PairingProblem) -> tuple[float, int, float]:
+    """Nearest eligible member with room, households in order: cost (same metric), loads out
+    of range, seconds."""
+    t = time.perf_counter()
+    servers = np.flatnonzero(problem.server_eligible)
+    k = min(len(servers), 32)
+    _, near = cKDTree(problem.server_xy[servers]).query(problem.client_xy, k=k)
+    load = np.zeros(problem.n_servers, int)
+    pairs = []
+    for i, row in enumerate(np.atleast_2d(near)):
+        for j in servers[row]:
+            if load[j] < problem.server_max[j]:
+                load[j] += 1
+                pairs.append((i, j))
+                break
+    seconds = time.perf_counter() - t
+    c, s = np.array(pairs).T
+    d = np.hypot(*(problem.client_xy[c] - problem.server_xy[s]).T)
+    cost = d + np.where(problem.client_building[c] == problem.server_building[s], 0, 150.0)
+    cost += np.where(problem.client_grid[c] == problem.server_grid[s], 0, 300.0)
+    bad = int(((load > 0) & (load < problem.server_min)).sum())
+    return float(cost.sum()), bad, seconds
+
+
+def timed(fn, repeats: int):
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, statistics.median(times)
+
+
+def part_community(frames, repeats: int) -> None:
+    hh, mem, cad = frames["households"], frames["members"], frames["cadres"]
+    com = hh["community"].iloc[0]
+    h, m = hh[hh["community"] == com], mem[mem["community"] == com]
+    c = cad[(cad["community"] == com) | (cad["community"] == ANY_COMMUNITY)]
+    n_b = h["building"].nunique()
+    print(
+        f"Community: {len(h)} households in {n_b} buildings, {len(m)} members "
+        f"({int(m['eligible'].sum())} eligible), {len(c)} cadres; medians of {repeats}"
+    )
+    p1, p2 = household_problem(h, m), member_problem(m, c)
+    print(f"{'run':34} {'cost m':>10} {'bound m':>10} {'gap':>7} {'active':>6} {'seconds':>8}")
+    for limit in (1.0, 10.0):
+        r1, t1 = timed(lambda lim=limit: p1.solve(time_limit=lim), repeats)
+        r2, t2 = timed(lambda lim=limit: p2.solve(time_limit=lim), repeats)
+        for name, r, t in (
+            (f"households, limit {limit:g} s", r1, t1),
+            (f"members, limit {limit:g} s", r2, t2),
+        ):
+            print(
+                f"{name:34} {r.cost:10.0f} {r.lower_bound:10.0f} {r.gap:7.2%} "
+                f"{int(r.active.sum()):6d} {t:8.2f}"
+            )
+        print(
+            f"{'both levels, limit ' + format(limit, 'g') + ' s':34} {'':10} {'':10} {'':7} "
+            f"{'':6} {t1 + t2:8.2f}"
+        )
+    cost, bad, sec = greedy(p1)
+    print(
+        f"{'greedy nearest with room':34} {cost:10.0f} {'':10} {'':7} {'':6} {sec:8.2f}"
+        f"   ({bad} members below the minimum load)"
+    )
+
+
+def _solve_part(args: tuple) -> tuple[int, int, float, float, int]:
+    kind, a, b = args
+    p = household_problem(a, b) if kind == "households" else member_problem(a, b)
+    r = p.solve(time_limit=2.0, kicks=3)
+    return (
+        p.n_clients,
+        r.n_paired,
+        r.cost,
+        r.gap,
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    )
+
+
+def part_city(workers: int) -> None:
+    t0 = time.perf_counter()
+    frames = demo_frames(households=1_000_000, seed=3)
+    hh, mem, cad = frames["households"], frames["members"], frames["cadres"]
+    rng = np.random.default_rng(3)
+    mem = mem.iloc[np.sort(rng.choice(len(mem), 60_000, replace=False))]
+    street = dict(zip(hh["community"], hh["community_code"].str[:9], strict=False))
+    mem = mem.assign(street=mem["community"].map(street))
+    # 6,000 cadres: the generator's, topped up with community cadres at members' homes
+    extra = mem.sample(6_000 - len(cad), random_state=3)[["x", "y", "community", "street"]]
+    cad = pd.concat(
+        [cad.assign(street=cad["street_code"])[["x", "y", "community", "street"]], extra]
+    )
+    gen = time.perf_counter() - t0
+    print(
+        f"\nCity: {len(hh):,} households, {len(mem):,} members, {len(cad):,} cadres, "
+        f"{hh['community'].nunique()} communities, {mem['street'].nunique()} streets "
+        f"(generated in {gen:.0f} s); {workers} worker processes"
+    )
+    jobs = [("households", h, mem[mem["community"] == c]) for c, h in hh.groupby("community")]
+    jobs += [("members", m, cad[cad["street"] == s]) for s, m in mem.groupby("street")]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        out = list(pool.map(_solve_part, jobs, chunksize=4))
+    wall = time.perf_counter() - t
+    n_hh = len(hh)
+    paired = sum(o[1] for o, j in zip(out, jobs, strict=True) if j[0] == "households")
+    paired_m = sum(o[1] for o, j in zip(out, jobs, strict=True) if j[0] == "members")
+    gaps = [o[3] for o in out if np.isfinite(o[3])]
+    child = max(o[4] for o in out) / 1024**2
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"households paired {paired:,}/{n_hh:,}; members paired {paired_m:,}/{len(mem):,}")
+    print(f"median gap {statistics.median(gaps):.2%}, max gap {max(gaps):.2%}")
+    print(
+        f"solve wall {wall:.1f} s; peak memory parent {parent:.2f} GB + {workers} workers "
+        f"≤ {child:.2f} GB each = {parent + workers * child:.2f} GB at most"
+    )
+
+
+def part_rebalance(frames, repeats: int) -> None:
+    hh, mem = frames["households"], frames["members"]
+    com = hh["community"].iloc[0]
+    h, m = hh[hh["community"] == com], mem[mem["community"] == com].copy()
+    first = household_problem(h, m).solve(time_limit=10)
+    current = first.assignment()
+    rng = np.random.default_rng(11)
+    leave = rng.choice(len(m), int(round(0.05 * len(m))), replace=False)
+    eligible = m["eligible"].to_numpy(bool).copy()
+    eligible[leave] = False
+    gone = np.zeros(len(m), bool)
+    gone[leave] = True
+    m2 = m.assign(eligible=eligible)
+    forced = int(np.isin(current, leave).sum())
+    print(f"\nRebalancing: {len(leave)} of {len(m)} members leave (5 %); {forced} pairs forced")
+    print(f"{'run':34} {'changed':>8} {'x forced':>8} {'cost m':>10} {'seconds':>8}")
+    for name, kw in (
+        ("rebalance, churn 400 m", {"current": current, "churn_weight": 400.0}),
+        ("re-solve from scratch", {}),
+    ):
+        r, t = timed(lambda kw=kw: household_problem(h, m2, **kw).solve(time_limit=2.0), repeats)
+        d = diff_pairs(current, r, server_gone=gone)
+        print(f"{name:34} {d.changed:8d} {d.changed / max(forced, 1):8.2f} {r.cost:10.0f} {t:8.2f}")
+
+
+def part_db(url: str, repeats: int) -> None:
+    from sqlalchemy import create_engine
+
+    from gridsvc.pairing import service
+    from gridsvc.settings import load_settings
+
+    settings = load_settings()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        scope = service._scope(conn, None, None)
+        print(f"\nFrom the database: {len(scope)} communities")
+        for row in scope.itertuples():
+            clients = service._households(conn, [row.id])
+            servers = service._members(conn, [row.id], settings)
+            if clients.empty or servers.empty:
+                continue
+            p = service._problem(clients, servers, level="households", db=conn, settings=settings)
+            r, t = timed(lambda p=p: p.solve(time_limit=1.0), repeats)
+            print(f"{row.code}: {r.summary()} (median {t:.2f} s)")
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--city", action="store_true", help="also the 1,000,000-household city")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--db", help="SQLAlchemy URL of a database holding the demo street")
+    args = parser.parse_args()
+    if args.db:
+        part_db(args.db, args.repeats)
+        return
+    frames = demo_frames()
+    part_community(frames, args.repeats)
+    part_rebalance(frames, args.repeats)
+    if args.city:
+        part_city(args.workers)
+
+
+if __name__ == "__main__":
+    main()
