@@ -214,7 +214,7 @@ def part_rebalance(frames, repeats: int) -> None:
     first = household_problem(h, m).solve(time_limit=10)
     current = first.assignment()
     rng = np.random.default_rng(11)
-    leave = rng.choice(len(m), int(round(0.05 * len(m))), replace=False)
+    leave = rng.choice(len(m), round(0.05 * len(m)), replace=False)
     eligible = m["eligible"].to_numpy(bool).copy()
     eligible[leave] = False
     gone = np.zeros(len(m), bool)
