@@ -87,8 +87,8 @@ def load_layer(
     if rejects:
         bad = sorted({r.record for r in rejects if r.record is not None})
         conn.execute(text(f"DELETE FROM {STAGE} WHERE rec = ANY(:bad)"), {"bad": bad})
+    _resolve(conn, layer)
     inserted, updated = _upsert(conn, layer, given=set(frame.columns))
-    _derive(conn, layer)
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
     return LoadResult(layer.name, inserted, updated, tuple(rejects), time.perf_counter() - started)
 
@@ -225,8 +225,8 @@ def _defaults(layer: Layer) -> dict[str, str]:
 def _upsert(conn: Connection, layer: Layer, *, given: set[str]) -> tuple[int, int]:
     """Insert new codes, update known ones: plain fields only when the frame has the column.
 
-    Parents are always set (absent means derive again by location); an empty geometry keeps
-    the stored one.
+    Parents come resolved from the stage (absent means derived by location again); an empty
+    geometry keeps the stored one.
     """
     defaults = _defaults(layer)
     columns = ["code"]
@@ -235,19 +235,11 @@ def _upsert(conn: Connection, layer: Layer, *, given: set[str]) -> tuple[int, in
         columns.append(f.name)
         value = _value_sql(layer, f.name)
         values.append(f"coalesce({value}, {defaults[f.name]})" if f.name in defaults else value)
-    joins = []
-    for i, parent in enumerate(layer.parents):
+    for parent in layer.parents:
         columns.append(parent.column)
-        values.append(f"p{i}.id")
-        joins.append(f'LEFT JOIN {parent.layer} p{i} ON p{i}.code = s."{parent.field}"')
+        values.append(f"s.{parent.column}")
     columns.append("geom")
-    geom = "ST_SetSRID(s.wkb::geometry, 4326)"
-    if layer.geometry == "MultiPolygon":
-        geom = f"ST_Multi({geom})"
-    elif any(p.field == "building_code" for p in layer.parents):
-        i = next(i for i, p in enumerate(layer.parents) if p.field == "building_code")
-        geom = f"coalesce({geom}, ST_PointOnSurface(p{i}.geom))"
-    values.append(geom)
+    values.append("s.geom")
     kept = {f.name for f in layer.fields} - given
     keep_geom = f"geom = coalesce(EXCLUDED.geom, {layer.table}.geom)"
     updates = ", ".join(
@@ -255,7 +247,7 @@ def _upsert(conn: Connection, layer: Layer, *, given: set[str]) -> tuple[int, in
     )
     sql = (
         f"INSERT INTO {layer.table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM {STAGE} s {' '.join(joins)} "
+        f"SELECT {', '.join(values)} FROM {STAGE} s "
         f"ON CONFLICT (code) DO UPDATE SET {updates} "
         "RETURNING (xmax = 0)"
     )
@@ -264,47 +256,78 @@ def _upsert(conn: Connection, layer: Layer, *, given: set[str]) -> tuple[int, in
     return inserted, len(flags) - inserted
 
 
-# --- derivation by location --------------------------------------------------------------------
+# --- resolution: parent ids and geometry, on the staging table ----------------------------------
 
 
-def _derive(conn: Connection, layer: Layer) -> None:
-    for statement in _DERIVATIONS.get(layer.name, ()):
-        conn.exec_driver_sql(statement.format(t=layer.table, stage=STAGE))
+def _resolve(conn: Connection, layer: Layer) -> None:
+    """Give every staged record its geometry and parent ids before the single upsert.
+
+    Given parent codes are looked up; missing parents are derived by location (building, then
+    grid, then community), all on the small temporary stage so the target table is written once.
+    """
+    columns = ", ".join(f"ADD COLUMN {p.column} int" for p in layer.parents)
+    kind = "MultiPolygon" if layer.geometry == "MultiPolygon" else "Point"
+    conn.exec_driver_sql(
+        f"ALTER TABLE {STAGE} ADD COLUMN geom geometry({kind}, 4326)"
+        + (f", {columns}" if columns else "")
+    )
+    geom = "ST_SetSRID(wkb::geometry, 4326)"
+    conn.exec_driver_sql(
+        f"UPDATE {STAGE} SET geom = "
+        + (f"ST_Multi({geom})" if kind == "MultiPolygon" else geom)
+        + " WHERE wkb IS NOT NULL"
+    )
+    for parent in layer.parents:
+        conn.exec_driver_sql(
+            f"UPDATE {STAGE} s SET {parent.column} = p.id FROM {parent.layer} p "
+            f'WHERE p.code = s."{parent.field}"'
+        )
+    steps = [_STORED_GEOM]
+    if "building_id" in {p.column for p in layer.parents} and kind == "Point":
+        steps.insert(0, _POINT_IN_BUILDING)
+    steps += _DERIVATIONS.get(layer.name, ())
+    for statement in steps:
+        conn.exec_driver_sql(statement.format(t=layer.table, s=STAGE))
+    conn.exec_driver_sql(f"ANALYZE {STAGE}")
 
 
-def _touched(alias: str) -> str:
-    return f"{alias}.code IN (SELECT code FROM {{stage}})"
-
-
+_POINT_IN_BUILDING = (
+    "UPDATE {s} s SET geom = ST_PointOnSurface(b.geom) FROM buildings b "
+    "WHERE s.geom IS NULL AND s.building_id = b.id"
+)
+_STORED_GEOM = "UPDATE {s} s SET geom = t.geom FROM {t} t WHERE s.geom IS NULL AND t.code = s.code"
 _BUILDING_BY_LOCATION = (
-    "UPDATE {t} x SET building_id = b.id FROM buildings b "
-    "WHERE x.building_id IS NULL AND ST_Intersects(b.geom, x.geom) AND " + _touched("x")
+    "UPDATE {s} s SET building_id = b.id FROM buildings b "
+    "WHERE s.building_id IS NULL AND ST_Intersects(b.geom, s.geom)"
 )
 _GRID_FROM_BUILDING = (
-    "UPDATE {t} x SET grid_id = b.grid_id FROM buildings b "
-    "WHERE x.grid_id IS NULL AND x.building_id = b.id AND " + _touched("x")
+    "UPDATE {s} s SET grid_id = b.grid_id FROM buildings b "
+    "WHERE s.grid_id IS NULL AND s.building_id = b.id"
 )
 _GRID_BY_LOCATION = (
-    "UPDATE {t} x SET grid_id = g.id FROM grids g "
-    "WHERE x.grid_id IS NULL AND ST_Intersects(g.geom, x.geom) AND " + _touched("x")
+    "UPDATE {s} s SET grid_id = g.id FROM grids g "
+    "WHERE s.grid_id IS NULL AND ST_Intersects(g.geom, s.geom)"
 )
 _GRID_OF_POLYGON = (
-    "UPDATE {t} x SET grid_id = g.id FROM grids g "
-    "WHERE x.grid_id IS NULL AND ST_Intersects(g.geom, ST_PointOnSurface(x.geom)) AND "
-    + _touched("x")
+    "UPDATE {s} s SET grid_id = g.id FROM grids g "
+    "WHERE s.grid_id IS NULL AND ST_Intersects(g.geom, ST_PointOnSurface(s.geom))"
 )
 _COMMUNITY_FROM_GRID = (
-    "UPDATE {t} x SET community_id = g.community_id FROM grids g "
-    "WHERE x.community_id IS NULL AND x.grid_id = g.id AND " + _touched("x")
+    "UPDATE {s} s SET community_id = g.community_id FROM grids g "
+    "WHERE s.community_id IS NULL AND s.grid_id = g.id"
 )
 _COMMUNITY_FROM_BUILDING = (
-    "UPDATE {t} x SET community_id = b.community_id FROM buildings b "
-    "WHERE x.community_id IS NULL AND x.building_id = b.id AND " + _touched("x")
+    "UPDATE {s} s SET community_id = b.community_id FROM buildings b "
+    "WHERE s.community_id IS NULL AND s.building_id = b.id"
 )
 _COMMUNITY_BY_LOCATION = (
-    "UPDATE {t} x SET community_id = c.id FROM communities c "
-    "WHERE x.community_id IS NULL AND c.geom IS NOT NULL "
-    "AND ST_Intersects(c.geom, ST_PointOnSurface(x.geom)) AND " + _touched("x")
+    "UPDATE {s} s SET community_id = c.id FROM communities c "
+    "WHERE s.community_id IS NULL AND c.geom IS NOT NULL "
+    "AND ST_Intersects(c.geom, ST_PointOnSurface(s.geom))"
+)
+_COMMUNITY_OF_GRID_BY_LOCATION = (
+    "UPDATE {s} s SET community_id = g.community_id FROM grids g "
+    "WHERE s.community_id IS NULL AND ST_Intersects(g.geom, s.geom)"
 )
 
 _DERIVATIONS: dict[str, Iterable[str]] = {
@@ -317,10 +340,6 @@ _DERIVATIONS: dict[str, Iterable[str]] = {
         _COMMUNITY_FROM_BUILDING,
         _COMMUNITY_BY_LOCATION,
     ),
-    "stations": (
-        "UPDATE {t} x SET community_id = g.community_id FROM grids g "
-        "WHERE x.community_id IS NULL AND ST_Intersects(g.geom, x.geom) AND " + _touched("x"),
-        _COMMUNITY_BY_LOCATION,
-    ),
+    "stations": (_COMMUNITY_OF_GRID_BY_LOCATION, _COMMUNITY_BY_LOCATION),
 }
 _DERIVATIONS["members"] = _DERIVATIONS["households"]
