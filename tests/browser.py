@@ -1,10 +1,10 @@
 """Reusable headless-Chromium fixtures: Debian's chromium with every network request refused.
 
-Use from a test module with ``from browser import chromium, offline_page  # noqa: F401`` and
-mark the tests ``@pytest.mark.browser``. ``offline_page`` yields an :class:`OfflinePage`
-whose ``errors`` list collects console errors, uncaught exceptions and dialogs (an ``alert``
-from an XSS payload lands there), and whose ``requests`` list every request the page tried
-beyond ``file:``/``data:``/``about:`` URLs (all refused).
+Registered for every test module by ``pytest_plugins`` in ``tests/conftest.py``: request the
+fixtures and mark the tests ``@pytest.mark.browser``. ``offline_page`` yields an
+:class:`OfflinePage` whose ``errors`` list collects console errors, uncaught exceptions and
+dialogs (an ``alert`` from an XSS payload lands there), and whose ``requests`` list every request
+the page tried beyond ``file:``/``data:``/``about:`` URLs (all refused).
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ from gridsvc.settings import Settings, load_settings
 
 DATA = Path(__file__).with_name("data")
 
+# Headless Chromium fixtures (chromium, offline_page), one browser per session for every module.
+pytest_plugins = ("browser",)
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from browser import chromium, offline_page  # noqa: F401
 from maps_helpers import tiny_data
 
 from maps.coverage_map import MapOptions
@@ -41,7 +40,7 @@ HOVER_ALL = """() => {
 }"""
 
 
-def test_demo_street_report_opens_offline(tmp_path, offline_page):  # noqa: F811
+def test_demo_street_report_opens_offline(tmp_path, offline_page):
     data, extras = sample_map_data()
     path = tmp_path / "street.html"
     from maps.report import ReportData
@@ -78,7 +77,7 @@ def test_demo_street_report_opens_offline(tmp_path, offline_page):  # noqa: F811
     offline_page.page.screenshot(path=str(tmp_path / "street.png"))
 
 
-def test_english_report_without_tiles(tmp_path, offline_page):  # noqa: F811
+def test_english_report_without_tiles(tmp_path, offline_page):
     path = tmp_path / "en.html"
     write_report(path, tiny_data(), MapOptions(lang="en"))
     offline_page.open(path)
@@ -87,7 +86,7 @@ def test_english_report_without_tiles(tmp_path, offline_page):  # noqa: F811
     assert offline_page.drawn_pixels(".folium-map") > 10_000
 
 
-def test_hostile_names_never_run(tmp_path, offline_page):  # noqa: F811
+def test_hostile_names_never_run(tmp_path, offline_page):
     path = tmp_path / "xss.html"
     write_report(path, tiny_data(hostile=True), MapOptions(masked=False))
     offline_page.open(path, wait_ms=200)

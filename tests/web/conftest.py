@@ -113,7 +113,9 @@ def app(web: Web):
     """The Flask app on the web test database (TESTING, no job queue)."""
     from gridsvc.web import create_app
 
-    return create_app({"TESTING": True, "GRIDSVC_SETTINGS": web.settings, "GRIDSVC_NO_QUEUE": True})
+    app = create_app({"TESTING": True, "GRIDSVC_SETTINGS": web.settings, "GRIDSVC_NO_QUEUE": True})
+    yield app
+    app.extensions["gridsvc.engine"].dispose()
 
 
 @pytest.fixture

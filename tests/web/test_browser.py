@@ -7,14 +7,6 @@ import threading
 import pytest
 from webhelpers import COMMUNITY_A, PASSWORD
 
-# werkzeug leaves spooled files of refused uploads (earlier tests) to the garbage collector
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 
 @pytest.fixture(scope="module")
 def live_url(web):
@@ -31,16 +23,15 @@ def live_url(web):
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
     server.close()
+    app.extensions["gridsvc.engine"].dispose()
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_login_map_layer_toggle_and_report(live_url, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(accept_downloads=True)
+def test_login_map_layer_toggle_and_report(live_url, chromium, tmp_path):
+    context = chromium.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
         outside: list[str] = []
         page.on("request", lambda r: r.url.startswith(live_url) or outside.append(r.url))
         page.goto(f"{live_url}/login")
@@ -62,4 +53,5 @@ def test_login_map_layer_toggle_and_report(live_url, tmp_path):
         download.value.save_as(saved)
         assert saved.stat().st_size > 10_000 and "<html" in saved.read_text()[:2000].lower()
         assert not [u for u in outside if not u.startswith(("data:", "blob:", "about:"))]
-        browser.close()
+    finally:
+        context.close()

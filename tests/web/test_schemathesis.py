@@ -10,10 +10,6 @@ from sqlalchemy.engine import make_url
 from webhelpers import bearer
 
 # werkzeug leaves spooled files of refused uploads to the garbage collector
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
 EXAMPLES = 60  # per operation: about 25 operations give well over 1,000 cases
 CASES: list[str] = []
 
