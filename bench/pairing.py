@@ -156,9 +156,9 @@ def part_community(frames, repeats: int) -> None:
 
 
 def _solve_part(args: tuple) -> tuple[int, int, float, float, int]:
-    kind, a, b = args
+    kind, a, b, limit = args
     p = household_problem(a, b) if kind == "households" else member_problem(a, b)
-    r = p.solve(time_limit=2.0, kicks=3)
+    r = p.solve(time_limit=limit, kicks=3)
     return (
         p.n_clients,
         r.n_paired,
@@ -168,16 +168,18 @@ def _solve_part(args: tuple) -> tuple[int, int, float, float, int]:
     )
 
 
-def part_city(workers: int) -> None:
+def part_city(workers: int, limit: float, households: int = 1_000_000) -> None:
     t0 = time.perf_counter()
-    frames = demo_frames(households=1_000_000, seed=3)
+    frames = demo_frames(households=households, seed=3)
+    scale = households / 1_000_000
     hh, mem, cad = frames["households"], frames["members"], frames["cadres"]
     rng = np.random.default_rng(3)
-    mem = mem.iloc[np.sort(rng.choice(len(mem), 60_000, replace=False))]
+    mem = mem.iloc[np.sort(rng.choice(len(mem), round(60_000 * scale), replace=False))]
     street = dict(zip(hh["community"], hh["community_code"].str[:9], strict=False))
     mem = mem.assign(street=mem["community"].map(street))
     # 6,000 cadres: the generator's, topped up with community cadres at members' homes
-    extra = mem.sample(6_000 - len(cad), random_state=3)[["x", "y", "community", "street"]]
+    extra = mem.sample(round(6_000 * scale) - len(cad), random_state=3)
+    extra = extra[["x", "y", "community", "street"]]
     cad = pd.concat(
         [cad.assign(street=cad["street_code"])[["x", "y", "community", "street"]], extra]
     )
@@ -185,10 +187,12 @@ def part_city(workers: int) -> None:
     print(
         f"\nCity: {len(hh):,} households, {len(mem):,} members, {len(cad):,} cadres, "
         f"{hh['community'].nunique()} communities, {mem['street'].nunique()} streets "
-        f"(generated in {gen:.0f} s); {workers} worker processes"
+        f"(generated in {gen:.0f} s); {workers} worker processes, time limit {limit:g} s"
     )
-    jobs = [("households", h, mem[mem["community"] == c]) for c, h in hh.groupby("community")]
-    jobs += [("members", m, cad[cad["street"] == s]) for s, m in mem.groupby("street")]
+    jobs = [
+        ("households", h, mem[mem["community"] == c], limit) for c, h in hh.groupby("community")
+    ]
+    jobs += [("members", m, cad[cad["street"] == s], limit) for s, m in mem.groupby("street")]
     t = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
         out = list(pool.map(_solve_part, jobs, chunksize=4))
@@ -232,7 +236,7 @@ def part_rebalance(frames, repeats: int) -> None:
         print(f"{name:34} {d.changed:8d} {d.changed / max(forced, 1):8.2f} {r.cost:10.0f} {t:8.2f}")
 
 
-def part_db(url: str, repeats: int) -> None:
+def part_db(url: str, repeats: int, limit: float) -> None:
     from sqlalchemy import create_engine
 
     from gridsvc.pairing import service
@@ -242,14 +246,14 @@ def part_db(url: str, repeats: int) -> None:
     engine = create_engine(url)
     with engine.connect() as conn:
         scope = service._scope(conn, None, None)
-        print(f"\nFrom the database: {len(scope)} communities")
+        print(f"\nFrom the database: {len(scope)} communities, time limit {limit:g} s")
         for row in scope.itertuples():
             clients = service._households(conn, [row.id])
             servers = service._members(conn, [row.id], settings)
             if clients.empty or servers.empty:
                 continue
             p = service._problem(clients, servers, level="households", db=conn, settings=settings)
-            r, t = timed(lambda p=p: p.solve(time_limit=1.0), repeats)
+            r, t = timed(lambda p=p: p.solve(time_limit=limit), repeats)
             print(f"{row.code}: {r.summary()} (median {t:.2f} s)")
     engine.dispose()
 
@@ -259,16 +263,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--city", action="store_true", help="also the 1,000,000-household city")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--city-limit", type=float, default=0.5, help="seconds per community")
+    parser.add_argument("--city-households", type=int, default=1_000_000)
+    parser.add_argument("--city-only", action="store_true")
+    parser.add_argument("--db-limit", type=float, default=10.0, help="seconds per community")
     parser.add_argument("--db", help="SQLAlchemy URL of a database holding the demo street")
     args = parser.parse_args()
     if args.db:
-        part_db(args.db, args.repeats)
+        part_db(args.db, args.repeats, args.db_limit)
+        return
+    if args.city_only:
+        part_city(args.workers, args.city_limit, args.city_households)
         return
     frames = demo_frames()
     part_community(frames, args.repeats)
     part_rebalance(frames, args.repeats)
     if args.city:
-        part_city(args.workers)
+        part_city(args.workers, args.city_limit, args.city_households)
 
 
 if __name__ == "__main__":

@@ -133,11 +133,10 @@ def test_impossible_settings_persist_nothing(conn, demo, settings):
 
 def test_concurrent_run_is_refused(conn, demo, settings, engine):
     cid = scalar(conn, "SELECT id FROM communities WHERE code = :c", c=demo[0])
-    with engine.connect() as other:
-        with other.begin():
-            assert other.execute(text("SELECT pg_try_advisory_xact_lock(:c)"), {"c": cid}).scalar()
-            with pytest.raises(Conflict, match="already running"):
-                service.run_pairing(conn, settings=settings, community_code=demo[0])
+    with engine.connect() as other, other.begin():
+        assert other.execute(text("SELECT pg_try_advisory_xact_lock(:c)"), {"c": cid}).scalar()
+        with pytest.raises(Conflict, match="already running"):
+            service.run_pairing(conn, settings=settings, community_code=demo[0])
 
 
 def test_cli_pair_rebalance_accept_and_export(scratch_url, tmp_path, monkeypatch):

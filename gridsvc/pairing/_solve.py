@@ -445,7 +445,7 @@ def _solve_one(
                 inst.weight,
                 u,
                 flow_all.total_cost,
-                iterations=200,
+                iterations=int(min(200, max(40, 100 * time_limit))),
                 gap_tolerance=0.0,
                 averaged=True,
             )
@@ -471,7 +471,7 @@ def _solve_one(
             best_flow.total_cost,
             iterations=2000,
             gap_tolerance=gap_tolerance,
-            deadline=max(deadline, perf_counter() + 0.2),
+            deadline=max(deadline, perf_counter() + min(0.2, 0.1 * time_limit)),
         )
         bound = max(bound, lb)
     timings["bound"] = perf_counter() - t
