@@ -39,6 +39,8 @@ SUMMARY_KEYS = (
     "cadres",
     "distance_mean_m",
     "distance_p95_m",
+    "distance_max_m",
+    "same_building_share",
 )
 TABLE_COLUMNS = (
     "code",
@@ -149,6 +151,7 @@ def gather_report(
     grids = _with_counts(layers["grids"], cov.grids)
     buildings = _with_counts(layers["buildings"], cov.buildings)
     summary = {k: cov.summary.get(k) for k in SUMMARY_KEYS}
+    summary |= {f"reach_{r}": cov.summary.get(f"reach_{r}") for r in settings.life_circles_m}
     summary["stations"] = len(layers["stations"])
     summary["blindspots_total"] = int(sum(spots.counts().values()))
     low, high = settings.household_load.min, settings.household_load.max

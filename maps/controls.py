@@ -102,6 +102,43 @@ class ShowFromZoom(MacroElement):
         self.zoom = zoom
 
 
+class SelectLines(MacroElement):
+    """Click a feature of ``points`` to draw the features of ``lines`` whose ``key`` property
+    equals its ``code`` (at any zoom); click it again to hide them."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }}, points = {{ this.points.get_name() }};
+            var lines = {{ this.lines.get_name() }}, chosen = L.layerGroup().addTo(map);
+            var key = {{ this.key|tojson }}, style = {{ this.style|tojson }}, shown = null;
+            points.on("click", function (e) {
+                var code = e.layer.feature.properties.code;
+                chosen.clearLayers();
+                shown = shown === code ? null : code;
+                if (shown === null) return;
+                lines.eachLayer(function (line) {
+                    if (line.feature.properties[key] === code) {
+                        var drawn = {style: style, interactive: false};
+                        chosen.addLayer(L.geoJSON(line.feature, drawn));
+                    }
+                });
+            });
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, points: Any, lines: Any, *, key: str, style: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._name = "SelectLines"
+        self.points = points
+        self.lines = lines
+        self.key = key
+        self.style = dict(style)
+
+
 def legend_html(title: str, items: list[Mapping[str, Any]], *, open_: bool = True) -> str:
     """The legend box (a ``<details>``): items of kind ``ramp``, ``line``, ``dot``, ``square``."""
     return LEGEND.render(css=_BOX_CSS, title=title, items=items, open_=open_)

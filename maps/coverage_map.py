@@ -9,12 +9,13 @@ from typing import Any
 import folium
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from branca.colormap import LinearColormap
 from folium import plugins
 
 from maps import geo
-from maps.controls import HtmlControl, ShowFromZoom, legend_html, summary_html
+from maps.controls import HtmlControl, SelectLines, ShowFromZoom, legend_html, summary_html
 from maps.labels import column_label, kind_label, label
 from maps.offline import prune_default_links
 from maps.safe import PLACE_KINDS, esc, mask_name, mask_phone
@@ -24,7 +25,7 @@ RAMP = ["#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850"]  # share paired 0
 ACTIVE, RESERVE, CADRE, PAIR_LINE = "#c00000", "#8c8c8c", "#6a3d9a", "#c00000"
 RING_COLORS = ["#e31a1c", "#fd8d3c", "#feb24c", "#fed976"]
 WARNING = ["#ff00a8", "#b3007a", "#ff5ecf", "#7a0052", "#ff99e0", "#d4008c"]  # blind spots
-LINES_ZOOM = 16
+CELL_DEG = 0.0005  # about 50 m: point blind spots with no building are grouped by such cells
 HEAT = {0.4: "#c6dbef", 0.7: "#6baed6", 1.0: "#08519c"}
 
 _share_color = LinearColormap(RAMP, vmin=0.0, vmax=1.0)
@@ -85,7 +86,11 @@ class MapOptions:
     lines_max: int = 20_000
     selected_members: frozenset[str] = frozenset()
     rings_m: tuple[int, ...] = (300, 500, 1000)
+    ring_shown_m: int | None = 500  # the walking ring drawn at first; the others on toggle
+    detail_zoom: int = 16  # members and their lines appear from here, households one zoom on
     blindspots_max: int = 3_000
+    blindspots_grouped_above: int = 100  # more point blind spots than this: one per building
+    blindspots_hidden: frozenset[str] = frozenset({"members_without_cadre", "station_gaps"})
     simplify_m: float = 1.0
     compact: bool = False  # collapsed layer control and legend, no summary panel (reports)
 
@@ -101,6 +106,10 @@ class _Ctx:
 
     def t(self, key: str, **fmt: object) -> str:
         return label(key, self.opts.lang, **fmt)
+
+    def aside(self, text: str) -> str:
+        """``text`` in brackets, as the language writes them."""
+        return f"（{text}）" if self.opts.lang == "zh" else f" ({text})"
 
     def geoms(self, frame: gpd.GeoDataFrame, layer: str, *, simplify: bool = False) -> np.ndarray:
         tolerance = self.opts.simplify_m if simplify else 0.0
@@ -278,12 +287,16 @@ def _households(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
     paired = frame["paired"].fillna(False).astype(bool).to_numpy().astype(int)
     for row, p in zip(rows, paired, strict=True):
         row.append(int(p))
+    # FastMarkerCluster adds itself to its parent whatever ``show`` says: hide it in a group.
+    group = folium.FeatureGroup(name=esc(ctx.t("households")), show=False).add_to(ctx.m)
     plugins.FastMarkerCluster(
         rows,
         callback=_HOUSEHOLD_CALLBACK,
-        name=esc(ctx.t("households")),
-        options={"chunkedLoading": True, "disableClusteringAtZoom": 18},
-    ).add_to(ctx.m)
+        options={"chunkedLoading": True, "disableClusteringAtZoom": 18, "maxClusterRadius": 40},
+        control=False,
+    ).add_to(group)
+    ShowFromZoom(group, zoom=ctx.opts.detail_zoom + 1).add_to(ctx.m)
+    zoom = ctx.t("from_zoom", z=ctx.opts.detail_zoom + 1)
     for key, color in (("paired", "#66bd63"), ("unpaired", "#f46d43")):
         ctx.legend.append(
             {
@@ -291,7 +304,7 @@ def _households(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
                 "color": color,
                 "edge": color,
                 "size": 8,
-                "label": f"{ctx.t('households')}·{ctx.t(key)}",
+                "label": f"{ctx.t('households')}·{ctx.t(key)}{ctx.aside(zoom)}",
             }
         )
 
@@ -321,7 +334,8 @@ def _members(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None)
     top = max(float(load.max()), 1.0)
     styles = [
         {
-            "radius": float(round(3 + 6 * np.sqrt(n / top), 1)),
+            "radius": float(round(2.5 + 4.5 * np.sqrt(n / top), 1)),
+            "fill": True,
             "color": "#ffffff",
             "weight": 1,
             "fillColor": ACTIVE if a else RESERVE,
@@ -334,22 +348,38 @@ def _members(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None)
         f"{k}·{ctx.t('active' if a else 'reserve')}"
         for k, a in zip(props["kind"], active, strict=True)
     ]
-    folium.GeoJson(
+    # At street scale members are a carpet of dots: they appear from the detail zoom.
+    layer = folium.GeoJson(
         geo.feature_collection(geoms, props),
         name=esc(ctx.t("members")),
         marker=folium.CircleMarker(),
         style_function=geo.style_by_id(styles),
         tooltip=_tooltip(ctx, list(props), ["person", "code", "kind", "load", "phone"]),
+        show=False,
     ).add_to(ctx.m)
+    ShowFromZoom(layer, zoom=ctx.opts.detail_zoom).add_to(ctx.m)
+    zoom = ctx.t("from_zoom", z=ctx.opts.detail_zoom)
     for key, color in (("active", ACTIVE), ("reserve", RESERVE)):
         ctx.legend.append(
-            {"kind": "dot", "color": color, "edge": "#fff", "size": 10, "label": ctx.t(key)}
+            {
+                "kind": "dot",
+                "color": color,
+                "edge": "#fff",
+                "size": 10,
+                "label": f"{ctx.t(key)}{ctx.aside(zoom)}",
+            }
         )
     if pairs is not None and len(pairs):
-        _pair_lines(ctx, pairs)
+        lines = _pair_lines(ctx, pairs)
+        if lines is not None:
+            SelectLines(layer, lines, key="member_code", style=SELECTED_LINE).add_to(ctx.m)
 
 
-def _pair_lines(ctx: _Ctx, pairs: gpd.GeoDataFrame) -> None:
+SELECTED_LINE = {"color": PAIR_LINE, "weight": 2, "opacity": 0.9}
+
+
+def _pair_lines(ctx: _Ctx, pairs: gpd.GeoDataFrame) -> folium.GeoJson | None:
+    """The member→household lines: from the detail zoom, or from the start for a selection."""
     chosen = ctx.opts.selected_members
     if chosen:
         pairs = pairs[pairs["member_code"].astype(str).isin(chosen)]
@@ -357,30 +387,35 @@ def _pair_lines(ctx: _Ctx, pairs: gpd.GeoDataFrame) -> None:
         ctx.legend.append(
             {"kind": "line", "color": PAIR_LINE, "dash": "dotted", "label": ctx.t("lines_omitted")}
         )
-        return
+        return None
     if not len(pairs):
-        return
-    geoms = _merged_lines(ctx.geoms(pairs, "pairs"), pairs["member_code"])
+        return None
+    codes = pairs["member_code"].astype(str)
+    geoms = _merged_lines(ctx.geoms(pairs, "pairs"), codes)
     group = folium.FeatureGroup(name=esc(ctx.t("pair_lines")), show=bool(chosen))
     style = {"color": PAIR_LINE, "weight": 1, "opacity": 0.55}
-    folium.GeoJson(
-        geo.feature_collection(geoms), style_function=lambda _f: style, control=False
+    lines = folium.GeoJson(
+        geo.feature_collection(geoms, {"member_code": np.unique(codes.to_numpy())}),
+        style_function=lambda _f: style,
+        control=False,
     ).add_to(group)
     group.add_to(ctx.m)
     if not chosen:
-        ShowFromZoom(group, zoom=LINES_ZOOM).add_to(ctx.m)
+        ShowFromZoom(group, zoom=ctx.opts.detail_zoom).add_to(ctx.m)
+    hint = ctx.t("lines_hint", z=ctx.opts.detail_zoom)
     ctx.legend.append(
         {
             "kind": "line",
             "color": PAIR_LINE,
             "dash": "solid",
-            "label": f"{ctx.t('pair_lines')} ({ctx.t('lines_hint')})",
+            "label": ctx.t("pair_lines") + ctx.aside(hint),
         }
     )
+    return lines
 
 
 def _cadres(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None) -> None:
-    group = folium.FeatureGroup(name=esc(ctx.t("cadres")), show=True)
+    group = folium.FeatureGroup(name=esc(ctx.t("cadres")), show=False)
     if pairs is not None and len(pairs):
         style = {"color": CADRE, "weight": 1, "opacity": 0.6, "dashArray": "4 3"}
         folium.GeoJson(
@@ -391,7 +426,14 @@ def _cadres(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None) 
             control=False,
         ).add_to(group)
     props = _person_props(ctx, frame, "level")
-    style = {"radius": 7, "color": "#ffffff", "weight": 2, "fillColor": CADRE, "fillOpacity": 1}
+    style = {
+        "radius": 7,
+        "fill": True,
+        "color": "#ffffff",
+        "weight": 2,
+        "fillColor": CADRE,
+        "fillOpacity": 1,
+    }
     folium.GeoJson(
         geo.feature_collection(ctx.geoms(frame, "cadres"), props),
         marker=folium.CircleMarker(),
@@ -407,21 +449,9 @@ def _cadres(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None) 
 
 def _stations(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
     geoms = ctx.geoms(frame, "stations")
-    group = folium.FeatureGroup(name=esc(ctx.t("stations")), show=True)
-    rings = sorted(ctx.opts.rings_m, reverse=True)
-    for lat, lon in geo.latlon_rows(geoms):
-        for i, radius in enumerate(rings):
-            color = RING_COLORS[(len(rings) - 1 - i) % len(RING_COLORS)]
-            folium.Circle(
-                [lat, lon],
-                radius=radius,
-                color=color,
-                weight=1,
-                opacity=0.7,
-                dash_array="6 4",
-                fill=False,
-                interactive=False,
-            ).add_to(group)
+    rings = sorted(ctx.opts.rings_m)
+    for i, radius in enumerate(rings):
+        _walking_ring(ctx, frame, radius, RING_COLORS[i % len(RING_COLORS)])
     services = (
         [
             ", ".join(map(str, s)) if isinstance(s, list | tuple | np.ndarray) else s
@@ -431,15 +461,21 @@ def _stations(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
         else [""] * len(frame)
     )
     props = {"name": frame["name"], "code": frame["code"], "services": services}
-    style = {"radius": 8, "color": "#ffd700", "weight": 3, "fillColor": "#d00000", "fillOpacity": 1}
+    style = {
+        "radius": 7,
+        "fill": True,
+        "color": "#ffd700",
+        "weight": 2.5,
+        "fillColor": "#d00000",
+        "fillOpacity": 1,
+    }
     folium.GeoJson(
         geo.feature_collection(geoms, props),
+        name=esc(ctx.t("stations")),
         marker=folium.CircleMarker(),
         style_function=lambda _f: style,
         tooltip=_tooltip(ctx, list(props), ["name", "code", "services"]),
-        control=False,
-    ).add_to(group)
-    group.add_to(ctx.m)
+    ).add_to(ctx.m)
     ctx.legend.append(
         {
             "kind": "dot",
@@ -449,49 +485,136 @@ def _stations(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
             "label": ctx.t("station"),
         }
     )
-    for i, radius in enumerate(sorted(ctx.opts.rings_m)):
-        ctx.legend.append(
-            {
-                "kind": "line",
-                "color": RING_COLORS[i % len(RING_COLORS)],
-                "dash": "dashed",
-                "label": f"{radius} m {ctx.t('ring')}",
-            }
-        )
+
+
+def _walking_ring(ctx: _Ctx, frame: gpd.GeoDataFrame, radius: int, color: str) -> None:
+    """The area within ``radius`` of any station, as one outline (not one circle per station)."""
+    area = geo.walking_area(frame, radius)
+    style = {
+        "color": color,
+        "weight": 1.5,
+        "opacity": 0.8,
+        "dashArray": "6 4",
+        "fill": False,
+        "interactive": False,
+    }
+    title = ctx.t("ring_m", m=radius)
+    folium.GeoJson(
+        geo.feature_collection(ctx.geoms(area, f"rings.{radius}")),
+        name=esc(title),
+        style_function=lambda _f: style,
+        show=radius == ctx.opts.ring_shown_m,
+    ).add_to(ctx.m)
+    ctx.legend.append({"kind": "line", "color": color, "dash": "dashed", "label": title})
 
 
 def _blindspots(ctx: _Ctx, kind: str, frame: gpd.GeoDataFrame, color: str) -> None:
     if "rank" in frame:
         frame = frame.sort_values("rank", kind="stable")
+    grouped = _is_points(frame) and len(frame) > ctx.opts.blindspots_grouped_above
+    if grouped:
+        frame = group_by_building(frame)
     frame = frame.head(ctx.opts.blindspots_max)
     geoms = ctx.geoms(frame, f"blindspots.{kind}", simplify=True)
     # Polygons draw as outlined areas; lines and points as warning dots at their centres.
     polygonal = shapely.get_type_id(geoms) >= 3
     geoms = np.where(polygonal, geoms, shapely.point_on_surface(geoms))
-    names = frame["name"] if "name" in frame else frame.get("code", [""] * len(frame))
-    masked_names = ctx.opts.masked and kind not in PLACE_KINDS
-    props = {
-        "rank": frame["rank"] if "rank" in frame else range(1, len(frame) + 1),
-        "reason": frame["reason"] if "reason" in frame else [""] * len(frame),
-        "name": [mask_name(n) if masked_names else n for n in names],
-    }
-    style = {
-        "radius": 6,
-        "color": color,
-        "weight": 2.5,
-        "dashArray": "5 3",
-        "fillColor": color,
-        "fillOpacity": 0.35,
-    }
     title = f"{ctx.t('blindspots')}·{kind_label(kind, ctx.opts.lang)}"
+    if grouped:
+        props = {
+            "building_code": frame["building_code"],
+            "count": frame["count"],
+            "rank": frame["rank"],
+            "reason": frame["reason"],
+        }
+        keys = ["building_code", "blindspots_here", "top_rank", "reason"]
+        radius = np.minimum(2.5 + 0.6 * np.sqrt(frame["count"].to_numpy(float)), 7)
+        styles = [_spot_style(color, r) for r in radius]
+        title = f"{title}{ctx.aside(ctx.t('per_building'))}"
+    else:
+        names = frame["name"] if "name" in frame else frame.get("code", [""] * len(frame))
+        masked_names = ctx.opts.masked and kind not in PLACE_KINDS
+        props = {
+            "rank": frame["rank"] if "rank" in frame else range(1, len(frame) + 1),
+            "reason": frame["reason"] if "reason" in frame else [""] * len(frame),
+            "name": [mask_name(n) if masked_names else n for n in names],
+        }
+        keys = ["rank", "reason", "name"]
+        styles = [_area_style(color) if p else _spot_style(color, 3.0) for p in polygonal.tolist()]
     folium.GeoJson(
         geo.feature_collection(geoms, props),
         name=esc(title),
         marker=folium.CircleMarker(),
-        style_function=lambda _f: style,
-        tooltip=_tooltip(ctx, list(props), ["rank", "reason", "name"]),
+        style_function=geo.style_by_id(styles),
+        tooltip=_tooltip(ctx, list(props), keys),
+        show=kind not in ctx.opts.blindspots_hidden,
     ).add_to(ctx.m)
     ctx.legend.append({"kind": "square", "color": color, "edge": color, "size": 10, "label": title})
+
+
+def _spot_style(color: str, radius: float) -> dict[str, Any]:
+    return {
+        "radius": float(round(radius, 1)),
+        "fill": True,
+        "color": "#ffffff",
+        "weight": 0.8,
+        "fillColor": color,
+        "fillOpacity": 0.85,
+    }
+
+
+def _area_style(color: str) -> dict[str, Any]:
+    return {
+        "color": color,
+        "weight": 1.5,
+        "fillColor": color,
+        "fillOpacity": 0.15,
+    }
+
+
+def _is_points(frame: gpd.GeoDataFrame) -> bool:
+    return bool(len(frame)) and bool((shapely.get_type_id(frame.geometry.to_numpy()) == 0).all())
+
+
+def group_by_building(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Point blind spots as one point per building (or per 50 m cell when no building is known).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``building_code``, ``count``, ``rank`` (the most urgent in the building), ``reason`` (of
+        that one) and the mean position, most urgent building first.
+    """
+    points = frame.to_crs(4326)
+    x, y = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
+    i, j = np.floor(x / CELL_DEG).astype(int), np.floor(y / CELL_DEG).astype(int)
+    cell = pd.Series([f"~{a},{b}" for a, b in zip(i, j, strict=True)], index=frame.index)
+    codes = frame.get("building_code", pd.Series(None, index=frame.index, dtype=object))
+    table = pd.DataFrame(
+        {
+            "key": codes.astype(object).where(codes.notna(), cell),
+            "x": x,
+            "y": y,
+            "rank": frame["rank"] if "rank" in frame else np.arange(1, len(frame) + 1),
+            "reason": frame.get("reason", ""),
+        }
+    ).sort_values("rank", kind="stable")
+    g = table.groupby("key", sort=False)
+    out = pd.DataFrame(
+        {
+            "count": g.size(),
+            "rank": g["rank"].first(),
+            "reason": g["reason"].first(),
+            "x": g["x"].mean(),
+            "y": g["y"].mean(),
+        }
+    ).sort_values("rank", kind="stable")
+    out["building_code"] = [k if not str(k).startswith("~") else "–" for k in out.index]
+    return gpd.GeoDataFrame(
+        out[["building_code", "count", "rank", "reason"]].reset_index(drop=True),
+        geometry=shapely.points(out["x"].to_numpy(), out["y"].to_numpy()),
+        crs=4326,
+    )
 
 
 def _merged_lines(geoms: np.ndarray, keys: Any) -> np.ndarray:

@@ -112,3 +112,32 @@ def _number(value: Any, name: str) -> float | int | None:
 def style_by_id(styles: list[dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A folium ``style_function`` answering each feature's precomputed style by its id."""
     return lambda feature: styles[feature["id"]]
+
+
+def walking_area(points: gpd.GeoDataFrame, radius_m: float) -> gpd.GeoDataFrame:
+    """The area within ``radius_m`` metres (straight line) of any point, as one polygon.
+
+    Parameters
+    ----------
+    points
+        Points in EPSG:4326 (e.g. Red Stations).
+    radius_m
+        The walking ring's radius in metres.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row (empty when there are no points) with ``radius_m``, in EPSG:4326: the union of
+        the rings, buffered in the points' UTM zone.
+    """
+    from geodata.projection import to_lonlat, to_metres
+
+    if not len(points):
+        return gpd.GeoDataFrame({"radius_m": []}, geometry=[], crs=4326)
+    lon, lat = points.to_crs(4326).geometry.x.to_numpy(), points.to_crs(4326).geometry.y.to_numpy()
+    x, y, epsg = to_metres(lon, lat)
+    area = shapely.union_all(shapely.buffer(shapely.points(x, y), radius_m, quad_segs=16))
+    back = shapely.transform(
+        area, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1], epsg=epsg))
+    )
+    return gpd.GeoDataFrame({"radius_m": [radius_m]}, geometry=[back], crs=4326)

@@ -29,7 +29,7 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 ROWS_MAX = 200  # rows of one blind-spot list printed in a report
-BLINDSPOT_COLUMNS = ("rank", "code", "name", "community_code", "reason")
+BLINDSPOT_COLUMNS = ("rank", "code", "name", "community_code", "building_code", "reason")
 FULL_DETAIL_COLUMNS = ("phone", *SENSITIVE_FLAGS)
 
 
@@ -216,7 +216,7 @@ def _frame_table(
 
 def _pairs_table(rows: list[tuple[str, str]], lang: str) -> dict[str, Any]:
     return {
-        "head": [label("name", lang), ""],
+        "head": [label("figure", lang), label("value", lang)],
         "rows": [[{"text": k, "num": False}, {"text": v, "num": True}] for k, v in rows],
         "more": "",
     }
@@ -248,9 +248,10 @@ def _distance_rows(distances: np.ndarray, far_m: float, lang: str) -> list[tuple
         return [(label("none", lang), "–")]
     return [
         (label("households_paired", lang), f"{d.size:,}"),
-        (label("median_distance_m", lang), f"{np.median(d):,.0f}"),
-        (label("p90_distance_m", lang), f"{np.percentile(d, 90):,.0f}"),
-        (label("max_distance_m", lang), f"{d.max():,.0f}"),
+        (label("distance_mean_m", lang), format_figure("distance_mean_m", float(d.mean()))),
+        (label("median_distance_m", lang), format_figure("median", float(np.median(d)))),
+        (label("distance_p95_m", lang), format_figure("p95", float(np.percentile(d, 95)))),
+        (label("max_distance_m", lang), format_figure("max", float(d.max()))),
         (f"{label('far_pairs', lang)} (> {far_m:,.0f} m)", f"{int((d > far_m).sum()):,}"),
     ]
 

@@ -213,6 +213,73 @@ def test_report_tables_and_privacy():
     assert "个人信息已脱敏" in html and "户主29" not in html and "户**9" in html
     assert label("low_income") not in html and "low_income" not in html
     full = _text(render_report(report, MapOptions(masked=False)))
-    assert "户主29" in full and "low_income" in full and "含完整个人信息" in full
+    assert "户主29" in full and label("low_income") in full and "含完整个人信息" in full
     english = render_report(report, MapOptions(lang="en"))
     assert "Coverage by grid" in english and 'lang="en"' in english
+
+
+RAW_NAME = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _headers(html: str) -> list[str]:
+    aside = html[html.index("<aside") : html.index("</aside>")]
+    return [h for h in re.findall(r"<th>(.*?)</th>", aside) if h]
+
+
+def _visible_aside(html: str) -> str:
+    aside = html[html.index("<aside") : html.index("</aside>")]
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", " ", aside, flags=re.S))
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_report_headers_and_texts_are_labelled(masked):
+    report = tiny_data()
+    zh = _text(render_report(report, MapOptions(masked=masked)))
+    en = _text(render_report(report, MapOptions(lang="en", masked=masked)))
+    for html, lang in ((zh, "zh"), (en, "en")):
+        heads = _headers(html)
+        assert heads and not [h for h in heads if RAW_NAME.search(h)], heads
+        if lang == "zh":
+            assert all(CJK.search(h) for h in heads), heads
+        else:
+            assert not [h for h in heads if CJK.search(h)], heads
+        assert not RAW_NAME.findall(_visible_aside(html))
+        names = _layer_names(html)
+        assert not [n for n in names if RAW_NAME.search(n)], names
+    assert label("low_income") in _headers(zh) if not masked else True
+
+
+def test_point_blindspots_are_grouped_per_building():
+    from maps.coverage_map import group_by_building
+
+    points = shapely.points([102.7, 102.7001, 102.7002, 102.7102, 102.71021], [25.05] * 5)
+    frame = gpd.GeoDataFrame(
+        {
+            "rank": [3, 1, 2, 5, 4],
+            "reason": ["c", "a", "b", "e", "d"],
+            "building_code": ["B1", "B1", "B2", None, None],
+        },
+        geometry=points,
+        crs=4326,
+    )
+    out = group_by_building(frame)
+    assert list(out["building_code"]) == ["B1", "B2", "–"]  # most urgent first
+    assert list(out["count"]) == [2, 1, 2] and list(out["rank"]) == [1, 2, 4]
+    assert list(out["reason"]) == ["a", "b", "d"]  # the most urgent one's reason
+    assert out.geometry.iloc[0].x == pytest.approx(102.70005)
+
+
+def test_walking_area_is_the_union_of_the_rings():
+    from geodata.projection import to_lonlat, to_metres
+    from maps.geo import walking_area
+
+    x, y, epsg = to_metres([102.70], [25.05])
+    lon, lat = to_lonlat(x + np.array([0.0, 300.0]), y + np.zeros(2), epsg=epsg)
+    stations = gpd.GeoDataFrame(geometry=shapely.points(lon, lat), crs=4326)
+    area = walking_area(stations, 500)
+    assert len(area) == 1 and area.geometry.iloc[0].geom_type == "Polygon"
+    probe_lon, probe_lat = to_lonlat(x + np.array([790.0, 810.0]), y + np.zeros(2), epsg=epsg)
+    inside, outside = shapely.points(probe_lon, probe_lat)
+    assert area.geometry.iloc[0].contains(inside) and not area.geometry.iloc[0].contains(outside)
+    assert len(walking_area(stations.iloc[:0], 500)) == 0

@@ -151,7 +151,7 @@ def blindspots_from_frames(
     comm_code = data.communities.set_index("community_id")["code"]
     builders = {
         "unpaired_households": lambda: _unpaired(e, data, text),
-        "members_without_cadre": lambda: _no_cadre(e, text),
+        "members_without_cadre": lambda: _no_cadre(e, data, text),
         "far_pairs": lambda: _far_pairs(e, data, text, settings.far_pair_m),
         "grids_without_members": lambda: _empty_grids(e, data, text),
         "station_gaps": lambda: _station_gaps(e, data, text, circles),
@@ -181,10 +181,12 @@ def _unpaired(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFram
     hh["vulnerable"] = hh[["elderly_alone", "disabled", "children"]].sum(axis=1).astype(int)
     hh = _ranked(hh, ["nearest_member_m", "vulnerable"], ascending=[False, False])
     hh["reason"] = [text["unpaired_households"].format(d=_m(d)) for d in hh["nearest_member_m"]]
-    return _points(hh, ["code", "community_id", "nearest_member_m", "vulnerable"])
+    hh["building_code"] = _building_codes(hh, data)
+    cols = ["code", "community_id", "building_code", "nearest_member_m", "vulnerable"]
+    return _points(hh, cols)
 
 
-def _no_cadre(e: Enriched, text: dict[str, str]) -> pd.DataFrame:
+def _no_cadre(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
     """Members with no cadre: active members first, then furthest from any cadre."""
     m = e.members[~e.members["has_cadre"]].copy()
     m["nearest_cadre_m"] = nearest_distance(_xy(m), _xy(e.cadres))
@@ -193,7 +195,10 @@ def _no_cadre(e: Enriched, text: dict[str, str]) -> pd.DataFrame:
         text["members_without_cadre"].format(load=int(n), d=_m(d))
         for n, d in zip(m["load"], m["nearest_cadre_m"], strict=True)
     ]
-    return _points(m, ["code", "community_id", "active", "load", "nearest_cadre_m"])
+    m["building_code"] = _building_codes(m, data)
+    return _points(
+        m, ["code", "community_id", "building_code", "active", "load", "nearest_cadre_m"]
+    )
 
 
 def _far_pairs(e: Enriched, data: ScopeData, text: dict[str, str], limit: float) -> pd.DataFrame:
@@ -287,6 +292,12 @@ def _gap_counts(
     return {
         r: {"buildings": int(b[f"outside_{r}"].sum()), "households": hh_out[r]} for r in circles
     }
+
+
+def _building_codes(frame: pd.DataFrame, data: ScopeData) -> pd.Series:
+    """The code of each row's building (None when it has none)."""
+    codes = frame["building_id"].map(data.buildings.set_index("building_id")["code"])
+    return codes.astype(object).where(codes.notna(), None)
 
 
 def _ranked(frame: pd.DataFrame, by: list[str], ascending: list[bool]) -> pd.DataFrame:
