@@ -174,6 +174,36 @@ def test_coverage_figures(conn, district, settings):
     assert body["summary"]["households"] == 7 and body["scope"]["code"] == STREET
 
 
+def test_loads_are_checked_against_the_ranges_the_pairing_uses(conn, district, settings):
+    """Member M1 serves 3 households, cadre K1 one member: below the global 15-25 and 8-15."""
+
+    def figures() -> tuple[int, int]:
+        s = compute_coverage(conn, street_code=STREET, settings=settings).summary
+        return s["loads_below_min"], s["cadre_loads_below_min"]
+
+    assert figures() == (1, 1)  # global settings
+    conn.execute(text("UPDATE streets SET member_min = 1, member_max = 4"))
+    conn.execute(text("UPDATE communities SET household_min = 2, household_max = 3"))
+    assert figures() == (0, 0)  # the street's cadre range, M1's community's household range
+    conn.execute(text("UPDATE members SET min_load = 4, max_load = 30 WHERE code = 'M1'"))
+    conn.execute(text("UPDATE communities SET member_min = 2, member_max = 5"))
+    assert figures() == (1, 1)  # M1's own range, then K1's community over its street
+    # the very ranges the pairing service poses to the solver
+    from gridsvc.coverage._data import load_scope, resolve_scope
+    from gridsvc.pairing import service
+
+    data = load_scope(conn, resolve_scope(conn, street_code=STREET), settings=settings)
+    ranges = data.members.set_index("code")[["min_load", "max_load"]]
+    posed = service._members(conn, data.communities["community_id"].tolist(), settings)
+    assert ranges.loc[posed["code"]].to_numpy().tolist() == (
+        posed[["min_load", "max_load"]].to_numpy().tolist()
+    )
+    assert ranges.loc["M1"].tolist() == [4, 30] and ranges.loc["M2"].tolist() == [2, 3]
+    cadres = service._cadres(conn, int(data.scope.street_ids[0]), settings)
+    assert cadres[["min_load", "max_load"]].to_numpy().tolist() == [[2, 5]]
+    assert data.cadres[["min_load", "max_load"]].to_numpy().tolist() == [[2, 5]]
+
+
 def test_community_scope_and_not_found(conn, district, settings):
     report = compute_coverage(conn, community_code=C2, settings=settings)
     assert report.summary["households"] == 3 and list(report.grids["code"]) == [C2 + "003"]
@@ -312,3 +342,48 @@ def test_cli_exit_codes(engine, settings):
         "x=1",
     ]
     assert runner.invoke(cli, weights, env=env).exit_code == 3
+
+
+def test_blind_spots_agree_with_the_pairings_own_explanation(conn, settings):
+    """Pair the demo street (community 005 is short of members), then list its blind spots."""
+    from geodata.demo import load_demo
+    from gridsvc.pairing.service import run_pairing
+
+    load_demo(conn, seed=1)
+    street = "530102001"
+    runs = run_pairing(conn, settings=settings, street_code=street, time_limit=1).runs
+    households = [r for r in runs if r.level == "households"]
+    (members,) = [r for r in runs if r.level == "members"]
+    unpaired = sum(r.n_clients - r.n_paired for r in households)
+    assert unpaired > 0 and members.n_clients > members.n_paired  # both kinds occur
+    spots = find_blindspots(
+        conn,
+        street_code=street,
+        kinds=["unpaired_households", "members_without_cadre"],
+        settings=settings,
+    )
+    # households with no member: the runs' unpaired households, one for one, with their reason
+    hh = spots["unpaired_households"]
+    assert len(hh) == unpaired
+    explained = conn.execute(
+        text(
+            "SELECT h.code, u.reason FROM pairing_unpaired u "
+            "JOIN households h ON h.id = u.household_id WHERE u.run_id = ANY(:runs)"
+        ),
+        {"runs": [r.id for r in households]},
+    ).all()
+    assert dict(zip(hh["code"], hh["pairing_reason"], strict=True)) == dict(explained)
+    assert hh["reason"].str.contains("党员均已满额").all()
+    # members with no cadre: the member run's unpaired members; reserve members say so
+    m = spots["members_without_cadre"]
+    assert len(m) == members.n_clients - members.n_paired
+    assert set(m["pairing_reason"]) == {"servers_full"}
+    reserve = conn.scalar(
+        text("SELECT count(*) FROM pairing_reserve WHERE run_id = ANY(:runs)"),
+        {"runs": [r.id for r in households]},
+    )
+    without = m["reserve_reason"].notna().sum()
+    assert 0 < without <= reserve and m["reason"].str.contains("干部均已满额").all()
+    cov = compute_coverage(conn, street_code=street, settings=settings).summary
+    assert cov["households"] - cov["paired"] == unpaired
+    assert cov["without_cadre"] == len(m)

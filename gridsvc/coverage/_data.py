@@ -12,6 +12,8 @@ from sqlalchemy import Connection, text
 from geodata.projection import metric_epsg, to_metres
 from gridsvc.coverage.frames import Scope, ScopeData
 from gridsvc.errors import NotFound
+from gridsvc.load_ranges import fill_ranges, range_sql
+from gridsvc.settings import LoadRange, Settings
 
 
 def resolve_scope(
@@ -53,8 +55,16 @@ def resolve_scope(
     return Scope("all", None, None, comm, streets)
 
 
-def load_scope(conn: Connection, scope: Scope, *, geometry: bool = False) -> ScopeData:
-    """Read the scope's layers; ``geometry`` adds WKB polygons of grids and buildings."""
+def load_scope(
+    conn: Connection, scope: Scope, *, settings: Settings | None = None, geometry: bool = False
+) -> ScopeData:
+    """Read the scope's layers; ``geometry`` adds WKB polygons of grids and buildings.
+
+    Members and cadres carry ``min_load``/``max_load``: their load range resolved as the pairing
+    resolves it (:mod:`gridsvc.load_ranges`: own, community, street, then the ranges of
+    ``settings``, default :class:`~gridsvc.settings.Settings`' defaults).
+    """
+    settings = settings or Settings()
     p = {"ids": scope.community_ids.tolist(), "streets": scope.street_ids.tolist()}
     geom = ", encode(ST_AsBinary(geom), 'hex') AS wkb" if geometry else ""
     communities = _frame(
@@ -86,19 +96,27 @@ def load_scope(conn: Connection, scope: Scope, *, geometry: bool = False) -> Sco
     )
     members = _frame(
         conn,
-        "SELECT id AS member_id, code, kind, eligible, available, community_id, grid_id, "
-        "building_id, ST_X(geom) AS lon, ST_Y(geom) AS lat "
-        "FROM members WHERE community_id = ANY(%(ids)s)",
+        "SELECT m.id AS member_id, m.code, m.kind, m.eligible, m.available, m.community_id, "
+        "m.grid_id, m.building_id, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat, "
+        f"{range_sql('households', person='m', community='c', street='s')} "
+        "FROM members m JOIN communities c ON c.id = m.community_id "
+        "JOIN streets s ON s.id = c.street_id WHERE m.community_id = ANY(%(ids)s)",
         p,
     )
     cadres = _frame(
         conn,
-        "SELECT id AS cadre_id, code, level, street_id, community_id, "
-        "ST_X(geom) AS lon, ST_Y(geom) AS lat FROM cadres "
-        "WHERE community_id = ANY(%(ids)s) "
-        "OR (community_id IS NULL AND street_id = ANY(%(streets)s))",
+        "SELECT d.id AS cadre_id, d.code, d.level, d.street_id, d.community_id, "
+        "ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, "
+        f"{range_sql('members', person='d', community='c', street='s')} "
+        "FROM cadres d JOIN streets s ON s.id = d.street_id "
+        "LEFT JOIN communities c ON c.id = d.community_id "
+        "WHERE d.community_id = ANY(%(ids)s) "
+        "OR (d.community_id IS NULL AND d.street_id = ANY(%(streets)s))",
         p,
     )
+    members = _with_ranges(members, settings.household_load)
+    cadres = _with_ranges(cadres, settings.member_load)
+    households, members = _explained(conn, p, households, members)
     stations = _frame(
         conn, "SELECT id AS station_id, code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM stations", p
     )
@@ -123,6 +141,57 @@ def load_scope(conn: Connection, scope: Scope, *, geometry: bool = False) -> Sco
     epsg = _epsg(households, buildings)
     frames = [_xy(f, epsg) for f in (buildings, households, members, cadres, stations)]
     return ScopeData(scope, epsg, communities, grids, *frames, hh_pairs, m_pairs, available)
+
+
+def _explained(
+    conn: Connection, p: dict[str, object], households: pd.DataFrame, members: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add the current plan's own explanations (``pairing_unpaired`` / ``pairing_reserve``):
+    ``households.pairing_reason`` (why unpaired), ``members.pairing_reason`` (why without a
+    cadre) and ``members.reserve_reason`` (why not serving households); None where none."""
+    explained = conn.scalar(text("SELECT to_regclass('pairing_unpaired') IS NOT NULL"))
+    why_hh = why_m = reserve = pd.DataFrame({"id": [], "reason": []})
+    if explained:
+        why_hh = _frame(
+            conn,
+            "SELECT u.household_id AS id, u.reason FROM plans p "
+            "JOIN pairing_unpaired u ON u.run_id = p.household_run_id "
+            "WHERE p.community_id = ANY(%(ids)s) AND u.household_id IS NOT NULL",
+            p,
+        )
+        why_m = _frame(
+            conn,
+            "SELECT DISTINCT u.member_id AS id, u.reason FROM plans p "
+            "JOIN pairing_unpaired u ON u.run_id = p.member_run_id "
+            "JOIN members m ON m.id = u.member_id AND m.community_id = p.community_id "
+            "WHERE p.community_id = ANY(%(ids)s)",
+            p,
+        )
+        reserve = _frame(
+            conn,
+            "SELECT r.member_id AS id, r.reason FROM plans p "
+            "JOIN pairing_reserve r ON r.run_id = p.household_run_id "
+            "WHERE p.community_id = ANY(%(ids)s) AND r.member_id IS NOT NULL",
+            p,
+        )
+
+    def lookup(ids: pd.Series, why: pd.DataFrame) -> pd.Series:
+        found = ids.map(why.drop_duplicates("id").set_index("id")["reason"])
+        return found.astype(object).where(found.notna(), None)
+
+    households = households.assign(pairing_reason=lookup(households["household_id"], why_hh))
+    members = members.assign(
+        pairing_reason=lookup(members["member_id"], why_m),
+        reserve_reason=lookup(members["member_id"], reserve),
+    )
+    return households, members
+
+
+def _with_ranges(frame: pd.DataFrame, default: LoadRange) -> pd.DataFrame:
+    """Resolved ranges (integers) even on an empty frame."""
+    if frame.empty:
+        return frame.assign(min_load=pd.Series(dtype=int), max_load=pd.Series(dtype=int))
+    return fill_ranges(frame, default)
 
 
 def _epsg(*frames: pd.DataFrame) -> int:
@@ -157,7 +226,7 @@ def _frame(conn: Connection, sql: str, params: dict[str, object]) -> pd.DataFram
     return frame
 
 
-_TEXT = {"code", "name", "street_code", "kind", "party_org", "level", "wkb"}
+_TEXT = {"code", "name", "street_code", "kind", "party_org", "level", "wkb", "reason"}
 _FLOAT = {"lon", "lat", "x", "y", "distance_m", "area_m2", "floors"}
 
 

@@ -33,20 +33,42 @@ KINDS = (
 
 _REASONS = {
     "zh": {
-        "unpaired_households": "无党员结对；最近可结对党员 {d}",
-        "members_without_cadre": "无干部联系；联系 {load} 户；最近干部 {d}",
+        "unpaired_households": "无党员结对{why}；最近可结对党员 {d}",
+        "members_without_cadre": "无干部联系{why}；联系 {load} 户{reserve}；最近干部 {d}",
         "far_pairs": "结对距离 {d}，超过 {limit} m",
         "grids_without_members": "网格内无可结对党员；{n} 户",
         "station_gaps": "最近红色驿站 {d}，超出 {r} m 生活圈；{n} 户",
         "uncovered_commercial": "商务楼宇/市场无党组织覆盖；{floors} 层，{area} m²",
+        # the pairing's own explanations (pairing_unpaired, pairing_reserve)
+        "households.servers_full": "（本社区党员均已满额）",
+        "households.beyond_max_distance": "（超出最大结对距离）",
+        "households.no_server_in_scope": "（本社区无可结对党员）",
+        "members.servers_full": "（干部均已满额）",
+        "members.beyond_max_distance": "（超出最大联系距离）",
+        "members.no_server_in_scope": "（本街道无干部）",
+        "reserve.surplus": "（储备：党员富余）",
+        "reserve.not_eligible": "（不可结对）",
+        "reserve.max_active_reached": "（储备：在岗人数已达上限）",
+        "reserve.no_client_in_reach": "（储备：附近无可结对住户）",
     },
     "en": {
-        "unpaired_households": "no member paired; nearest eligible member {d}",
-        "members_without_cadre": "no cadre; serves {load} households; nearest cadre {d}",
+        "unpaired_households": "no member paired{why}; nearest eligible member {d}",
+        "members_without_cadre": "no cadre{why}; serves {load} households{reserve}; "
+        "nearest cadre {d}",
         "far_pairs": "paired {d} apart, beyond {limit} m",
         "grids_without_members": "no eligible member lives in this grid; {n} households",
         "station_gaps": "nearest Red Station {d}, outside the {r} m life circle; {n} households",
         "uncovered_commercial": "no party organisation covers it; {floors} floors, {area} m²",
+        "households.servers_full": " (every member of the community is full)",
+        "households.beyond_max_distance": " (beyond the longest pair allowed)",
+        "households.no_server_in_scope": " (no eligible member in the community)",
+        "members.servers_full": " (every cadre is full)",
+        "members.beyond_max_distance": " (beyond the longest pair allowed)",
+        "members.no_server_in_scope": " (no cadre in the street)",
+        "reserve.surplus": " (reserve: more members than needed)",
+        "reserve.not_eligible": " (not eligible)",
+        "reserve.max_active_reached": " (reserve: the most active members reached)",
+        "reserve.no_client_in_reach": " (reserve: no household in reach)",
     },
 }
 
@@ -56,7 +78,10 @@ class BlindSpots:
     """Blind spots of a scope: per kind a GeoDataFrame (EPSG:4326) with ``rank`` and ``reason``.
 
     Every frame has ``kind``, ``rank`` (1 = most urgent), ``reason``, ``code``,
-    ``community_code`` and ``geometry``, plus the figures its ranking uses.
+    ``community_code`` and ``geometry``, plus the figures its ranking uses. Households with no
+    member and members with no cadre carry ``building_code`` and the current plan's own
+    explanation, ``pairing_reason`` (``servers_full``, ``beyond_max_distance``,
+    ``no_server_in_scope``; members also ``reserve_reason``), also worded into ``reason``.
     ``station_gap_counts`` gives, per life circle, the residential buildings and households
     outside it.
     """
@@ -117,7 +142,7 @@ def find_blindspots(
     wanted = check_kinds(kinds)
     t0 = time.perf_counter()
     scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
-    data = load_scope(conn, scope, geometry=True)
+    data = load_scope(conn, scope, settings=settings, geometry=True)
     t1 = time.perf_counter()
     spots = blindspots_from_frames(data, kinds=wanted, settings=settings)
     t2 = time.perf_counter()
@@ -180,10 +205,13 @@ def _unpaired(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFram
     hh["nearest_member_m"] = nearest_distance(_xy(hh), _xy(servers))
     hh["vulnerable"] = hh[["elderly_alone", "disabled", "children"]].sum(axis=1).astype(int)
     hh = _ranked(hh, ["nearest_member_m", "vulnerable"], ascending=[False, False])
-    hh["reason"] = [text["unpaired_households"].format(d=_m(d)) for d in hh["nearest_member_m"]]
+    hh["reason"] = [
+        text["unpaired_households"].format(d=_m(d), why=_why(text, "households", w))
+        for d, w in zip(hh["nearest_member_m"], hh["pairing_reason"], strict=True)
+    ]
     hh["building_code"] = _building_codes(hh, data)
     cols = ["code", "community_id", "building_code", "nearest_member_m", "vulnerable"]
-    return _points(hh, cols)
+    return _points(hh, [*cols, "pairing_reason"])
 
 
 def _no_cadre(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
@@ -192,13 +220,16 @@ def _no_cadre(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFram
     m["nearest_cadre_m"] = nearest_distance(_xy(m), _xy(e.cadres))
     m = _ranked(m, ["active", "load", "nearest_cadre_m"], ascending=[False, False, False])
     m["reason"] = [
-        text["members_without_cadre"].format(load=int(n), d=_m(d))
-        for n, d in zip(m["load"], m["nearest_cadre_m"], strict=True)
+        text["members_without_cadre"].format(
+            load=int(n), d=_m(d), why=_why(text, "members", w), reserve=_why(text, "reserve", r)
+        )
+        for n, d, w, r in zip(
+            m["load"], m["nearest_cadre_m"], m["pairing_reason"], m["reserve_reason"], strict=True
+        )
     ]
     m["building_code"] = _building_codes(m, data)
-    return _points(
-        m, ["code", "community_id", "building_code", "active", "load", "nearest_cadre_m"]
-    )
+    cols = ["code", "community_id", "building_code", "active", "load", "nearest_cadre_m"]
+    return _points(m, [*cols, "pairing_reason", "reserve_reason"])
 
 
 def _far_pairs(e: Enriched, data: ScopeData, text: dict[str, str], limit: float) -> pd.DataFrame:
@@ -292,6 +323,11 @@ def _gap_counts(
     return {
         r: {"buildings": int(b[f"outside_{r}"].sum()), "households": hh_out[r]} for r in circles
     }
+
+
+def _why(text: dict[str, str], level: str, reason: str | None) -> str:
+    """The pairing's own explanation as a bracketed phrase ('' when it gave none we know)."""
+    return text.get(f"{level}.{reason}", "") if reason else ""
 
 
 def _building_codes(frame: pd.DataFrame, data: ScopeData) -> pd.Series:

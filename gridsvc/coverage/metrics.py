@@ -9,7 +9,6 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from gridsvc.coverage.frames import ScopeData
-from gridsvc.settings import LoadRange
 
 LEVEL_KEYS = {
     "street": "street_id",
@@ -65,16 +64,12 @@ def enrich(data: ScopeData, *, circles: tuple[int, ...]) -> Enriched:
     return Enriched(hh, members, pairs, cadres)
 
 
-def level_table(
-    e: Enriched,
-    level: str,
-    *,
-    circles: tuple[int, ...],
-    household_load: LoadRange,
-    member_load: LoadRange,
-) -> pd.DataFrame:
+def level_table(e: Enriched, level: str, *, circles: tuple[int, ...]) -> pd.DataFrame:
     """One row per unit of ``level`` (``street``, ``community``, ``grid``, ``building`` or
-    ``scope`` for the whole scope) with every coverage figure; index is the unit id."""
+    ``scope`` for the whole scope) with every coverage figure; index is the unit id.
+
+    Loads are checked against each member's and cadre's own resolved range (``min_load`` /
+    ``max_load``, see :mod:`gridsvc.load_ranges`), as the pairing checks them."""
     key = LEVEL_KEYS.get(level)
     hh, pairs, members = e.households, e.pairs, e.members
     if key is None:  # the whole scope as one group
@@ -84,10 +79,10 @@ def level_table(
     out = pd.DataFrame({"households": g.size(), "paired": g["paired"].sum()})
     for r in circles:
         out[f"reach_{r}"] = (hh["station_m"] <= r).groupby(hh[key]).mean()
-    out = out.join(_member_figures(members, key, household_load), how="outer")
+    out = out.join(_member_figures(members, key), how="outer")
     out = out.join(_pair_figures(pairs, key), how="outer")
     if level in {"street", "community", "scope"}:
-        out = out.join(_cadre_figures(e.cadres, members, key, level, member_load), how="outer")
+        out = out.join(_cadre_figures(e.cadres, key, level), how="outer")
     counts = [c for c in out.columns if c in COUNT_COLUMNS]
     out[counts] = out[counts].fillna(0).astype(int)
     out.insert(2, "paired_share", _share(out["paired"], out["households"]))
@@ -112,7 +107,7 @@ COUNT_COLUMNS = {
 }
 
 
-def _member_figures(members: pd.DataFrame, key: str, loads: LoadRange) -> pd.DataFrame:
+def _member_figures(members: pd.DataFrame, key: str) -> pd.DataFrame:
     g = members.groupby(key)
     active_load = members["load"].where(members["active"])
     return pd.DataFrame(
@@ -125,10 +120,10 @@ def _member_figures(members: pd.DataFrame, key: str, loads: LoadRange) -> pd.Dat
             "load_mean": active_load.groupby(members[key]).mean(),
             "load_min": active_load.groupby(members[key]).min(),
             "load_max": active_load.groupby(members[key]).max(),
-            "loads_below_min": (members["active"] & (members["load"] < loads.min))
+            "loads_below_min": (members["active"] & (members["load"] < members["min_load"]))
             .groupby(members[key])
             .sum(),
-            "loads_above_max": (members["load"] > loads.max).groupby(members[key]).sum(),
+            "loads_above_max": (members["load"] > members["max_load"]).groupby(members[key]).sum(),
         }
     )
 
@@ -147,9 +142,7 @@ def _pair_figures(pairs: pd.DataFrame, key: str) -> pd.DataFrame:
     )
 
 
-def _cadre_figures(
-    cadres: pd.DataFrame, members: pd.DataFrame, key: str, level: str, loads: LoadRange
-) -> pd.DataFrame:
+def _cadre_figures(cadres: pd.DataFrame, key: str, level: str) -> pd.DataFrame:
     """Cadres of each street (street and community cadres) or community (community cadres)."""
     if level == "scope":
         cadres = cadres.assign(_scope=0)
@@ -162,8 +155,12 @@ def _cadre_figures(
             "cadre_load_mean": g["load"].mean(),
             "cadre_load_min": g["load"].min(),
             "cadre_load_max": g["load"].max(),
-            "cadre_loads_below_min": (cadres["load"] < loads.min).groupby(cadres[key]).sum(),
-            "cadre_loads_above_max": (cadres["load"] > loads.max).groupby(cadres[key]).sum(),
+            "cadre_loads_below_min": (cadres["load"] < cadres["min_load"])
+            .groupby(cadres[key])
+            .sum(),
+            "cadre_loads_above_max": (cadres["load"] > cadres["max_load"])
+            .groupby(cadres[key])
+            .sum(),
         }
     )
 

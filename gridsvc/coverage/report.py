@@ -33,9 +33,11 @@ class CoverageReport:
         ``reach_<m>`` (share of households within each life circle of a Red Station),
         ``members``, ``eligible``, ``active``, ``reserve``, ``without_cadre``, ``load_mean`` /
         ``load_min`` / ``load_max`` and ``loads_below_min`` / ``loads_above_max`` (households
-        per active member against the household load setting), ``pairs``, ``distance_mean_m``,
-        ``distance_p95_m``, ``distance_max_m``, ``same_building_share``, ``same_grid_share``;
-        streets and communities add ``cadres`` and their loads (members per cadre).
+        per active member against each member's range, resolved as the pairing resolves it:
+        :mod:`gridsvc.load_ranges`), ``pairs``, ``distance_mean_m``, ``distance_p95_m``,
+        ``distance_max_m``, ``same_building_share``, ``same_grid_share``; streets and
+        communities add ``cadres`` and their loads (members per cadre, against each cadre's
+        range).
     load_distribution
         ``kind``, ``load``, ``count``: households per active member and members per cadre.
     pairs_available
@@ -87,7 +89,7 @@ def compute_coverage(
     """
     t0 = time.perf_counter()
     scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
-    data = load_scope(conn, scope)
+    data = load_scope(conn, scope, settings=settings)
     t1 = time.perf_counter()
     report = coverage_from_frames(data, settings=settings)
     t2 = time.perf_counter()
@@ -99,14 +101,10 @@ def coverage_from_frames(data: ScopeData, *, settings: Settings) -> CoverageRepo
     """The pure part of :func:`compute_coverage`: figures from already loaded frames."""
     circles = tuple(settings.life_circles_m)
     e = enrich(data, circles=circles)
-    kw = {
-        "circles": circles,
-        "household_load": settings.household_load,
-        "member_load": settings.member_load,
-    }
-    scope_row = level_table(e, "scope", **kw)
+    scope_row = level_table(e, "scope", circles=circles)
     tables = {
-        level: level_table(e, level, **kw) for level in ("street", "community", "grid", "building")
+        level: level_table(e, level, circles=circles)
+        for level in ("street", "community", "grid", "building")
     }
     names = _names(data)
     tables = {level: _label(t, names[level]) for level, t in tables.items()}

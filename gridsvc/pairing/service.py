@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from geodata.projection import metric_epsg, to_metres
 from gridsvc.errors import Conflict, InputRejected, NotFound, Reject
+from gridsvc.load_ranges import fill_ranges, range_sql
 from gridsvc.pairing.problem import ANY_COMMUNITY, PairingProblem
 from gridsvc.pairing.rebalance import diff_pairs
 from gridsvc.pairing.result import PairingResult
@@ -152,13 +153,12 @@ def _members(db: Db, community_ids: list[int], settings: Settings) -> pd.DataFra
         "SELECT m.id, m.code, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat, "
         "coalesce(m.building_id, -1) AS building, coalesce(m.grid_id, -1) AS grid, "
         "m.community_id AS community, (m.eligible AND m.available) AS eligible, "
-        "coalesce(m.min_load, c.household_min, s.household_min) AS min_load, "
-        "coalesce(m.max_load, c.household_max, s.household_max) AS max_load "
+        f"{range_sql('households', person='m', community='c', street='s')} "
         "FROM members m JOIN communities c ON c.id = m.community_id "
         "JOIN streets s ON s.id = c.street_id WHERE m.community_id = ANY(:ids) ORDER BY m.id",
         {"ids": community_ids},
     )
-    return _loads(frame, settings.household_load.min, settings.household_load.max)
+    return fill_ranges(frame, settings.household_load)
 
 
 def _cadres(db: Db, street_id: int, settings: Settings) -> pd.DataFrame:
@@ -166,21 +166,12 @@ def _cadres(db: Db, street_id: int, settings: Settings) -> pd.DataFrame:
         db,
         "SELECT d.id, d.code, ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, "
         "coalesce(d.community_id, :any) AS community, true AS eligible, "
-        "coalesce(d.min_load, c.member_min, s.member_min) AS min_load, "
-        "coalesce(d.max_load, c.member_max, s.member_max) AS max_load "
+        f"{range_sql('members', person='d', community='c', street='s')} "
         "FROM cadres d JOIN streets s ON s.id = d.street_id "
         "LEFT JOIN communities c ON c.id = d.community_id WHERE d.street_id = :s ORDER BY d.id",
         {"s": street_id, "any": ANY_COMMUNITY},
     )
-    return _loads(frame, settings.member_load.min, settings.member_load.max)
-
-
-def _loads(frame: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    frame["min_load"] = frame["min_load"].fillna(lo).astype(int)
-    frame["max_load"] = frame["max_load"].fillna(hi).astype(int)
-    return frame
+    return fill_ranges(frame, settings.member_load)
 
 
 def _controls(db: Db, level: str) -> tuple[pd.DataFrame, pd.DataFrame]:
