@@ -81,6 +81,8 @@ _LABELS: dict[str, tuple[str, str]] = {
     "col.households": ("住户", "Households"),
     "paired_share": ("结对率", "Share paired"),
     "col.members": ("党员", "Members"),
+    "col.active": ("在岗党员", "Active members"),
+    "col.reserve": ("储备党员", "Reserve members"),
     "eligible": ("可结对党员", "Eligible members"),
     "without_cadre": ("无干部联系党员", "Members without a cadre"),
     "col.cadres": ("干部", "Cadres"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
@@ -73,6 +74,10 @@ def test_report_with_pairs_draws_lines_and_loads(demo, settings):
     assert data.map.pairs is not None and len(data.map.pairs) > 1000
     assert data.map.members["active"].any() and data.loads.max() > 0
     assert data.distances.size > 1000
+    # the report's figures are coverage's figures, computed from the same pairs
+    assert data.map.summary["distance_mean_m"] == pytest.approx(data.distances.mean())
+    assert data.map.summary["distance_p95_m"] == pytest.approx(np.percentile(data.distances, 95))
+    assert data.map.summary["paired"] == data.distances.size == data.map.households["paired"].sum()
     html = _text(build_report(demo, community_code=COMMUNITY, settings=settings))
     assert "党员—住户结对连线" in html and "<script src" not in html
     member = data.map.pairs["member_code"].iloc[0]
@@ -80,6 +85,18 @@ def test_report_with_pairs_draws_lines_and_loads(demo, settings):
         demo, community_code=COMMUNITY, settings=settings, members=frozenset({member})
     )
     assert len(one.map.pairs) > 0 and set(one.map.pairs["member_code"]) == {member}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_report_shows_no_raw_names(demo, settings, lang):
+    _fake_pairs(demo)
+    html = _text(build_report(demo, community_code=COMMUNITY, settings=settings.with_(lang=lang)))
+    aside = html[html.index("<aside") : html.index("</aside>")]
+    heads = [h for h in re.findall(r"<th>(.*?)</th>", aside) if h]
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", " ", aside, flags=re.S))
+    assert len(heads) > 15 and not re.findall(r"\b[a-z]+_[a-z0-9_]+\b", visible)
+    cjk = [h for h in heads if re.search(r"[\u4e00-\u9fff]", h)]
+    assert cjk == (heads if lang == "zh" else []), heads
 
 
 def test_unmasked_needs_the_right_and_is_audited(demo, settings):
