@@ -16,6 +16,7 @@ from gridsvc.pairing import result as R
 from gridsvc.pairing._arcs import Instance, all_allowed, candidate_arcs, merge_clients
 from gridsvc.pairing._bound import build_relaxation, greedy_open, server_values, subgradient
 from gridsvc.pairing._flow import Flow, solve_flow
+from gridsvc.pairing._start import building_start
 
 if TYPE_CHECKING:
     from gridsvc.pairing.problem import PairingProblem
@@ -424,7 +425,8 @@ def _solve_one(
     timings["coverage"] = perf_counter() - t
 
     t = perf_counter()
-    deadline = t0 + time_limit
+    reserve = min(0.3, 0.2 * time_limit)  # for the final bound, certificate and result
+    deadline = t0 + time_limit - reserve
     rebalance = p.current is not None
     node, srv, kth = candidate_arcs(inst, np.flatnonzero(elig), k=k_nearest)
     forced = inst.forced | (elig if not selecting else np.zeros_like(elig))
@@ -440,20 +442,27 @@ def _solve_one(
         if rebalance:
             search.drop(start, unpaired=units - cover)
         else:
-            bound, u, often = subgradient(
-                rel,
-                inst.weight,
-                u,
-                flow_all.total_cost,
-                iterations=int(min(200, max(40, 100 * time_limit))),
-                gap_tolerance=0.0,
-                averaged=True,
-            )
-            opened = np.zeros(inst.m, dtype=bool)
-            opened[rel.servers[often >= 0.5]] = True
-            if opened.sum() < rel.kmin:
-                opened[rel.servers[greedy_open(rel, u, inst.weight)]] = True
-            search.drop(opened | inst.forced, unpaired=units - cover)
+            built = bool((inst.building >= 0).any())
+            if built:  # households live in buildings: open members there first
+                search.drop(building_start(inst), unpaired=units - cover)
+                search.local(rel, deadline=deadline)
+            if not built or perf_counter() < deadline - 0.3 * time_limit:
+                upper = search.best[1].total_cost if search.best else flow_all.total_cost
+                bound, u, often = subgradient(
+                    rel,
+                    inst.weight,
+                    u,
+                    upper,
+                    iterations=int(min(200, max(40, 100 * time_limit))),
+                    gap_tolerance=0.0,
+                    averaged=True,
+                    deadline=deadline,
+                )
+                opened = np.zeros(inst.m, dtype=bool)
+                opened[rel.servers[often >= 0.5]] = True
+                if opened.sum() < rel.kmin:
+                    opened[rel.servers[greedy_open(rel, u, inst.weight)]] = True
+                search.drop(opened | inst.forced, unpaired=units - cover)
         if search.best is None or _key(search.best[1], inst)[:2] != (units - cover, 0):
             search.drop(elig, unpaired=units - cover, flow=flow_all)
         search.local(rel, deadline=deadline)
@@ -464,6 +473,9 @@ def _solve_one(
     if rebalance or best_flow.shortfall.any():
         bound = np.nan
     else:
+        if not np.isfinite(bound) and cover == units:  # no ascent yet: start from pair costs
+            u = np.zeros(inst.n_nodes)
+            np.maximum.at(u, best_flow.node, best_flow.cost)
         lb, u, _ = subgradient(
             rel,
             inst.weight,
@@ -471,7 +483,10 @@ def _solve_one(
             best_flow.total_cost,
             iterations=2000,
             gap_tolerance=gap_tolerance,
-            deadline=max(deadline, perf_counter() + min(0.2, 0.1 * time_limit)),
+            deadline=max(
+                perf_counter() + 0.02,
+                min(t0 + time_limit - 0.3 * reserve, perf_counter() + 0.25 * time_limit),
+            ),
         )
         bound = max(bound, lb)
     timings["bound"] = perf_counter() - t
