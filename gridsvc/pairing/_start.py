@@ -73,16 +73,17 @@ def building_start(inst: Instance, *, k: int = 32) -> np.ndarray:
     cy = np.bincount(inv, weights=inst.xy[rest, 1] * inst.weight[rest]) / demand
     comm = inst.community[rest[np.unique(inv, return_index=True)[1]]]
     kk = min(k, len(elig))
-    dist, near = cKDTree(inst.s_xy[elig]).query(np.column_stack([cx, cy]), k=kk)
-    dist, near = dist.reshape(len(groups), kk), elig[near.reshape(len(groups), kk)]
+    _, near = cKDTree(inst.s_xy[elig]).query(np.column_stack([cx, cy]), k=kk)
+    near = elig[near.reshape(len(groups), kk)]
     for g in np.argsort(-demand, kind="stable"):
         need = demand[g]
         cand = near[g]
-        ok = inst.cross_community | (inst.s_community[cand] == comm[g]) | (
-            inst.s_community[cand] < 0
+        ok = (
+            inst.cross_community
+            | (inst.s_community[cand] == comm[g])
+            | (inst.s_community[cand] < 0)
         )
-        cand, dg = cand[ok], dist[g][ok]
-        for j, dj in zip(cand, dg, strict=True):
+        for j in cand[ok]:
             if need <= 0:
                 break
             if active[j]:
