@@ -100,19 +100,22 @@ def handler(kind: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...
 
 
 @handler("pairing")
-def _pairing(conn: Connection, params: dict[str, Any], settings: Settings, progress: Progress):
-    from gridsvc.pairing import service  # issue 3: the pairing service
+def _pairing(
+    conn: Connection, params: dict[str, Any], settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    from gridsvc.pairing.service import run_pairing
 
-    progress(0.05, "loading")
-    result = service.run_pairing(
+    progress(0.0, "loading")
+    report = run_pairing(
         conn,
         street_code=params.get("street"),
         community_code=params.get("community"),
         settings=settings,
         created_by=params.get("username"),
+        progress=lambda share, what: progress(0.95 * share, what),
     )
     progress(1.0, "done")
-    return result.to_dict() if hasattr(result, "to_dict") else {"result": str(result)}
+    return report.to_dict()
 
 
 @tasks.task(name="run_job", pass_context=False)

@@ -53,8 +53,8 @@ GRIDSVC_APP_DB_PASSWORD
     Password of the ``gridsvc_app`` database role the web app and worker jobs connect as (set
     on the role by ``gridsvc db init``). Empty: no password (trust/peer authentication).
 GRIDSVC_COOKIE_SECURE
-    ``1`` marks the session cookie Secure (HTTPS only). Default ``1``; ``gridsvc serve`` (plain
-    HTTP demo server) turns it off.
+    ``1`` marks the session cookie Secure (HTTPS only). Default ``1``. Set ``0`` only to serve
+    plain HTTP (``make demo`` does, for its ``gridsvc serve`` step on 127.0.0.1).
 GRIDSVC_SESSION_HOURS
     Lifetime of a login session in hours. Default 8.
 GRIDSVC_MAX_UPLOAD_MB

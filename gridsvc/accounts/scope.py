@@ -23,9 +23,10 @@ def apply_scope(conn: Connection, user: User | None) -> None:
     """Limit the current transaction's rows to the user's scope (nothing when None).
 
     Uses ``set_config(..., true)``, the function form of ``SET LOCAL``: the scope ends with the
-    transaction, so a pooled connection never carries it to the next request.
+    transaction, so a pooled connection never carries it to the next request. ``app.plan`` is
+    on for planners and admins: only then may the app role write pairing tables (0005).
     """
-    street = community = every = ""
+    street = community = every = plan = ""
     if user is not None:
         if user.community_id is not None:
             community = str(user.community_id)
@@ -33,12 +34,13 @@ def apply_scope(conn: Connection, user: User | None) -> None:
             street = str(user.street_id)
         else:
             every = "on"
+        plan = "on" if user.can_plan else ""
     conn.execute(
         text(
             "SELECT set_config('app.street', :s, true), set_config('app.community', :c, true), "
-            "set_config('app.all', :a, true)"
+            "set_config('app.all', :a, true), set_config('app.plan', :p, true)"
         ),
-        {"s": street, "c": community, "a": every},
+        {"s": street, "c": community, "a": every, "p": plan},
     )
 
 

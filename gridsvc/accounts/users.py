@@ -125,6 +125,14 @@ def authenticate(conn: Connection, username: str, password: str) -> User | None:
     return _user(row)
 
 
+def password_matches(conn: Connection, username: str, password: str) -> bool:
+    """Whether ``password`` is the user's (no login is recorded)."""
+    stored = conn.scalar(
+        text("SELECT password_hash FROM users WHERE username = :n"), {"n": username}
+    )
+    return stored is not None and check_password_hash(stored, password)
+
+
 def end_sessions(conn: Connection, user_id: int) -> None:
     """Invalidate every session cookie issued to the user so far (logout)."""
     conn.execute(

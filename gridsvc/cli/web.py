@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 import click
+from sqlalchemy import Connection
 
 from gridsvc.cli._common import get_engine, get_settings
 
@@ -18,7 +19,8 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
     """Serve the web app over plain HTTP with waitress (demo; production runs gunicorn).
 
     Without GRIDSVC_SECRET_KEY a random key is made (sessions end when the server stops). The
-    session cookie is not marked Secure here: this server speaks plain HTTP.
+    session cookie is Secure unless GRIDSVC_COOKIE_SECURE=0: over plain HTTP a browser keeps a
+    Secure cookie only from localhost, so a plain-HTTP demo (``make demo``) sets it to 0.
     """
     from waitress import serve as waitress_serve
 
@@ -26,7 +28,13 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
 
     settings = get_settings(ctx)
     key = settings.secret_key or secrets.token_hex(32)
-    app = create_app({"GRIDSVC_SETTINGS": settings.with_(secret_key=key, cookie_secure=False)})
+    app = create_app({"GRIDSVC_SETTINGS": settings.with_(secret_key=key)})
+    if settings.cookie_secure:
+        click.echo(
+            "gridsvc: the session cookie is Secure (HTTPS only); for plain HTTP away from "
+            "localhost set GRIDSVC_COOKIE_SECURE=0 or serve behind HTTPS",
+            err=True,
+        )
     click.echo(f"gridsvc: http://{host}:{port}/ (Ctrl-C stops)")
     waitress_serve(app, host=host, port=port, threads=threads)
 
@@ -56,6 +64,9 @@ def user() -> None:
 @click.option("--community", "community_code", metavar="CODE")
 @click.option("--password", help="Default: a random one, printed once.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option(
+    "--if-missing", is_flag=True, help="Leave an existing user unchanged instead of refusing."
+)
 @click.pass_context
 def user_add(
     ctx: click.Context,
@@ -65,6 +76,7 @@ def user_add(
     community_code: str | None,
     password: str | None,
     lang: str,
+    if_missing: bool,
 ) -> None:
     """Create a user; a viewer or planner needs --street or --community."""
     from gridsvc.accounts import audit
@@ -72,6 +84,8 @@ def user_add(
 
     secret = password or generate_password()
     with get_engine(ctx).begin() as conn:
+        if if_missing and _existing(conn, username, password):
+            return
         created = create_user(
             conn,
             username,
@@ -86,6 +100,23 @@ def user_add(
     click.echo(f"user {username} ({role}, scope {scope})")
     if password is None:
         click.echo(f"password: {secret}")
+
+
+def _existing(conn: Connection, username: str, password: str | None) -> bool:
+    """Report an existing user (and whether ``password`` is theirs); False when there is none."""
+    from gridsvc.accounts.users import find_user, password_matches
+    from gridsvc.errors import NotFound
+
+    try:
+        found = find_user(conn, username)
+    except NotFound:
+        return False
+    click.echo(
+        f"user {username} ({found.role}, scope {found.scope_code or 'all'}): exists, unchanged"
+    )
+    if password is not None and not password_matches(conn, username, password):
+        click.echo(f"user {username}: the password given is not theirs (unchanged)", err=True)
+    return True
 
 
 @user.command("list")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import abort, current_app, request
+from flask import Response, abort, current_app, request
 from flask_smorest import Blueprint
 
 from gridsvc import jobs
 from gridsvc.accounts import audit
 from gridsvc.accounts.users import require
 from gridsvc.coverage._data import resolve_scope
+from gridsvc.errors import InputRejected, Reject
+from gridsvc.pairing import service as pairing
+from gridsvc.portal._sql import community_id
+from gridsvc.portal.proposals import load_proposal
 from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 
@@ -61,38 +66,35 @@ def job(job_id: int) -> dict[str, Any]:
     return jobs.job_status(db.conn(), job_id, user_id=None if user.is_admin else user.id)
 
 
-def _pairing_service() -> Any:
-    try:
-        from gridsvc.pairing import service
-    except ImportError:
-        abort(503, description="the pairing service (gridsvc.pairing.service) is not installed")
-    return service
+def _json(body: dict[str, Any], *, status: int = 200, etag: int | None = None) -> Response:
+    response = current_app.response_class(
+        current_app.json.dumps(body), status=status, mimetype="application/json"
+    )
+    if etag is not None:
+        response.set_etag(str(etag))
+    return response
 
 
 @bp.route("/plans/<string:community>")
 @bp.response(200)
-def plan(community: str) -> Any:
+def plan(community: str) -> Response:
     """The community's plan version; the ETag to send as If-Match when accepting."""
-    from gridsvc.portal._sql import community_id
-
     cid = community_id(db.conn(), community)
-    version = _pairing_service().plan_version(db.conn(), cid)
-    response = current_app.response_class(
-        current_app.json.dumps({"community": community, "version": version}),
-        mimetype="application/json",
-    )
-    response.set_etag(str(version))
-    return response
+    version = pairing.plan_version(db.conn(), cid)
+    return _json({"community": community, "version": version}, etag=version)
 
 
 @bp.route("/proposals", methods=["POST"])
 @bp.arguments(schemas.ProposalArgs)
 @bp.response(201)
-def propose(args: dict[str, Any]) -> Any:
-    """Run a rebalance of a community and keep it as a proposal (planners)."""
+def propose(args: dict[str, Any]) -> Response:
+    """Run a rebalance of a community and keep it as a proposal (planners).
+
+    The ETag is the plan version the proposal was made from: send it back as If-Match to accept.
+    """
     user = current_user()
     require(user, plan=True)
-    proposal = _pairing_service().propose_rebalance(
+    proposal = pairing.propose_rebalance(
         db.conn(),
         community_code=args["community"],
         settings=db.settings(),
@@ -103,61 +105,92 @@ def propose(args: dict[str, Any]) -> Any:
         db.conn(),
         "proposal",
         user=user,
-        target=f"proposal {body.get('id')}",
-        details={k: body.get(k) for k in ("community", "base_version", "summary")},
+        target=f"proposal {proposal.id}",
+        community_id=proposal.community_id,
+        details={k: body[k] for k in ("community", "base_version", "counts", "forced", "run_id")},
     )
-    response = current_app.response_class(
-        current_app.json.dumps(body), status=201, mimetype="application/json"
-    )
-    response.set_etag(str(body.get("base_version")))
+    response = _json(body, status=201, etag=proposal.base_version)
+    response.headers["Location"] = f"/api/proposals/{proposal.id}"
     return response
+
+
+@bp.route("/proposals/<int:proposal_id>")
+@bp.response(200)
+def proposal(proposal_id: int) -> Response:
+    """A stored proposal: status, counts, changes, and whether the plan moved on (``stale``)."""
+    body = load_proposal(db.conn(), proposal_id)
+    return _json(body, etag=body["base_version"])
+
+
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": 'The plan version you reviewed (the ETag of the proposal or plan), e.g. "3".',
+}
+
+
+def _reviewed_version() -> int:
+    """The plan version in If-Match: 428 without one, 422 when it is not one version."""
+    raw = request.headers.get("If-Match", "")
+    if not raw.strip():
+        abort(428, description="send If-Match with the plan version (ETag) you reviewed")
+    tags = list(request.if_match.as_set(include_weak=True))
+    if len(tags) != 1 or not re.fullmatch(r"[0-9]{1,9}", str(tags[0] or "")):
+        raise InputRejected(
+            'header If-Match: expected one plan version such as "3"',
+            [Reject("header", None, "If-Match", "expected one quoted plan version", raw[:40])],
+        )
+    return int(tags[0])
 
 
 def _decide(proposal_id: int, accept: bool, reason: str) -> dict[str, Any]:
     user = current_user()
     require(user, plan=True)
-    service = _pairing_service()
     if accept:
-        expected = request.if_match.as_set()
-        if not expected:
-            abort(428, description="send If-Match with the plan version (ETag) you reviewed")
-        version = int(next(iter(expected)))
-        outcome = service.accept_proposal(
+        outcome = pairing.accept_proposal(
             db.conn(),
             proposal_id,
-            expected_version=version,
+            expected_version=_reviewed_version(),
             decided_by=user.username,
             reason=reason,
         )
     else:
-        outcome = service.reject_proposal(
+        outcome = pairing.reject_proposal(
             db.conn(), proposal_id, decided_by=user.username, reason=reason
         )
-    body = outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome)
+    body = outcome.to_dict()
     audit.record(
         db.conn(),
         "proposal_accept" if accept else "proposal_reject",
         user=user,
         target=f"proposal {proposal_id}",
         reason=reason,
-        before=body.get("before"),
-        after=body.get("after"),
-        community_id=body.get("community_id"),
+        before=body["before"],
+        after=body["after"],
+        community_id=body["community_id"],
     )
     return body
 
 
 @bp.route("/proposals/<int:proposal_id>/accept", methods=["POST"])
 @bp.arguments(schemas.DecisionArgs)
+@bp.doc(parameters=[IF_MATCH])
 @bp.response(200)
-def accept(args: dict[str, Any], proposal_id: int) -> dict[str, Any]:
-    """Accept a proposal; 409 when the plan changed since (If-Match is the reviewed version)."""
-    return _decide(proposal_id, True, args["reason"])
+def accept(args: dict[str, Any], proposal_id: int) -> Response:
+    """Accept a proposal: a new plan version, in one transaction.
+
+    If-Match is the plan version you reviewed: 428 without it, 409 when the plan changed since
+    (the proposal is stale, or another planner accepted first). The ETag is the new version.
+    """
+    body = _decide(proposal_id, True, args["reason"])
+    return _json(body, etag=body["version"])
 
 
 @bp.route("/proposals/<int:proposal_id>/reject", methods=["POST"])
 @bp.arguments(schemas.DecisionArgs)
 @bp.response(200)
 def reject(args: dict[str, Any], proposal_id: int) -> dict[str, Any]:
-    """Reject a proposal."""
+    """Reject a proposal (the plan is unchanged)."""
     return _decide(proposal_id, False, args["reason"])

@@ -21,9 +21,11 @@ from gridsvc.accounts import audit
 from gridsvc.accounts.users import require
 from gridsvc.coverage import compute_coverage, find_blindspots, suggest_sites
 from gridsvc.errors import Conflict, GridsvcError, InputRejected
+from gridsvc.pairing import service as pairing
 from gridsvc.portal import roster as roster_service
+from gridsvc.portal.proposals import load_proposal, render_diff_map
 from gridsvc.portal.search import record_details, search_codes
-from gridsvc.web import db, jobs_api, schemas
+from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 from gridsvc.web.i18n import t
 
@@ -174,66 +176,93 @@ def blindspots() -> str:
 
 @bp.route("/rebalance", methods=["GET", "POST"])
 def rebalance() -> Any:
-    """The planner's rebalance: run a proposal, review its diff, accept or reject it."""
+    """The planner's rebalance: run a proposal, review its diff (map and table), decide."""
     user = current_user()
+    require(user, plan=True)
     communities = _communities()
     community = _chosen_community(communities)
-    proposal = message = None
-    status = 200
+    shown = request.args.get("proposal", type=int)
+    message, status = None, 200
     if request.method == "POST":
-        require(user, plan=True)
         action = request.form.get("action")
         try:
-            service = jobs_api._pairing_service()
             if action == "propose":
-                proposal = service.propose_rebalance(
-                    db.conn(),
-                    community_code=community,
-                    settings=db.settings(),
-                    created_by=user.username,
-                ).to_dict()
-                audit.record(
-                    db.conn(), "proposal", user=user, target=f"proposal {proposal.get('id')}"
-                )
-            elif action in ("accept", "reject"):
-                pid = int(request.form["proposal_id"])
-                reason = request.form.get("reason", "")[:500]
-                if action == "accept":
-                    outcome = service.accept_proposal(
-                        db.conn(),
-                        pid,
-                        expected_version=int(request.form["version"]),
-                        decided_by=user.username,
-                        reason=reason,
-                    )
-                    message = f"{t('accepted')} {outcome.to_dict().get('version')}"
-                else:
-                    outcome = service.reject_proposal(
-                        db.conn(), pid, decided_by=user.username, reason=reason
-                    )
-                    message = t("rejected")
-                body = outcome.to_dict()
-                audit.record(
-                    db.conn(),
-                    f"proposal_{action}",
-                    user=user,
-                    target=f"proposal {pid}",
-                    reason=reason,
-                    before=body.get("before"),
-                    after=body.get("after"),
-                    community_id=body.get("community_id"),
-                )
+                made = _propose(user, community)
+                return redirect(url_for(".rebalance", community=community, proposal=made), 303)
+            if action not in ("accept", "reject"):
+                raise InputRejected(f"action {action!r}: expected propose, accept or reject", [])
+            shown = request.form.get("proposal_id", type=int)
+            message = _decide(user, shown, action)
         except Conflict as exc:
             message, status = f"{t('stale')} ({exc.message})", 409
         except GridsvcError as exc:
             message, status = exc.message, exc.http_status
+    proposal = load_proposal(db.conn(), shown) if shown else None
     return render_template(
         "rebalance.html",
         communities=communities,
-        community=community,
+        community=proposal["community"] if proposal else community,
         proposal=proposal,
         message=message,
+        failed=status >= 400,
     ), status
+
+
+def _propose(user: Any, community: str | None) -> int:
+    if community is None:
+        raise InputRejected("rebalance: no community in your scope", [])
+    made = pairing.propose_rebalance(
+        db.conn(), community_code=community, settings=db.settings(), created_by=user.username
+    )
+    audit.record(
+        db.conn(),
+        "proposal",
+        user=user,
+        target=f"proposal {made.id}",
+        community_id=made.community_id,
+        details={"community": community, "base_version": made.base_version, **made.counts},
+    )
+    return made.id
+
+
+def _decide(user: Any, proposal_id: int | None, action: str) -> str:
+    if proposal_id is None:
+        raise InputRejected("proposal_id: expected a proposal number", [])
+    reason = request.form.get("reason", "")[:500]
+    if action == "accept":
+        outcome = pairing.accept_proposal(
+            db.conn(),
+            proposal_id,
+            expected_version=request.form.get("version", type=int),
+            decided_by=user.username,
+            reason=reason,
+        )
+        message = f"{t('accepted')} {outcome.version}"
+    else:
+        outcome = pairing.reject_proposal(
+            db.conn(), proposal_id, decided_by=user.username, reason=reason
+        )
+        message = t("rejected")
+    audit.record(
+        db.conn(),
+        f"proposal_{action}",
+        user=user,
+        target=f"proposal {proposal_id}",
+        reason=reason,
+        before=outcome.before,
+        after=outcome.after,
+        community_id=outcome.community_id,
+    )
+    return message
+
+
+@bp.route("/rebalance/<int:proposal_id>/map")
+def proposal_map(proposal_id: int) -> Response:
+    """The diff map of a proposal (every asset inlined: no CDN; every value escaped)."""
+    from gridsvc.web.i18n import lang as current_lang
+
+    html = render_diff_map(db.conn(), proposal_id, settings=db.settings(), lang=current_lang())
+    return Response(html, mimetype="text/html")
 
 
 @bp.route("/upload", methods=["GET", "POST"])

@@ -296,8 +296,9 @@ def test_jobs_are_queued_and_report_their_status(client, web):
     assert status["status"] == "queued"
     execute_job(web.settings, job_id)
     status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a")).get_json()
-    assert status["status"] in ("done", "failed")
-    assert status["status"] == "done" or status["error"]
+    assert status["status"] == "done", status
+    assert status["progress"] == 1 and status["result"]["runs"][0]["scope"] == COMMUNITY_A
+    assert status["result"]["versions"][COMMUNITY_A] >= 1
     other = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "viewer_b"))
     assert other.status_code == 404
     viewer = client.post(

@@ -1,4 +1,4 @@
-"""Browser test in headless Debian chromium: log in, open the map, toggle a layer, get a report."""
+"""Browser test in headless Debian chromium: log in, map, layer toggle, rebalance, report."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def live_url(web):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_login_map_layer_toggle_and_report(live_url, chromium, tmp_path):
+def test_login_map_layer_toggle_rebalance_and_report(live_url, chromium, tmp_path):
     context = chromium.new_context(accept_downloads=True)
     try:
         page = context.new_page()
@@ -47,6 +47,24 @@ def test_login_map_layer_toggle_and_report(live_url, chromium, tmp_path):
         before = boxes.first.is_checked()
         boxes.first.click()
         assert boxes.first.is_checked() != before
+        # the planner's rebalance: run a proposal, see its diff drawn, accept it
+        page.click("nav >> text=结对调整")
+        page.select_option("#propose-form select[name=community]", COMMUNITY_A)
+        page.click("#propose")
+        page.wait_for_selector("#diff-counts", timeout=60_000)
+        base = int(page.locator("#plan-version").inner_text())
+        diff = page.frame_locator("#diff-map")
+        layers = diff.locator(".leaflet-control-layers-overlays")
+        layers.locator("input[type=checkbox]").first.wait_for(timeout=30_000)
+        drawn = layers.inner_text()
+        assert "保持的结对" in drawn or "新增结对" in drawn  # kept pairs, or all new (first plan)
+        assert diff.locator(".leaflet-overlay-pane canvas, .leaflet-overlay-pane path").count()
+        page.fill("#decide-form input[name=reason]", "浏览器测试")
+        page.click("#accept")
+        page.wait_for_selector("#message")
+        assert f"方案已接受，版本 {base + 1}" in page.locator("#message").inner_text()
+        assert page.locator("#proposal-status").inner_text() == "已接受"
+        page.goto(f"{live_url}/map?community={COMMUNITY_A}")
         with page.expect_download() as download:
             page.click("#report-link")
         saved = tmp_path / "report.html"

@@ -28,3 +28,19 @@ def count(web, sql: str) -> int:
         value = conn.scalar(text(sql))
     engine.dispose()
     return int(value)
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of a rendered form."""
+    import re
+
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+def login_form(client, username: str) -> None:
+    """Log in through the login form, as a browser would."""
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]

@@ -32,7 +32,9 @@ POLICIES: dict[str, str] = {
     "communities": "gridsvc_scope_all() OR street_id = gridsvc_scope_street() "
     "OR id = gridsvc_scope_community()",
     "streets": "gridsvc_scope_all() OR id IN (SELECT street_id FROM communities)",
-    **{t: f"{IN_SCOPE} OR (community_id IS NULL AND gridsvc_scope_all())" for t in COMMUNITY_TABLES},
+    **{
+        t: f"{IN_SCOPE} OR (community_id IS NULL AND gridsvc_scope_all())" for t in COMMUNITY_TABLES
+    },
     "cadres": f"{IN_SCOPE} OR (community_id IS NULL AND street_id IN (SELECT id FROM streets))",
     "site_suggestions": "run_id IN (SELECT id FROM site_runs)",
 }
