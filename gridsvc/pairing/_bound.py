@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from time import perf_counter
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from gridsvc.pairing._arcs import Instance
 
@@ -65,7 +66,7 @@ def build_relaxation(
     p_node[row, col] = node
     p_cost[row, col] = cost
     p_w[row, col] = np.minimum(inst.weight[node], inst.hi[srv])
-    generic = (kth + inst.building_penalty) * inst.cost_weight
+    generic = _outside_floor(inst, node, srv, kth) * inst.cost_weight
     if inst.churn_weight:
         generic = generic + np.where(inst.current >= 0, inst.churn_weight, 0.0)
     lo, hi = inst.lo[servers], inst.hi[servers]
@@ -91,6 +92,37 @@ def build_relaxation(
         cover,
         int(inst.weight.sum()),
     )
+
+
+def _outside_floor(
+    inst: Instance, node: np.ndarray, srv: np.ndarray, kth: np.ndarray, *, k: int = 16
+) -> np.ndarray:
+    """Lower bound of each node's cost to any allowed server outside its arcs (penalties in).
+
+    Such a server is at least the k-th nearest distance away and in another building (every
+    server of the node's building is an arc); it is in another grid too unless it is one of
+    the node's grid, whose nearest non-arc server is looked up per grid.
+    """
+    floor = kth + inst.building_penalty + inst.grid_penalty
+    if not inst.grid_penalty or not np.isfinite(kth).any():
+        return np.minimum(floor, kth + inst.building_penalty)
+    arcs = np.sort(node * inst.m + srv)
+    elig = np.flatnonzero(inst.eligible)
+    sg = inst.s_grid[elig]
+    for g in np.unique(inst.grid[(inst.grid >= 0) & np.isfinite(kth)]):
+        nodes = np.flatnonzero((inst.grid == g) & np.isfinite(kth))
+        own = elig[sg == g]
+        if not own.size:
+            continue
+        kk = min(k, len(own))
+        d, j = cKDTree(inst.s_xy[own]).query(inst.xy[nodes], k=kk)
+        d, j = d.reshape(len(nodes), kk), own[j.reshape(len(nodes), kk)]
+        key = nodes[:, None] * inst.m + j
+        pos = np.minimum(np.searchsorted(arcs, key), len(arcs) - 1)
+        outside = arcs[pos] != key
+        first = np.where(outside.any(1), d[np.arange(len(nodes)), outside.argmax(1)], d[:, -1])
+        floor[nodes] = np.minimum(floor[nodes], first + inst.building_penalty)
+    return floor
 
 
 def server_values(rel: Relaxation, u: np.ndarray, weight: np.ndarray, *, generic: bool = True):

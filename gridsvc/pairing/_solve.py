@@ -14,7 +14,13 @@ from scipy.spatial import cKDTree
 
 from gridsvc.pairing import result as R
 from gridsvc.pairing._arcs import Instance, all_allowed, candidate_arcs, merge_clients
-from gridsvc.pairing._bound import build_relaxation, greedy_open, server_values, subgradient
+from gridsvc.pairing._bound import (
+    build_relaxation,
+    evaluate,
+    greedy_open,
+    server_values,
+    subgradient,
+)
 from gridsvc.pairing._flow import Flow, solve_flow
 from gridsvc.pairing._start import building_start
 
@@ -67,10 +73,20 @@ class _Search:
         self.best: tuple[np.ndarray, Flow] | None = None
         self.seen: set[bytes] = set()
         self.flows = 0
+        self._arcs: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def arcs(self, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate arcs to ``active`` (the last few sets' arcs are kept)."""
+        key = active.tobytes()
+        if key not in self._arcs:
+            if len(self._arcs) >= 4:
+                self._arcs.pop(next(iter(self._arcs)))
+            self._arcs[key] = candidate_arcs(self.inst, np.flatnonzero(active), k=self.k)
+        return self._arcs[key]
 
     def flow(self, active: np.ndarray, *, free: bool = False) -> Flow:
         """Optimal flow to ``active`` over its candidate arcs (``free``: no minimum loads)."""
-        node, srv, _ = candidate_arcs(self.inst, np.flatnonzero(active), k=self.k)
+        node, srv, _ = self.arcs(active)
         self.flows += 1
         if free:
             return solve_flow(self.free, active, node, srv, even=False)
@@ -311,7 +327,7 @@ def _certify(inst: Instance, active: np.ndarray, flow: Flow, search: _Search) ->
     Nodes reachable from unpaired ones in the residual graph may only have allowed pairs to
     servers also reached (all full); any other allowed pair is added and the flow re-solved.
     """
-    node, srv, _ = candidate_arcs(inst, np.flatnonzero(active), k=search.k)
+    node, srv, _ = search.arcs(active)
     for _ in range(8):
         if not flow.unpaired.any():
             return flow
@@ -428,7 +444,7 @@ def _solve_one(
     reserve = min(0.3, 0.2 * time_limit)  # for the final bound, certificate and result
     deadline = t0 + time_limit - reserve
     rebalance = p.current is not None
-    node, srv, kth = candidate_arcs(inst, np.flatnonzero(elig), k=k_nearest)
+    node, srv, kth = search.arcs(elig)
     forced = inst.forced | (elig if not selecting else np.zeros_like(elig))
     rel = build_relaxation(inst, node, srv, kth, cover=cover, max_active=limit, forced=forced)
     cost, _ = inst.cost(node, srv)
@@ -473,9 +489,11 @@ def _solve_one(
     if rebalance or best_flow.shortfall.any():
         bound = np.nan
     else:
-        if not np.isfinite(bound) and cover == units:  # no ascent yet: start from pair costs
-            u = np.zeros(inst.n_nodes)
-            np.maximum.at(u, best_flow.node, best_flow.cost)
+        if not np.isfinite(bound) and cover == units:  # no ascent yet: nearest or pair costs
+            pair_u = np.zeros(inst.n_nodes)
+            np.maximum.at(pair_u, best_flow.node, best_flow.cost)
+            if evaluate(rel, pair_u, inst.weight)[0] > evaluate(rel, u, inst.weight)[0]:
+                u = pair_u
         lb, u, _ = subgradient(
             rel,
             inst.weight,
@@ -630,13 +648,17 @@ def _has_client_in_reach(p: PairingProblem, servers: np.ndarray) -> np.ndarray:
     if not len(servers) or not p.n_clients:
         return out
     radius = np.inf if p.max_distance is None else p.max_distance
-    for i, s in enumerate(servers):
-        clients = np.arange(p.n_clients)
-        if not p.cross_community and p.server_community[s] >= 0:
-            clients = clients[p.client_community == p.server_community[s]]
-        if len(clients):
-            d = np.hypot(*(p.client_xy[clients] - p.server_xy[s]).T)
-            out[i] = bool((d <= radius).any())
+    sc = p.server_community[servers]
+    scoped = ~p.cross_community & (sc >= 0)
+    groups = [(np.arange(p.n_clients), np.flatnonzero(~scoped))]
+    groups += [
+        (np.flatnonzero(p.client_community == c), np.flatnonzero(scoped & (sc == c)))
+        for c in np.unique(sc[scoped])
+    ]
+    for clients, at in groups:
+        if len(clients) and len(at):
+            d, _ = cKDTree(p.client_xy[clients]).query(p.server_xy[servers[at]], k=1)
+            out[at] = d <= radius
     return out
 
 
