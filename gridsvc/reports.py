@@ -22,6 +22,7 @@ from sqlalchemy import Connection, text
 from geodata.projection import metric_epsg, to_metres
 from gridsvc.coverage import compute_coverage, find_blindspots
 from gridsvc.errors import Forbidden
+from gridsvc.load_ranges import fill_ranges, range_sql
 from gridsvc.settings import Settings
 from maps.coverage_map import MapData, MapOptions
 from maps.report import ReportData, render_report
@@ -154,7 +155,11 @@ def gather_report(
     summary |= {f"reach_{r}": cov.summary.get(f"reach_{r}") for r in settings.life_circles_m}
     summary["stations"] = len(layers["stations"])
     summary["blindspots_total"] = int(sum(spots.counts().values()))
-    low, high = settings.household_load.min, settings.household_load.max
+    ranges = _load_ranges(conn, ids, settings)
+    default = (settings.household_load.min, settings.household_load.max)
+    low, high = ranges[0] if len(ranges) == 1 else default
+    below, above = (int(cov.summary.get(k) or 0) for k in ("loads_below_min", "loads_above_max"))
+    outside = (below, above) if len(ranges) > 1 else None
     map_data = MapData(
         streets=layers["streets"],
         communities=layers["communities"],
@@ -183,6 +188,7 @@ def gather_report(
         ),
         loads=_loads(cov.load_distribution, int(cov.summary.get("reserve") or 0)),
         load_range=(low, high),
+        loads_outside=outside,
         distances=_distances(conn, ids) if pairs else np.zeros(0),
         far_m=settings.far_pair_m,
         blindspots=dict(spots.frames),
@@ -369,6 +375,24 @@ def _loads(distribution: pd.DataFrame, reserve: int) -> np.ndarray:
     rows = distribution[distribution["kind"] == "households_per_member"]
     active = np.repeat(rows["load"].to_numpy(int), rows["count"].to_numpy(int))
     return np.concatenate([np.zeros(reserve, int), active])
+
+
+def _load_ranges(conn: Connection, ids: list[int], settings: Settings) -> list[tuple[int, int]]:
+    """The distinct households-per-member ranges of the scope's members, resolved as the
+    pairing resolves them (:mod:`gridsvc.load_ranges`)."""
+    rows = pd.DataFrame(
+        conn.execute(
+            text(
+                f"SELECT DISTINCT {range_sql('households', person='m', community='c', street='s')} "
+                "FROM members m JOIN communities c ON c.id = m.community_id "
+                "JOIN streets s ON s.id = c.street_id WHERE m.community_id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        ).all(),
+        columns=["min_load", "max_load"],
+    )
+    ranges = fill_ranges(rows, settings.household_load)
+    return sorted({(int(a), int(b)) for a, b in ranges.itertuples(index=False)})
 
 
 def _distances(conn: Connection, ids: list[int]) -> np.ndarray:

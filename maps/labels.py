@@ -48,6 +48,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "top_rank": ("最靠前排序", "Top rank"),
     "value": ("数值", "Value"),
     "figure": ("指标", "Figure"),
+    "colon": ("：", ": "),
+    "below_own": ("低于各自下限", "Below their own minimum"),
+    "within_own": ("在各自范围内", "Within their own range"),
+    "above_own": ("高于各自上限", "Above their own maximum"),
     "lines_omitted": (
         "结对过多，仅在选中党员时绘制连线",
         "too many pairs: lines drawn for a selection only",

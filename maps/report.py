@@ -53,6 +53,10 @@ class ReportData:
         Households per member, one value per eligible member (0 for reserve members).
     load_range
         The allowed households per member ``(min, max)``.
+    loads_outside
+        When members' ranges differ (own, community or street settings): the active members
+        below and above their own range, as coverage counts them; the load table then reports
+        these instead of comparing every load with ``load_range``.
     distances
         Metres of every member–household pair.
     far_m
@@ -72,6 +76,7 @@ class ReportData:
     grids: pd.DataFrame | None = None
     loads: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     load_range: tuple[int, int] = (15, 25)
+    loads_outside: tuple[int, int] | None = None
     distances: np.ndarray = field(default_factory=lambda: np.zeros(0))
     far_m: float = 500.0
     blindspots: Mapping[str, pd.DataFrame] = field(default_factory=dict)
@@ -146,7 +151,9 @@ def render_report(data: ReportData, options: MapOptions | None = None) -> str:
             y_label=t.members_axis,
             band_label=f"{t.range_band} {low}–{high}",
         ),
-        load_table=_pairs_table(_load_rows(data.loads, low, high, lang), lang),
+        load_table=_pairs_table(
+            _load_rows(data.loads, low, high, lang, outside=data.loads_outside), lang
+        ),
         distances=_pairs_table(_distance_rows(data.distances, data.far_m, lang), lang),
         blindspots=[
             _blindspot_section(kind, frame, lang=lang, masked=opts.masked)
@@ -222,19 +229,33 @@ def _pairs_table(rows: list[tuple[str, str]], lang: str) -> dict[str, Any]:
     }
 
 
-def _load_rows(loads: np.ndarray, low: int, high: int, lang: str) -> list[tuple[str, str]]:
+def _load_rows(
+    loads: np.ndarray,
+    low: int,
+    high: int,
+    lang: str,
+    *,
+    outside: tuple[int, int] | None = None,
+) -> list[tuple[str, str]]:
     values = np.asarray(loads, dtype=int)
     active = values[values > 0]
     en = lang == "en"
+    if outside is None:
+        below, above = int((active < low).sum()), int((active > high).sum())
+        names = (
+            (f"< {low}", f"{low}–{high}", f"> {high}")
+            if en
+            else (f"少于{low}户", f"{low}–{high}户", f"多于{high}户")
+        )
+    else:
+        below, above = outside
+        names = tuple(label(k, lang) for k in ("below_own", "within_own", "above_own"))
     rows = [
         (label("members_active", lang), f"{active.size:,}"),
         (label("members_reserve", lang), f"{int((values == 0).sum()):,}"),
-        (f"< {low}" if en else f"少于{low}户", f"{int((active < low).sum()):,}"),
-        (
-            f"{low}–{high}" if en else f"{low}–{high}户",
-            f"{int(((active >= low) & (active <= high)).sum()):,}",
-        ),
-        (f"> {high}" if en else f"多于{high}户", f"{int((active > high).sum()):,}"),
+        (names[0], f"{below:,}"),
+        (names[1], f"{active.size - below - above:,}"),
+        (names[2], f"{above:,}"),
     ]
     if active.size:
         rows.append(("median" if en else "中位数", f"{np.median(active):.1f}"))

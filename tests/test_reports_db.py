@@ -11,8 +11,10 @@ from sqlalchemy import text
 
 from geodata.demo import load_demo
 from gridsvc.cli import cli
+from gridsvc.coverage import compute_coverage
 from gridsvc.errors import Forbidden, NotFound
 from gridsvc.reports import build_report, gather_report
+from maps.report import render_report
 
 STREET = "530102001"
 COMMUNITY = "530102001001"
@@ -149,3 +151,17 @@ def test_cli_report(scratch_url, tmp_path):
     assert missing.exit_code == 4
     neither = runner.invoke(cli, ["report", "--out", str(out)], env=env)
     assert neither.exit_code == 2
+
+
+def test_load_table_uses_the_ranges_the_pairing_uses(demo, settings):
+    _fake_pairs(demo)
+    demo.execute(text("UPDATE streets SET household_min = 1, household_max = 2"))
+    data = gather_report(demo, community_code=COMMUNITY, settings=settings)
+    assert data.load_range == (1, 2) and data.loads_outside is None
+    demo.execute(text("UPDATE members SET min_load = 3, max_load = 40 WHERE id % 4 = 0"))
+    data = gather_report(demo, community_code=COMMUNITY, settings=settings)
+    cov = compute_coverage(demo, community_code=COMMUNITY, settings=settings).summary
+    assert data.loads_outside == (cov["loads_below_min"], cov["loads_above_max"])
+    assert sum(data.loads_outside) > 0
+    html = render_report(data)
+    assert "低于各自下限" in html and "少于1户" not in html
