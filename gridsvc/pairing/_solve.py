@@ -649,7 +649,7 @@ def _has_client_in_reach(p: PairingProblem, servers: np.ndarray) -> np.ndarray:
         return out
     radius = np.inf if p.max_distance is None else p.max_distance
     sc = p.server_community[servers]
-    scoped = ~p.cross_community & (sc >= 0)
+    scoped = (sc >= 0) & (not p.cross_community)
     groups = [(np.arange(p.n_clients), np.flatnonzero(~scoped))]
     groups += [
         (np.flatnonzero(p.client_community == c), np.flatnonzero(scoped & (sc == c)))
