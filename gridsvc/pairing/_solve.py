@@ -96,6 +96,23 @@ class _Search:
             self.best = (active.copy(), flow)
         return flow
 
+    def fill(
+        self, active: np.ndarray, *, unpaired: int, rounds: int = 4
+    ) -> tuple[np.ndarray, Flow]:
+        """Open the nearest closed server of each unpaired client until at most ``unpaired``
+        clients stay unpaired (or ``rounds`` rounds); return the set and its flow."""
+        inst = self.inst
+        flow = self.flow(active)
+        for _ in range(rounds):
+            off = np.flatnonzero(~active & inst.eligible)
+            if int(flow.unpaired.sum()) <= unpaired or not off.size:
+                break
+            _, j = cKDTree(inst.s_xy[off]).query(inst.xy[np.flatnonzero(flow.unpaired)], k=1)
+            active = active.copy()
+            active[off[np.unique(j)]] = True
+            flow = self.flow(active)
+        return active, flow
+
     def drop(
         self, active: np.ndarray, *, unpaired: int, flow: Flow | None = None
     ) -> tuple[np.ndarray, Flow]:
@@ -460,7 +477,8 @@ def _solve_one(
         else:
             built = bool((inst.building >= 0).any())
             if built:  # households live in buildings: open members there first
-                search.drop(building_start(inst), unpaired=units - cover)
+                active, flow = search.fill(building_start(inst), unpaired=units - cover)
+                search.drop(active, unpaired=units - cover, flow=flow)
                 search.local(rel, deadline=deadline)
             if not built or perf_counter() < deadline - 0.3 * time_limit:
                 upper = search.best[1].total_cost if search.best else flow_all.total_cost
