@@ -19,7 +19,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def make_engine(url: str, **kwargs: object) -> Engine:
     """An engine for ``url`` with pre-ping (pooled connections survive a server restart)."""
-    return create_engine(url, pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return create_engine(url, **{"pool_pre_ping": True, **kwargs})  # type: ignore[arg-type]
 
 
 def engine_from_settings(settings: Settings) -> Engine:

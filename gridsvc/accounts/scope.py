@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from gridsvc.accounts.users import User
@@ -19,12 +19,11 @@ def app_database_url(settings: Settings) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def apply_scope(conn: Connection, user: User | None) -> None:
-    """Limit the current transaction's rows to the user's scope (nothing when None).
+def scope_settings(user: User | None) -> dict[str, str]:
+    """The transaction settings that limit rows to the user's scope (all empty when None).
 
-    Uses ``set_config(..., true)``, the function form of ``SET LOCAL``: the scope ends with the
-    transaction, so a pooled connection never carries it to the next request. ``app.plan`` is
-    on for planners and admins: only then may the app role write pairing tables (0005).
+    ``app.street``, ``app.community`` or ``app.all`` name the scope; ``app.plan`` is on for
+    planners and admins: only then may the app role write pairing tables (0005).
     """
     street = community = every = plan = ""
     if user is not None:
@@ -35,13 +34,26 @@ def apply_scope(conn: Connection, user: User | None) -> None:
         else:
             every = "on"
         plan = "on" if user.can_plan else ""
-    conn.execute(
-        text(
-            "SELECT set_config('app.street', :s, true), set_config('app.community', :c, true), "
-            "set_config('app.all', :a, true), set_config('app.plan', :p, true)"
-        ),
-        {"s": street, "c": community, "a": every, "p": plan},
+    return {"app.street": street, "app.community": community, "app.all": every, "app.plan": plan}
+
+
+def scope_sql(user: User | None) -> tuple[str, dict[str, str]]:
+    """``set_config`` calls (SQL select-list items, psycopg placeholders) and their parameters."""
+    values = scope_settings(user)
+    items = ", ".join(
+        f"set_config('{name}', %(scope{i})s, true) AS scope{i}" for i, name in enumerate(values)
     )
+    return items, {f"scope{i}": value for i, value in enumerate(values.values())}
+
+
+def apply_scope(conn: Connection, user: User | None) -> None:
+    """Limit the current transaction's rows to the user's scope (nothing when None).
+
+    Uses ``set_config(..., true)``, the function form of ``SET LOCAL``: the scope ends with the
+    transaction, so a pooled connection never carries it to the next request.
+    """
+    items, params = scope_sql(user)
+    conn.exec_driver_sql("SELECT " + items, params)
 
 
 def set_app_password(conn: Connection, password: str) -> None:

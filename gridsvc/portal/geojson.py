@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from gridsvc.errors import NotFound
 from gridsvc.portal._sql import pairs_exist
 
+_KEY = "SELECT c.id, (SELECT version FROM data_version) FROM communities c WHERE c.code = %s"
 _PAIRED = "(SELECT DISTINCT household_id FROM current_household_pairs WHERE community_id = :c)"
 _NONE = "(SELECT NULL::integer AS household_id WHERE false)"
 
@@ -48,3 +50,20 @@ def coverage_geojson(conn: Connection, community_id: int) -> bytes:
     """
     sql = _SQL.format(paired=_PAIRED if pairs_exist(conn) else _NONE)
     return conn.scalar(text(sql), {"c": community_id}).encode()
+
+
+def coverage_key(conn: Connection, code: str) -> tuple[int, int]:
+    """The community's id and the data version, in one round trip: what the GeoJSON is cached by.
+
+    The lookup runs under row-level security, so it is also the scope check. It runs on every
+    GeoJSON request, so straight on the driver (a third of SQLAlchemy's statement overhead).
+
+    Raises
+    ------
+    NotFound
+        When no community with ``code`` is in the caller's scope (same message either way).
+    """
+    row = conn.connection.driver_connection.execute(_KEY, (code,)).fetchone()
+    if row is None:
+        raise NotFound(f"community {code!r}: no such community in your scope")
+    return int(row[0]), int(row[1] or 0)

@@ -15,8 +15,7 @@ from gridsvc.accounts.users import User, create_user, list_users, require
 from gridsvc.coverage import compute_coverage, find_blindspots, suggest_sites
 from gridsvc.errors import Forbidden
 from gridsvc.portal import roster as roster_service
-from gridsvc.portal._sql import community_id, data_version
-from gridsvc.portal.geojson import coverage_geojson
+from gridsvc.portal.geojson import coverage_geojson, coverage_key
 from gridsvc.portal.search import record_details, search_codes
 from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
@@ -96,14 +95,13 @@ def coverage_geojson_view(args: dict[str, Any]) -> Response:
     Cached per community and data version; answers 304 to a matching If-None-Match.
     """
     connection = db.conn()
-    cid = community_id(connection, args["community"])  # the scope check (row-level security)
-    key = (cid, data_version(connection))
+    key = coverage_key(connection, args["community"])  # also the scope check (row-level security)
     with _CACHE_LOCK:
         body = _GEOJSON_CACHE.get(key)
         if body is not None:
             _GEOJSON_CACHE.move_to_end(key)
     if body is None:
-        body = coverage_geojson(connection, cid)
+        body = coverage_geojson(connection, key[0])
         with _CACHE_LOCK:
             _GEOJSON_CACHE[key] = body
             while len(_GEOJSON_CACHE) > CACHE_ENTRIES:

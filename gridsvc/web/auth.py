@@ -8,11 +8,14 @@ on every unsafe request (forms carry it; scripts use tokens instead).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -26,7 +29,8 @@ from flask_wtf.csrf import CSRFProtect
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from gridsvc.accounts import audit, tokens
+from gridsvc.accounts import audit, callers
+from gridsvc.accounts.callers import CallerCache, Credential
 from gridsvc.accounts.users import User, authenticate, end_sessions, get_user
 from gridsvc.web import db
 from gridsvc.web.i18n import t
@@ -56,27 +60,59 @@ def _bearer() -> str | None:
     return None
 
 
+def _credential() -> Credential | None:
+    token = _bearer()
+    if token is not None:
+        return Credential(token=token)
+    if "uid" not in session:
+        return None
+    if time.time() - session.get("at", 0) >= current_app_lifetime():
+        return Credential()  # expired: matches no one
+    return Credential(user_id=session["uid"], version=session.get("ver"))
+
+
 def _load_user() -> None:
     g.user = None
     g.via_token = False
-    token = _bearer()
-    connection = db.conn(scoped=False)
-    if token is not None:
-        user_id = tokens.user_id_for_token(connection, token)
-        user = get_user(connection, user_id) if user_id else None
-        if user is None or not user.active:
-            abort(401, description="invalid or revoked API token")
-        g.user, g.via_token = user, True
-    elif "uid" in session:
-        user = get_user(connection, session["uid"])
-        fresh = time.time() - session.get("at", 0) < current_app_lifetime()
-        if user and user.active and user.session_version == session.get("ver") and fresh:
-            g.user = user
-        else:
-            session.clear()
+    credential = _credential()
+    if credential is None:
+        return
+    user = _caller(credential) if credential.valid_form else None
+    if user is not None:
+        g.user, g.via_token = user, credential.token is not None
+    elif credential.token is not None:
+        abort(401, description="invalid or revoked API token")
+    else:
+        session.clear()
+
+
+def _caller(credential: Credential) -> User | None:
+    """The credential's user, with this request's transaction scoped to them (see callers)."""
+    cache: CallerCache = current_app.extensions["gridsvc.callers"]
+    known = cache.get(credential)
+    if known is not None:
+        row = db.first_row(*callers.confirm_sql(credential, known))
+        if row is not None:  # the usual case: one statement, BEGIN included
+            _touch(credential, row)
+            return known
+    row = db.first_row(*callers.lookup_sql(credential))
+    if row is None:
+        cache.put(credential, None)
+        return None
+    _touch(credential, row)
+    g.user = user = callers.user_of(row)
     db.rescope()
-    if g.user is not None and g.user.scope_level != "all":
-        g.user = get_user(connection, g.user.id)  # now the scope's codes are visible
+    if user.scope_level != "all":  # now the scope's codes are visible
+        full = get_user(db.conn(), user.id)
+        codes = (full.street_code, full.community_code) if full else (None, None)
+        user = replace(user, street_code=codes[0], community_code=codes[1])
+    cache.put(credential, user)
+    return user
+
+
+def _touch(credential: Credential, row: Any) -> None:
+    if credential.token is not None and row.stale:
+        callers.touch_token(db.conn(), row.token_id)
 
 
 def current_app_lifetime() -> float:
@@ -150,5 +186,6 @@ def logout() -> object:
 def init_app(app: Flask) -> None:
     """CSRF protection, the login guard before every request, the login pages."""
     csrf.init_app(app)
+    app.extensions["gridsvc.callers"] = CallerCache()
     app.before_request(_guard)
     app.register_blueprint(bp)

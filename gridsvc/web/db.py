@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
 from flask import Flask, Response, current_app, g
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Engine
 
-from gridsvc.accounts.scope import app_database_url, apply_scope
+from gridsvc.accounts.scope import app_database_url, apply_scope, scope_sql
 from gridsvc.db import make_engine
 from gridsvc.settings import Settings
 
@@ -20,17 +25,38 @@ def engine() -> Engine:
     return current_app.extensions["gridsvc.engine"]
 
 
-def conn(*, scoped: bool = True) -> Connection:
-    """This request's connection, in a transaction scoped to ``g.user`` (set by auth).
-
-    ``scoped=False`` skips setting the scope (auth sets it right after finding the user).
-    """
+def conn() -> Connection:
+    """This request's connection, in a transaction scoped to ``g.user`` (set by auth)."""
     if "conn" not in g:
-        g.conn = engine().connect()
-        g.conn.begin()
-        if scoped:
-            apply_scope(g.conn, g.get("user"))
+        items, params = scope_sql(g.get("user"))
+        first_row("SELECT " + items, params)
     return g.conn
+
+
+def first_row(sql: str, params: Mapping[str, Any]) -> Any:
+    """Run ``sql`` (psycopg placeholders) on this request's connection; its first row or None.
+
+    The request's first statement opens the connection straight on the driver (no SQLAlchemy
+    statement overhead). A pooled connection the server has dropped (a restart) is replaced and
+    the statement run again, once; this replaces a pre-ping round trip on every checkout.
+    """
+    if "conn" in g:
+        return g.conn.exec_driver_sql(sql, dict(params)).first()
+    try:
+        return _open(sql, params)
+    except psycopg.OperationalError:
+        if not g.conn.connection.driver_connection.broken:
+            raise
+    g.pop("conn").invalidate()
+    engine().dispose()  # the server went away: every pooled connection is dead
+    return _open(sql, params)
+
+
+def _open(sql: str, params: Mapping[str, Any]) -> Any:
+    g.conn = engine().connect()
+    g.conn.begin()
+    raw = g.conn.connection.driver_connection
+    return raw.cursor(row_factory=namedtuple_row).execute(sql, params).fetchone()
 
 
 def rescope() -> None:
@@ -64,6 +90,11 @@ def init_app(app: Flask) -> None:
     url = app.config.get("GRIDSVC_APP_DATABASE_URL") or app_database_url(
         app.config["GRIDSVC_SETTINGS"]
     )
-    app.extensions["gridsvc.engine"] = make_engine(url, pool_size=10, max_overflow=10)
+    app.extensions["gridsvc.engine"] = make_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=False,  # see first_row
+    )
     app.after_request(_finish)
     app.teardown_request(_teardown)
