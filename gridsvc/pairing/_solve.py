@@ -125,7 +125,9 @@ class _Search:
         active = active.copy()
         keep = self.inst.forced.copy()
         flow = flow if flow is not None else self.flow(active)
+        unpaired = max(unpaired, int(flow.unpaired.sum()))  # closing must not pair fewer
         mean_lo = max(float(np.mean(self.inst.lo[self.inst.eligible])), 1.0)
+        free = None
         while True:
             over = 0 if self.max_active is None else int(active.sum()) - self.max_active
             short = int(flow.shortfall.sum())
@@ -136,15 +138,18 @@ class _Search:
             if not pool.size:
                 return active, flow
             q = max(1, int(self.batch * short / mean_lo), (over + 1) // 2)
-            free = self.flow(active, free=True)
+            if free is None:  # the same set's free flow serves every retry
+                free = self.flow(active, free=True)
             close = self._pick_closures(active, free, pool, min(q, len(pool)))
             trial = active.copy()
             trial[close] = False
             nxt = self.flow(trial)
-            if int(nxt.unpaired.sum()) > unpaired:
-                keep[close[0]] = True
+            if int(nxt.unpaired.sum()) > unpaired:  # keep the closed servers they came from
+                lost = np.isin(free.node, np.flatnonzero(nxt.unpaired))
+                culprits = np.intersect1d(close, free.srv[lost])
+                keep[culprits if culprits.size else close[:1]] = True
                 continue
-            active, flow = trial, nxt
+            active, flow, free = trial, nxt, None
 
     def _regret(self, active: np.ndarray, flow: Flow) -> tuple[np.ndarray, np.ndarray]:
         """Cost each server's clients would add moving to their next nearest active server,
@@ -496,7 +501,8 @@ def _solve_one(
                 opened[rel.servers[often >= 0.5]] = True
                 if opened.sum() < rel.kmin:
                     opened[rel.servers[greedy_open(rel, u, inst.weight)]] = True
-                search.drop(opened | inst.forced, unpaired=units - cover)
+                active, flow = search.fill(opened | inst.forced, unpaired=units - cover)
+                search.drop(active, unpaired=units - cover, flow=flow)
         if search.best is None or _key(search.best[1], inst)[:2] != (units - cover, 0):
             search.drop(elig, unpaired=units - cover, flow=flow_all)
         search.local(rel, deadline=deadline)
