@@ -194,9 +194,12 @@ def part_city(workers: int, limit: float, households: int = 1_000_000) -> None:
     ]
     jobs += [("members", m, cad[cad["street"] == s], limit) for s, m in mem.groupby("street")]
     t = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ProcessPoolExecutor(workers) as pool:
         out = list(pool.map(_solve_part, jobs, chunksize=4))
     wall = time.perf_counter() - t
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     n_hh = len(hh)
     paired = sum(o[1] for o, j in zip(out, jobs, strict=True) if j[0] == "households")
     paired_m = sum(o[1] for o, j in zip(out, jobs, strict=True) if j[0] == "members")
@@ -205,6 +208,7 @@ def part_city(workers: int, limit: float, households: int = 1_000_000) -> None:
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(f"households paired {paired:,}/{n_hh:,}; members paired {paired_m:,}/{len(mem):,}")
     print(f"median gap {statistics.median(gaps):.2%}, max gap {max(gaps):.2%}")
+    print(f"workers' CPU {cpu:.1f} s ({cpu / workers:.1f} s each: the wall time on idle cores)")
     print(
         f"solve wall {wall:.1f} s; peak memory parent {parent:.2f} GB + {workers} workers "
         f"≤ {child:.2f} GB each = {parent + workers * child:.2f} GB at most"
