@@ -472,6 +472,7 @@ def _solve_one(
     cost, _ = inst.cost(node, srv)
     u = np.full(inst.n_nodes, np.inf)
     np.minimum.at(u, node, cost)
+    nearest = np.minimum(u, rel.generic)  # a unit of a node costs at least this
     u[~np.isfinite(u)] = 0.0
     if cover < units:
         u[:] = 0.0  # some clients stay unpaired: start from prices that make none worth more
@@ -530,7 +531,7 @@ def _solve_one(
                 min(t0 + time_limit - 0.3 * reserve, perf_counter() + 0.25 * time_limit),
             ),
         )
-        bound = max(bound, lb)
+        bound = max(bound, lb, _cheapest_units(nearest, inst.weight, cover))
     timings["bound"] = perf_counter() - t
 
     t = perf_counter()
@@ -546,6 +547,15 @@ def _solve_one(
     flow = _certify(inst, active, flow, search)
     timings["flows"] = float(search.flows)
     return _result(p, inst, pins, flow, cover, bound, case, timings, t0)
+
+
+def _cheapest_units(price: np.ndarray, weight: np.ndarray, cover: int) -> float:
+    """Sum of the ``cover`` cheapest units when each node's units cost at least ``price``."""
+    ok = np.isfinite(price)
+    o = np.argsort(price[ok], kind="stable")
+    p, w = price[ok][o], weight[ok][o]
+    take = np.clip(cover - (np.cumsum(w) - w), 0, w)
+    return float(take @ p)
 
 
 def _rebalance_start(inst: Instance, p: PairingProblem) -> np.ndarray:
