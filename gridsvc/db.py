@@ -35,16 +35,28 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def _maintenance_engine(url: str) -> Engine:
+    """An autocommit engine on the server's ``postgres`` database, for CREATE/DROP DATABASE."""
+    target = make_url(url).set(database="postgres")
+    return make_engine(target.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url`` if it exists, closing its connections (tests, benches)."""
+    name = make_url(url).database
+    admin = _maintenance_engine(url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
 def ensure_database(url: str) -> bool:
     """Create the database of ``url`` and the PostGIS extension when missing.
 
     Returns True when the database was created. Needs a role allowed to create databases.
     """
     target = make_url(url)
-    admin = make_engine(
-        target.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
+    admin = _maintenance_engine(url)
     created = False
     with admin.connect() as conn:
         exists = conn.scalar(

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from gridsvc.db import init_database, make_engine
+from gridsvc.db import drop_database, init_database, make_engine
 from gridsvc.settings import Settings, load_settings
 
 DATA = Path(__file__).with_name("data")
@@ -78,13 +78,7 @@ def scratch_url(settings: Settings) -> Iterator[str]:
 def _drop_database(url: str) -> None:
     from sqlalchemy.engine import make_url
 
-    target = make_url(url)
-    if "test" not in (target.database or ""):
-        raise pytest.UsageError(f"refusing to drop {target.database!r}: not a test database")
-    admin = make_engine(
-        target.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-    admin.dispose()
+    name = make_url(url).database or ""
+    if "test" not in name:
+        raise pytest.UsageError(f"refusing to drop {name!r}: not a test database")
+    drop_database(url)

@@ -17,7 +17,7 @@ from webhelpers import COMMUNITY_A, PASSWORD, STREET_A, STREET_B
 
 from gridsvc.accounts.tokens import issue_token
 from gridsvc.accounts.users import create_user
-from gridsvc.db import init_database, make_engine
+from gridsvc.db import drop_database, init_database, make_engine
 from gridsvc.settings import Settings
 
 _B_SQL = """
@@ -63,7 +63,7 @@ def web(settings: Settings) -> Iterator[Web]:
 
     url = make_url(settings.database_url)
     web_url = url.set(database=f"{url.database}_webapp").render_as_string(hide_password=False)
-    _drop(web_url)
+    drop_database(web_url)
     init_database(web_url)
     engine = make_engine(web_url)
     with engine.begin() as conn:
@@ -74,7 +74,7 @@ def web(settings: Settings) -> Iterator[Web]:
     tokens = _users(engine)
     engine.dispose()
     yield Web(web_url, settings.with_(database_url=web_url), tokens)
-    _drop(web_url)
+    drop_database(web_url)
 
 
 def _users(engine: Engine) -> dict[str, str]:
@@ -95,30 +95,3 @@ def _users(engine: Engine) -> dict[str, str]:
             )
             tokens[name] = issue_token(conn, user.id, "tests")
     return tokens
-
-
-def _drop(url: str) -> None:
-    target = make_url(url)
-    admin = make_engine(
-        target.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-    admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def app(web: Web):
-    """The Flask app on the web test database (TESTING, no job queue)."""
-    from gridsvc.web import create_app
-
-    app = create_app({"TESTING": True, "GRIDSVC_SETTINGS": web.settings, "GRIDSVC_NO_QUEUE": True})
-    yield app
-    app.extensions["gridsvc.engine"].dispose()
-
-
-@pytest.fixture
-def client(app):
-    """A test client without a session."""
-    return app.test_client()
