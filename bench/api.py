@@ -1,7 +1,8 @@
 """Benchmark the coverage GeoJSON of a 5,000-household community under 50 concurrent clients.
 
-Server: gunicorn as in production, ``gthread`` workers (2 processes x 8 threads on 2 cores, HTTP
-keep-alive), as the ``gridsvc_app`` role with row-level security. Load: wrk on loopback, 50
+Server: gunicorn with the repository's ``gunicorn.conf.py`` and ``--workers 2`` as in the image
+(``gthread``: 2 processes x 8 threads on 2 cores, HTTP keep-alive), as the ``gridsvc_app`` role
+with row-level security. Load: wrk on loopback, 50
 connections, 2 threads, bounded duration, an API token, full 200 responses (no If-None-Match).
 Baseline in the same run: ``/api/me`` (authentication and one scoped transaction, no data).
 Also printed, not part of the target: conditional GETs answered 304, and the GeoJSON query
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import runpy
 import secrets
 import shutil
 import signal
@@ -42,6 +44,7 @@ from gridsvc.settings import load_settings
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/gridsvc_bench_api"
 HOUSEHOLDS = 5000
+CONFIG = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 LUA = """
 done = function(summary, latency, requests)
   io.write(string.format("RESULT p50=%.3f p95=%.3f p99=%.3f rps=%.1f errors=%d n=%d\\n",
@@ -124,8 +127,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gthread worker")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, help="threads per worker (gunicorn.conf.py: 8)")
+    parser.add_argument("--worker-class", help="gunicorn worker class (gunicorn.conf.py: gthread)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -134,12 +137,15 @@ def main() -> None:
     print(f"GeoJSON query alone (a cache miss), median of 20: {miss:.1f} ms")
     env = {**os.environ, "GRIDSVC_DATABASE_URL": args.db, "GRIDSVC_SECRET_KEY": "bench" * 8}
     gunicorn = Path(sys.executable).with_name("gunicorn")
+    command = [str(gunicorn), "--config", str(CONFIG), "--workers", str(args.workers)]
+    if args.worker_class:
+        command += ["--worker-class", args.worker_class]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    command += ["--bind", f"127.0.0.1:{args.port}", "--log-level", "warning"]
     server = subprocess.Popen(
-        [str(gunicorn), "--workers", str(args.workers), "--worker-class", args.worker_class,
-         "--threads", str(args.threads), "--bind", f"127.0.0.1:{args.port}",
-         "--log-level", "warning", "gridsvc.web:create_app()"],
-        env=env, start_new_session=True,
-    )  # fmt: skip
+        [*command, "gridsvc.web:create_app()"], env=env, start_new_session=True
+    )
     try:
         base = f"http://127.0.0.1:{args.port}"
         _wait(base)
@@ -149,7 +155,7 @@ def main() -> None:
         with urllib.request.urlopen(request) as response:
             size, etag = len(response.read()), response.headers["ETag"]
         print(
-            f"gunicorn {args.worker_class}: {args.workers} workers x {args.threads} threads; "
+            f"gunicorn {_server(args)}; "
             f"coverage GeoJSON {size / 1024:.0f} KiB per response; "
             f"load average before: {_load()}"
         )
@@ -175,6 +181,12 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _server(args: argparse.Namespace) -> str:
+    conf = runpy.run_path(str(CONFIG))
+    kind = args.worker_class or conf["worker_class"]
+    return f"{kind}, {args.workers} workers x {args.threads or conf['threads']} threads"
 
 
 def _load() -> str:
