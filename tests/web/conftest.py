@@ -95,3 +95,19 @@ def _users(engine: Engine) -> dict[str, str]:
             )
             tokens[name] = issue_token(conn, user.id, "tests")
     return tokens
+
+
+@pytest.fixture(scope="session")
+def app(web: Web):
+    """The Flask app on the web test database (TESTING, no job queue)."""
+    from gridsvc.web import create_app
+
+    app = create_app({"TESTING": True, "GRIDSVC_SETTINGS": web.settings, "GRIDSVC_NO_QUEUE": True})
+    yield app
+    app.extensions["gridsvc.engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client without a session."""
+    return app.test_client()
