@@ -1,7 +1,7 @@
 """Benchmark the coverage GeoJSON of a 5,000-household community under 50 concurrent clients.
 
 Server: gunicorn with the repository's ``gunicorn.conf.py`` and ``--workers 2`` as in the image
-(``gthread``: 2 processes x 8 threads on 2 cores, HTTP keep-alive), as the ``gridsvc_app`` role
+(``gthread``: 2 processes x 4 threads on 2 cores, HTTP keep-alive), as the ``gridsvc_app`` role
 with row-level security. Load: wrk on loopback, 50
 connections, 2 threads, bounded duration, an API token, full 200 responses (no If-None-Match).
 Baseline in the same run: ``/api/me`` (authentication and one scoped transaction, no data).
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, help="threads per worker (gunicorn.conf.py: 8)")
+    parser.add_argument("--threads", type=int, help="threads per worker (gunicorn.conf.py: 4)")
     parser.add_argument("--worker-class", help="gunicorn worker class (gunicorn.conf.py: gthread)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
