@@ -73,8 +73,10 @@ setup_postgis() {
   fi
   local ver
   ver=$(pg_version)
-  if [ ! -f "/usr/share/postgresql/$ver/extension/postgis.control" ]; then
-    apt_install "postgresql-$ver-postgis-3"
+  # The extension needs both its control file (the -scripts package) and its library.
+  if [ ! -f "/usr/share/postgresql/$ver/extension/postgis.control" ] \
+     || ! ls "/usr/lib/postgresql/$ver/lib/"postgis-3*.so >/dev/null 2>&1; then
+    apt_install "postgresql-$ver-postgis-3" "postgresql-$ver-postgis-3-scripts"
   fi
   start_cluster "$ver"
   if psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1 </dev/null; then
