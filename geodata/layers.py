@@ -74,27 +74,42 @@ LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (
         Layer(
-            "streets", "streets", "MultiPolygon", r"^\d{9}$",
+            "streets",
+            "streets",
+            "MultiPolygon",
+            r"^\d{9}$",
             (Field("name", required=True, doc="street name"), *_LOADS),
             geometry_required=False,
             doc="街道: 9-digit code (GB/T 2260 district 6 + 3); boundary optional",
         ),
         Layer(
-            "communities", "communities", "MultiPolygon", r"^\d{12}$",
+            "communities",
+            "communities",
+            "MultiPolygon",
+            r"^\d{12}$",
             (Field("name", required=True, doc="community name"), *_LOADS),
             (Parent("street_code", "streets", "street_id", required=True, derivable=False),),
             geometry_required=False,
             doc="社区: 12-digit code (street 9 + 3); boundary optional",
         ),
         Layer(
-            "grids", "grids", "MultiPolygon", r"^\d{15}$",
+            "grids",
+            "grids",
+            "MultiPolygon",
+            r"^\d{15}$",
             (Field("name", required=True, doc="grid name"),),
-            (Parent("community_code", "communities", "community_id", required=True,
-                    derivable=False),),
+            (
+                Parent(
+                    "community_code", "communities", "community_id", required=True, derivable=False
+                ),
+            ),
             doc="网格: 15-digit code (community 12 + sequence 3, DB11/T 2157-2023)",
         ),
         Layer(
-            "buildings", "buildings", "MultiPolygon", None,
+            "buildings",
+            "buildings",
+            "MultiPolygon",
+            None,
             (
                 Field("name", doc="building name"),
                 Field("kind", "enum", choices=BUILDING_KINDS, doc="default residential"),
@@ -109,7 +124,10 @@ LAYERS: dict[str, Layer] = {
             doc="楼栋: footprint polygon; community and grid derived by location when absent",
         ),
         Layer(
-            "households", "households", "Point", None,
+            "households",
+            "households",
+            "Point",
+            None,
             (
                 *_PERSON,
                 Field("size", "int", doc="people in the household, default 1"),
@@ -127,7 +145,10 @@ LAYERS: dict[str, Layer] = {
             doc="户: point, or building_code alone (point = building's inner point)",
         ),
         Layer(
-            "members", "members", "Point", None,
+            "members",
+            "members",
+            "Point",
+            None,
             (
                 *_PERSON,
                 Field("kind", "enum", choices=MEMBER_KINDS, doc="default resident"),
@@ -144,7 +165,10 @@ LAYERS: dict[str, Layer] = {
             doc="党员: home point, or building_code alone",
         ),
         Layer(
-            "cadres", "cadres", "Point", None,
+            "cadres",
+            "cadres",
+            "Point",
+            None,
             (*_PERSON, Field("level", "enum", required=True, choices=CADRE_LEVELS), *_OWN_LOAD),
             (
                 Parent("street_code", "streets", "street_id", required=True, derivable=False),
@@ -153,7 +177,10 @@ LAYERS: dict[str, Layer] = {
             doc="干部: office point; level street (no community_code) or community",
         ),
         Layer(
-            "stations", "stations", "Point", None,
+            "stations",
+            "stations",
+            "Point",
+            None,
             (
                 Field("name", doc="station name"),
                 Field("services", "list", doc="services, separated by , or ;"),
