@@ -1,12 +1,12 @@
 """Benchmark the coverage GeoJSON of a 5,000-household community under 50 concurrent clients.
 
-Server: gunicorn with the repository's ``gunicorn.conf.py`` and ``--workers 2`` as in the image
-(``gthread``: 2 processes x 4 threads on 2 cores, HTTP keep-alive), as the ``gridsvc_app`` role
-with row-level security. Load: wrk on loopback, 50
-connections, 2 threads, bounded duration, an API token, full 200 responses (no If-None-Match).
-Baseline in the same run: ``/api/me`` (authentication and one scoped transaction, no data).
-Also printed, not part of the target: conditional GETs answered 304, and the GeoJSON query
-itself (the cache miss after any data change), timed in-process as the app role.
+Server: gunicorn as in the image (``gunicorn --workers 2``: sync workers, 2 on 2 cores; 3 gave
+the same, 4-6 and gthread workers a longer tail), as the ``gridsvc_app`` role with row-level
+security. Load: wrk on loopback, 50 connections, 2 threads, bounded duration, an API token, full
+200 responses (no If-None-Match). Baseline in the same run: ``/api/me`` (authentication and one
+scoped transaction, no data). Also printed, not part of the target: conditional GETs answered
+304, and the GeoJSON query itself (the cache miss after any data change), timed in-process as the
+app role.
 
 Prints p50/p95/p99 and requests per second, each the median of ``--repeats`` runs, and the load
 average (the machine is shared: figures are noisy while others work).
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import runpy
 import secrets
 import shutil
 import signal
@@ -44,7 +43,6 @@ from gridsvc.settings import load_settings
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/gridsvc_bench_api"
 HOUSEHOLDS = 5000
-CONFIG = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 LUA = """
 done = function(summary, latency, requests)
   io.write(string.format("RESULT p50=%.3f p95=%.3f p99=%.3f rps=%.1f errors=%d n=%d\\n",
@@ -127,8 +125,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, help="threads per worker (gunicorn.conf.py: 4)")
-    parser.add_argument("--worker-class", help="gunicorn worker class (gunicorn.conf.py: gthread)")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -137,11 +135,8 @@ def main() -> None:
     print(f"GeoJSON query alone (a cache miss), median of 20: {miss:.1f} ms")
     env = {**os.environ, "GRIDSVC_DATABASE_URL": args.db, "GRIDSVC_SECRET_KEY": "bench" * 8}
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "--config", str(CONFIG), "--workers", str(args.workers)]
-    if args.worker_class:
-        command += ["--worker-class", args.worker_class]
-    if args.threads:
-        command += ["--threads", str(args.threads)]
+    command = [str(gunicorn), "--workers", str(args.workers), "--worker-class", args.worker_class]
+    command += ["--threads", str(args.threads)]
     command += ["--bind", f"127.0.0.1:{args.port}", "--log-level", "warning"]
     server = subprocess.Popen(
         [*command, "gridsvc.web:create_app()"], env=env, start_new_session=True
@@ -184,9 +179,7 @@ def main() -> None:
 
 
 def _server(args: argparse.Namespace) -> str:
-    conf = runpy.run_path(str(CONFIG))
-    kind = args.worker_class or conf["worker_class"]
-    return f"{kind}, {args.workers} workers x {args.threads or conf['threads']} threads"
+    return f"{args.worker_class}, {args.workers} workers x {args.threads} threads"
 
 
 def _load() -> str:
