@@ -573,38 +573,17 @@ def propose_rebalance(
     def server_code(j: Any) -> str | None:
         return None if j is None or int(j) < 0 else str(codes_s[int(j)])
 
-    changes = (
-        [
-            {
-                "kind": "moved",
-                "client": str(codes_c[r.client]),
-                "old_server": server_code(r.old_server),
-                "server": server_code(r.server),
-                "reason": r.reason,
-            }
-            for r in diff.moved.itertuples()
-        ]
-        + [
-            {
-                "kind": "new",
-                "client": str(codes_c[r.client]),
-                "old_server": None,
-                "server": server_code(r.server),
-                "reason": r.reason,
-            }
-            for r in diff.new.itertuples()
-        ]
-        + [
-            {
-                "kind": "dropped",
-                "client": str(codes_c[r.client]),
-                "old_server": server_code(r.old_server),
-                "server": None,
-                "reason": r.reason,
-            }
-            for r in diff.dropped.itertuples()
-        ]
-    )
+    changes = [
+        {
+            "kind": kind,
+            "client": str(codes_c[r.client]),
+            "old_server": server_code(getattr(r, "old_server", None)),
+            "server": server_code(getattr(r, "server", None)),
+            "reason": r.reason,
+        }
+        for kind, frame in (("moved", diff.moved), ("new", diff.new), ("dropped", diff.dropped))
+        for r in frame.itertuples()
+    ]
     counts = {
         "kept": len(diff.kept),
         "moved": len(diff.moved),
