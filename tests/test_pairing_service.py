@@ -76,6 +76,13 @@ def test_rebalance_proposal_accept_bumps_version_and_stale_is_refused(conn, demo
     assert first.base_version == v1 and first.forced == forced
     changed = first.counts["moved"] + first.counts["new"] + first.counts["dropped"]
     assert forced <= changed < 2 * forced + 1
+    # the proposal reports its cost with a proven bound on cost + churn, and the gap
+    assert first.churn_m == settings.churn_weight_m * first.counts["moved"]
+    assert first.gap is not None and 0 <= first.gap < 0.5
+    assert first.lower_bound_m <= first.cost_m + first.churn_m + 0.1
+    assert f"gap {first.gap:.2%}" in first.summary
+    stored = scalar(conn, "SELECT summary->>'gap' FROM proposals WHERE id = :i", i=first.id)
+    assert float(stored) == pytest.approx(first.gap)
     assert service.plan_version(conn, cid) == v1  # nothing changes before acceptance
     outcome = service.accept_proposal(conn, first.id, expected_version=v1, decided_by="t")
     assert outcome.version == v1 + 1

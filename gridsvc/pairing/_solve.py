@@ -477,7 +477,7 @@ def _solve_one(
     if cover < units:
         u[:] = 0.0  # some clients stay unpaired: start from prices that make none worth more
     bound = -np.inf
-    if selecting or rebalance:
+    if selecting:  # balanced and deficit: every eligible server stays active, rebalancing too
         if rebalance:
             search.drop(start, unpaired=units - cover)
         else:
@@ -511,7 +511,7 @@ def _solve_one(
 
     t = perf_counter()
     best_flow = search.best[1] if search.best else flow_all
-    if rebalance or best_flow.shortfall.any():
+    if best_flow.shortfall.any():
         bound = np.nan
     else:
         if not np.isfinite(bound) and cover == units:  # no ascent yet: nearest or pair costs
@@ -539,7 +539,7 @@ def _solve_one(
         search.perturb(
             rel, bound=bound, gap_tolerance=gap_tolerance, deadline=deadline, patience=kicks
         )
-    if selecting or rebalance:
+    if selecting:
         active, flow = search.best
     else:
         active, flow = elig.copy(), flow_all
@@ -625,11 +625,12 @@ def _result(
         R.NOT_ELIGIBLE,
         np.where(~reachable, R.NO_CLIENT_IN_REACH, R.MAX_ACTIVE if at_limit else R.SURPLUS),
     ).astype(object)
-    total = float(cost.sum())
-    pin_cost = float(cost[pinned].sum())
+    churn, forced = _churn(p, c, s)
+    total, objective = float(cost.sum()), float(cost.sum() + churn.sum())
+    pin_cost = float(cost[pinned].sum() + churn[pinned].sum())
     lb = float(bound) + pin_cost if np.isfinite(bound) else np.nan
-    lb = min(lb, total) if np.isfinite(lb) else lb
-    gap = (total - lb) / total if total > 0 and np.isfinite(lb) else (0.0 if total == 0 else np.nan)
+    lb = min(lb, objective) if np.isfinite(lb) else lb
+    gap = _gap(objective, lb, float(churn[forced].sum()))
     timings["total"] = perf_counter() - t0
     return R.PairingResult(
         status="optimal" if np.isfinite(gap) and gap <= 1e-9 else "feasible",
@@ -655,7 +656,31 @@ def _result(
         timings=MappingProxyType(dict(timings)),
         client_ids=p.client_ids,
         server_ids=p.server_ids,
+        churn_cost=objective - total,
     )
+
+
+def _churn(p: PairingProblem, c: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Churn weight per pair whose client leaves its current server (rebalancing), and which
+    of those moves the data force (the current server is no longer eligible or in scope)."""
+    if p.current is None or not p.churn_weight:
+        return np.zeros(len(c)), np.zeros(len(c), dtype=bool)
+    cur = p.current[c]
+    moved = (cur >= 0) & (cur != s)
+    gone = ~p.server_eligible[cur]
+    if not p.cross_community:
+        sc = p.server_community[cur]
+        gone |= (sc != p.client_community[c]) & (sc >= 0)
+    return np.where(moved, float(p.churn_weight), 0.0), moved & gone
+
+
+def _gap(objective: float, lb: float, forced_churn: float = 0.0) -> float:
+    """Relative gap; churn that no plan can avoid is left out of the denominator, so a
+    rebalance's gap is not flattered by the moves the data force."""
+    if objective - lb <= 0:
+        return 0.0
+    base = objective - forced_churn
+    return (objective - lb) / base if base > 0 and np.isfinite(lb) else np.nan
 
 
 def _scope_groups(p: PairingProblem, clients: np.ndarray, servers: np.ndarray):
@@ -728,8 +753,12 @@ def _solve_split(p: PairingProblem, **opts) -> R.PairingResult:
     )
     ro = np.argsort(res, kind="stable")
     cost = sum(r.cost for *_, r in parts)
+    # churn over the whole problem: a part drops current servers outside it (a move that
+    # every plan pays, so its bound stays valid without it)
+    pair_churn, forced = _churn(p, pc, cat([si[r.pair_server] for _, si, r in parts]))
+    churn = float(pair_churn.sum())
     lb = sum(r.lower_bound for *_, r in parts)
-    gap = (cost - lb) / cost if cost > 0 else 0.0
+    gap = _gap(cost + churn, lb, float(pair_churn[forced].sum()))
     cases = {r.case for *_, r in parts}
     timings: dict[str, float] = {}
     for *_, r in parts:
@@ -760,6 +789,7 @@ def _solve_split(p: PairingProblem, **opts) -> R.PairingResult:
         timings=MappingProxyType(timings),
         client_ids=p.client_ids,
         server_ids=p.server_ids,
+        churn_cost=float(churn),
     )
 
 

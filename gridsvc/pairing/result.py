@@ -48,9 +48,11 @@ class PairingResult:
         and that distance (``inf`` when none is in scope).
     reserve, reserve_reason
         Servers carrying nobody, with the reason.
-    cost, lower_bound, gap
-        Total pair cost (metres), a proven lower bound on it for the paired count achieved,
-        and ``(cost - lower_bound) / cost``.
+    cost, churn_cost, lower_bound, gap
+        Total pair cost (metres); when rebalancing, the churn weight paid for the clients
+        moved off their current server (else 0); a proven lower bound on the objective
+        (``cost + churn_cost``) for the paired count achieved, and
+        ``(objective - lower_bound) / objective``.
     coverage_bound
         The most clients the loads and rules allow (a max-flow bound); ``n_paired`` equals it
         unless ``max_active`` binds.
@@ -83,6 +85,12 @@ class PairingResult:
     timings: Mapping[str, float]
     client_ids: np.ndarray
     server_ids: np.ndarray
+    churn_cost: float = 0.0
+
+    @property
+    def objective(self) -> float:
+        """What the solver minimises and the bound bounds: pair cost plus churn."""
+        return self.cost + self.churn_cost
 
     @property
     def n_paired(self) -> int:
@@ -137,6 +145,7 @@ class PairingResult:
             f"{self.case}: paired {self.n_paired}/{self.coverage_bound} "
             f"(unpaired {len(self.unpaired)}), active {int(self.active.sum())}, "
             f"reserve {len(self.reserve)}, cost {self.cost:,.1f} m, "
-            f"bound {self.lower_bound:,.1f} m, gap {self.gap:.2%}, {self.status}, "
+            + (f"churn {self.churn_cost:,.1f} m, " if self.churn_cost else "")
+            + f"bound {self.lower_bound:,.1f} m, gap {self.gap:.2%}, {self.status}, "
             f"{self.timings.get('total', 0.0):.2f} s"
         )

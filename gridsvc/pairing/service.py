@@ -75,14 +75,25 @@ class Proposal:
     forced: int
     changes: list[dict[str, Any]]
     status: str = "open"
+    cost_m: float | None = None
+    churn_m: float | None = None
+    lower_bound_m: float | None = None
+    gap: float | None = None
 
     @property
     def summary(self) -> str:
-        """One line of counts."""
+        """One line of counts, and the proposal's cost with its proven gap when known."""
         c = self.counts
-        return (
+        line = (
             f"kept {c['kept']}, moved {c['moved']}, new {c['new']}, dropped {c['dropped']} "
             f"(changed {c['moved'] + c['new'] + c['dropped']}, forced by data {self.forced})"
+        )
+        if self.cost_m is None:
+            return line
+        gap = "–" if self.gap is None else f"{self.gap:.2%}"
+        return (
+            f"{line}; cost {self.cost_m:,.0f} m + churn {self.churn_m or 0:,.0f} m, "
+            f"lower bound {self.lower_bound_m or 0:,.0f} m, gap {gap}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -590,6 +601,12 @@ def propose_rebalance(
         "new": len(diff.new),
         "dropped": len(diff.dropped),
     }
+    quality = {
+        "cost_m": round(result.cost, 1),
+        "churn_m": round(result.churn_cost, 1),
+        "lower_bound_m": run.lower_bound_m,
+        "gap": run.gap,
+    }
     pid = int(
         db.execute(
             text(
@@ -601,13 +618,13 @@ def propose_rebalance(
                 "c": cid,
                 "v": base,
                 "r": run.id,
-                "s": json.dumps({**counts, "forced": diff.forced}),
+                "s": json.dumps({**counts, "forced": diff.forced, **quality}),
                 "ch": json.dumps(changes, ensure_ascii=False),
                 "by": created_by,
             },
         ).scalar_one()
     )
-    return Proposal(pid, community_code, cid, base, run.id, counts, diff.forced, changes)
+    return Proposal(pid, community_code, cid, base, run.id, counts, diff.forced, changes, **quality)
 
 
 def _open_proposal(db: Db, proposal_id: int) -> Any:
