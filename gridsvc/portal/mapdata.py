@@ -24,6 +24,8 @@ SUMMARY_KEYS = {
     "active": "members_active",
     "reserve": "members_reserve",
     "cadres": "cadres_total",
+    "loads_below_min": "loads_below_min",
+    "loads_above_max": "loads_above_max",
 }
 
 
@@ -42,7 +44,7 @@ def load_map_data(
         When the code names no street or community the caller may see.
     """
     scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
-    data = load_scope(conn, scope, geometry=True)
+    data = load_scope(conn, scope, settings=settings, geometry=True)
     ids = scope.community_ids.tolist()
     hh_paired = data.households["household_id"].isin(data.household_pairs["household_id"])
     households = _points(data.households.assign(paired=hh_paired.to_numpy()))
