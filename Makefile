@@ -13,24 +13,26 @@ ENV := set -a; [ -f .gridsvc.env ] && . ./.gridsvc.env; set +a;
 HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_STREET := 530102001
-# Logins `make demo` creates when missing (demo only: change them with make demo DEMO_ADMIN_PASSWORD=...).
+# `gridsvc demo --users` creates the logins demo (admin) and viewer (of street $(DEMO_STREET)) when
+# missing, with random passwords it prints once and keeps in .gridsvc-demo-users (mode 0600);
+# make demo DEMO_ADMIN_PASSWORD=... DEMO_VIEWER_PASSWORD=... chooses them instead.
 # The demo serves plain HTTP, where a Secure session cookie is not sent back (only localhost is
-# exempt in some browsers), so only its serve step runs with GRIDSVC_COOKIE_SECURE=0.
-DEMO_ADMIN_PASSWORD ?= gridsvc-demo-admin
-DEMO_VIEWER_PASSWORD ?= gridsvc-demo-viewer
+# exempt in some browsers), so only its serve step runs with GRIDSVC_COOKIE_SECURE=0. A job
+# worker runs beside the server (pairing runs and large imports from the pages) and stops with it.
+DEMO_ADMIN_PASSWORD ?=
+DEMO_VIEWER_PASSWORD ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test install db browser assets report serve lint bench clean
 
 demo: install db assets
-	$(ENV) $(BIN)/gridsvc demo
+	$(ENV) GRIDSVC_DEMO_ADMIN_PASSWORD='$(DEMO_ADMIN_PASSWORD)' GRIDSVC_DEMO_VIEWER_PASSWORD='$(DEMO_VIEWER_PASSWORD)' $(BIN)/gridsvc demo --users
 	$(ENV) $(BIN)/gridsvc pair --street $(DEMO_STREET) --level all
 	$(ENV) $(BIN)/gridsvc report --street $(DEMO_STREET) --out out/demo-report.html
 	@echo "report: out/demo-report.html"
-	$(ENV) $(BIN)/gridsvc user add demo --role admin --password '$(DEMO_ADMIN_PASSWORD)' --if-missing
-	$(ENV) $(BIN)/gridsvc user add viewer --role viewer --street $(DEMO_STREET) --password '$(DEMO_VIEWER_PASSWORD)' --if-missing
-	@echo "log in at http://$(HOST):$(PORT)/ as demo / $(DEMO_ADMIN_PASSWORD) (admin) or viewer / $(DEMO_VIEWER_PASSWORD) (viewer of street $(DEMO_STREET))"
-	$(ENV) GRIDSVC_COOKIE_SECURE=0 $(BIN)/gridsvc serve --host $(HOST) --port $(PORT)
+	@echo "log in at http://$(HOST):$(PORT)/ as demo (admin) or viewer (viewer of street $(DEMO_STREET)); passwords: printed by gridsvc demo above, kept in .gridsvc-demo-users"
+	$(ENV) $(BIN)/gridsvc worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
+	  GRIDSVC_COOKIE_SECURE=0 $(BIN)/gridsvc serve --host $(HOST) --port $(PORT)
 
 test: install db browser assets
 	$(ENV) $(BIN)/pytest $(PYTEST_ARGS)

@@ -59,6 +59,10 @@ GRIDSVC_SESSION_HOURS
     Lifetime of a login session in hours. Default 8.
 GRIDSVC_MAX_UPLOAD_MB
     Largest request body (uploads) the web app accepts, in megabytes. Default 50.
+GRIDSVC_DEMO_ADMIN_PASSWORD, GRIDSVC_DEMO_VIEWER_PASSWORD
+    Passwords ``gridsvc demo --users`` gives the demo logins ``demo`` (admin) and ``viewer``
+    when it creates them (``make demo DEMO_ADMIN_PASSWORD=...`` sets them). Empty (the
+    default): random ones, printed once and written to ``.gridsvc-demo-users`` (mode 0600).
 GRIDSVC_WORKERS
     Processes for city-scale runs. Default: the number of CPU cores.
 """
@@ -124,6 +128,8 @@ class Settings:
     cookie_secure: bool = True
     session_hours: float = 8.0
     max_upload_mb: float = 50.0
+    demo_admin_password: str = field(default="", repr=False)
+    demo_viewer_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def with_(self, **changes: Any) -> Settings:
@@ -178,6 +184,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "COOKIE_SECURE": ("cookie_secure", _flag),
     "SESSION_HOURS": ("session_hours", float),
     "MAX_UPLOAD_MB": ("max_upload_mb", float),
+    "DEMO_ADMIN_PASSWORD": ("demo_admin_password", str),
+    "DEMO_VIEWER_PASSWORD": ("demo_viewer_password", str),
     "WORKERS": ("workers", int),
 }
 

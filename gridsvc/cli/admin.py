@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
+
 import click
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from gridsvc.cli._common import get_engine, get_settings
 from gridsvc.db import init_database
+from gridsvc.settings import Settings
+
+#: Where ``gridsvc demo`` keeps the passwords it made (mode 0600, ignored by git).
+DEMO_USERS_FILE = ".gridsvc-demo-users"
 
 
 @click.group()
@@ -45,8 +54,29 @@ def db_init(ctx: click.Context) -> None:
     "Default: one street of 5 communities (~18,600 households).",
 )
 @click.option("--kunming", is_flag=True, help="Load the small real-footprint Kunming district.")
+@click.option(
+    "--users",
+    is_flag=True,
+    help="Also create the demo logins when missing (make demo does): demo (admin) and viewer "
+    "(viewer of the first street). Passwords: GRIDSVC_DEMO_ADMIN_PASSWORD / "
+    "GRIDSVC_DEMO_VIEWER_PASSWORD, else random ones, printed once and written to --users-file.",
+)
+@click.option(
+    "--users-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEMO_USERS_FILE,
+    show_default=True,
+    help="Where random demo passwords are written (readable by you only).",
+)
 @click.pass_context
-def demo(ctx: click.Context, seed: int, households: int | None, kunming: bool) -> None:
+def demo(
+    ctx: click.Context,
+    seed: int,
+    households: int | None,
+    kunming: bool,
+    users: bool,
+    users_file: Path,
+) -> None:
     """Generate and load a deterministic demo district (running it again updates it by code)."""
     from geodata.demo import load_demo
     from geodata.kunming import load_kunming
@@ -59,3 +89,52 @@ def demo(ctx: click.Context, seed: int, households: int | None, kunming: bool) -
             summary = load_demo(conn, seed=seed, households=households, progress=True)
     for layer, count in summary.items():
         click.echo(f"{layer:12s} {count:>9,d}")
+    if users:
+        with engine.begin() as conn:
+            made = _demo_users(conn, get_settings(ctx))
+        if made:
+            _keep_passwords(users_file, made)
+            for name, secret in made.items():
+                click.echo(f"password of {name}: {secret}")
+            click.echo(f"demo passwords written to {users_file} (mode 0600); not shown again")
+
+
+def _demo_users(conn: Connection, settings: Settings) -> dict[str, str]:
+    """Create the missing demo logins; the random passwords made, by user name."""
+    from gridsvc.accounts import audit
+    from gridsvc.accounts.users import create_user
+    from gridsvc.cli.web import _existing
+
+    street = conn.scalar(text("SELECT min(code) FROM streets"))
+    wanted = (
+        ("demo", "admin", None, settings.demo_admin_password),
+        ("viewer", "viewer", street, settings.demo_viewer_password),
+    )
+    made = {}
+    for name, role, street_code, given in wanted:
+        if _existing(conn, name, given or None):
+            continue
+        secret = given or secrets.token_urlsafe(16)
+        user = create_user(conn, name, secret, role=role, street_code=street_code)
+        audit.record(conn, "user_add", username="cli", target=name, after=user.to_dict())
+        click.echo(f"user {name} ({role}, scope {street_code or 'all'})")
+        if not given:
+            made[name] = secret
+    return made
+
+
+def _keep_passwords(path: Path, made: dict[str, str]) -> None:
+    """Write ``name<TAB>password`` lines to ``path`` (mode 0600), keeping other users' lines."""
+    kept = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, _, secret = line.partition("\t")
+            if secret and not name.startswith("#"):
+                kept[name] = secret
+    kept.update(made)
+    lines = ["# gridsvc demo logins: user<TAB>password (made by gridsvc demo)"]
+    lines += [f"{name}\t{secret}" for name, secret in kept.items()]
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older file may have had wider rights
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
