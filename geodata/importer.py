@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,11 @@ from geodata.schema import ImportLog
 from geodata.validate import validate
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.settings import Settings
+
+#: ``on_stage(stage, records)``: the import reached ``stage`` (``reading``, ``validating``,
+#: ``loading``, ``done``); ``records`` is what that stage works on (None while reading; records
+#: loaded when done).
+StageHook = Callable[[str, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ def import_file(
     columns: Mapping[str, str] | None = None,
     progress: bool = False,
     created_by: str | None = None,
+    on_stage: StageHook | None = None,
 ) -> ImportResult:
     """Import ``path`` into ``layer``: all-or-nothing unless ``skip_invalid``.
 
@@ -101,6 +107,9 @@ def import_file(
         Show a progress bar while loading.
     created_by
         Who ran the import, for the log.
+    on_stage
+        Called as each stage begins and when the load is done (:data:`StageHook`): for a
+        background job's progress. Nothing is called after a rejection.
 
     Raises
     ------
@@ -111,7 +120,9 @@ def import_file(
     started = time.perf_counter()
     spec = get_layer(layer)
     source = Path(path).name
+    stage = on_stage or _no_stage
     try:
+        stage("reading", None)
         raw = read_input(
             path,
             max_nesting=settings.max_nesting,
@@ -120,6 +131,7 @@ def import_file(
             encoding=encoding,
             layer=spec.name,
         )
+        stage("validating", len(raw.frame))
         checked = validate(raw, spec, crs=crs, max_vertices=settings.max_vertices, columns=columns)
     except InputRejected as exc:
         _log(conn, spec.name, source, 0, 0, len(exc.rejects), 0, started, created_by)
@@ -127,6 +139,7 @@ def import_file(
     rejects = list(checked.rejects)
     if rejects and not skip_invalid:
         _reject(conn, spec.name, source, rejects, len(checked.repairs), started, created_by)
+    stage("loading", len(checked.frame))
     with conn.begin_nested() as savepoint:
         loaded = load_layer(
             conn,
@@ -155,6 +168,7 @@ def import_file(
         started,
         created_by,
     )
+    stage("done", loaded.loaded)
     return ImportResult(
         spec.name,
         source,
@@ -168,6 +182,10 @@ def import_file(
         raw.encoding,
         time.perf_counter() - started,
     )
+
+
+def _no_stage(stage: str, records: int | None) -> None:
+    """The default :data:`StageHook`: nothing to report."""
 
 
 def _reject(

@@ -1,16 +1,25 @@
-"""Background jobs (city-wide pairing runs) on procrastinate, a PostgreSQL job queue.
+"""Background jobs (city-wide pairing runs, large imports) on procrastinate, a PostgreSQL queue.
 
 The web app writes a row of ``jobs`` (what, for whom, progress) and defers ``gridsvc:run_job``;
 ``gridsvc worker`` runs it. A job works as the ``gridsvc_app`` role with the scope of the user
 who asked (``SET LOCAL ROLE`` on the worker's own connection: the worker runs no user SQL), so
 row-level security bounds it exactly as it bounds that user's requests.
+
+``jobs.payload`` (bytea) holds a job's input file while it waits or runs (an upload to import)
+and, once it ends, its downloadable output (an import's rejects CSV) or nothing: the input is
+dropped in the statement that records the end. Keeping the file in the database, not in a spool
+folder, works wherever the worker runs (docker-compose gives the app and the worker no shared
+volume), commits with the job row or not at all, and leaves no orphan file when a worker dies.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import procrastinate
@@ -18,13 +27,15 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 from gridsvc.accounts.scope import APP_ROLE, apply_scope
-from gridsvc.accounts.users import get_user
+from gridsvc.accounts.users import User, get_user
 from gridsvc.db import make_engine
 from gridsvc.errors import GridsvcError, NotFound
 from gridsvc.settings import Settings, load_settings
 
-tasks = procrastinate.Blueprint()
+#: The queue's one task: run a recorded job.
+TASK = "gridsvc:run_job"
 Progress = Callable[[float, str], None]
+_DEFER_LOCK = threading.Lock()
 
 
 def conninfo(url: str) -> str:
@@ -32,11 +43,26 @@ def conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_queue(url: str) -> procrastinate.App:
-    """The job queue on the database at ``url`` with gridsvc's tasks."""
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)))
-    app.add_tasks_from(tasks, namespace="gridsvc")
+def make_queue(url: str, *, min_size: int = 4, max_size: int | None = None) -> procrastinate.App:
+    """The job queue on the database at ``url`` with gridsvc's task (a new app each call).
+
+    The task is registered on each app: adding a shared blueprint to a second app renames its
+    tasks (``gridsvc:gridsvc:run_job``), so a process that made two queues lost the task.
+    ``min_size`` and ``max_size`` size its connection pool (psycopg_pool's defaults).
+    """
+    connector = procrastinate.PsycopgConnector(
+        conninfo=conninfo(url), min_size=min_size, max_size=max_size
+    )
+    app = procrastinate.App(connector=connector)
+    app.task(name=TASK, pass_context=False)(run_job)
     return app
+
+
+@functools.cache
+def _deferring_queue(url: str) -> procrastinate.App:
+    """One queue app per database and process for deferring (each new app renames
+    procrastinate's own built-in tasks once more)."""
+    return make_queue(url, min_size=1, max_size=1)
 
 
 def create_job(
@@ -47,35 +73,58 @@ def create_job(
     params: dict[str, Any],
     street_id: int | None = None,
     community_id: int | None = None,
+    payload: bytes | None = None,
 ) -> int:
-    """Record a queued job; the caller defers it after committing."""
+    """Record a queued job (with its input file, if any); the caller defers it after committing."""
     return int(
         conn.scalar(
             text(
-                "INSERT INTO jobs (kind, params, user_id, street_id, community_id) "
-                "VALUES (:k, CAST(:p AS jsonb), :u, :s, :c) RETURNING id"
+                "INSERT INTO jobs (kind, params, user_id, street_id, community_id, payload) "
+                "VALUES (:k, CAST(:p AS jsonb), :u, :s, :c, :b) RETURNING id"
             ),
-            {"k": kind, "p": json.dumps(params), "u": user_id, "s": street_id, "c": community_id},
+            {
+                "k": kind,
+                "p": json.dumps(params),
+                "u": user_id,
+                "s": street_id,
+                "c": community_id,
+                "b": payload,
+            },
         )
     )
 
 
 def defer_job(queue_url: str, job_id: int) -> None:
-    """Put a recorded job on the queue."""
-    queue = make_queue(queue_url)
-    with queue.open():
-        queue.tasks["gridsvc:run_job"].defer(job_id=job_id)
+    """Put a recorded job on the queue (one connection, opened for it and closed)."""
+    queue = _deferring_queue(queue_url)
+    with _DEFER_LOCK, queue.open():
+        queue.tasks[TASK].defer(job_id=job_id)
 
 
-def job_status(conn: Connection, job_id: int, *, user_id: int | None = None) -> dict[str, Any]:
-    """A job's status and progress (only the asker's jobs when ``user_id`` is given)."""
+#: Jobs a user may see: their own; an admin also those inside their scope (an admin without a
+#: scope: all). Scope functions and ``communities`` are those of the request's row-level security.
+_VISIBLE = (
+    "(user_id = :u OR (CAST(:admin AS boolean) AND (gridsvc_scope_all() "
+    "OR street_id = gridsvc_scope_street() OR community_id IN (SELECT id FROM communities))))"
+)
+
+
+def job_status(conn: Connection, job_id: int, *, user: User) -> dict[str, Any]:
+    """A job's status, progress and result, when ``user`` may see it.
+
+    Raises
+    ------
+    NotFound
+        No such job, or one the user may not see (another user's; for an admin, outside their
+        scope).
+    """
     row = conn.execute(
         text(
             "SELECT id, kind, status, progress, message, result, error, params, created_at, "
-            "started_at, finished_at FROM jobs WHERE id = :i "
-            "AND (CAST(:u AS integer) IS NULL OR user_id = :u)"
+            "started_at, finished_at, payload IS NOT NULL AS has_output FROM jobs "
+            f"WHERE id = :i AND {_VISIBLE}"
         ),
-        {"i": job_id, "u": user_id},
+        {"i": job_id, "u": user.id, "admin": user.is_admin},
     ).first()
     if row is None:
         raise NotFound(f"job {job_id}: no such job of yours")
@@ -85,14 +134,65 @@ def job_status(conn: Connection, job_id: int, *, user_id: int | None = None) -> 
     return body
 
 
-#: Job kind → handler(conn, params, settings, progress) -> result dict.
-HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {}
+def job_output(conn: Connection, job_id: int, *, user: User) -> bytes:
+    """The output file of a finished job ``user`` may see (an import's rejects CSV).
+
+    Raises
+    ------
+    NotFound
+        No such job for this user, or it is not finished or left no file.
+    """
+    payload = conn.scalar(
+        text(
+            "SELECT payload FROM jobs WHERE id = :i AND status IN ('done', 'failed') "
+            f"AND {_VISIBLE}"
+        ),
+        {"i": job_id, "u": user.id, "admin": user.is_admin},
+    )
+    if payload is None:
+        raise NotFound(f"job {job_id}: no finished job of yours with a file to download")
+    return bytes(payload)
 
 
-def handler(kind: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+def job_input(conn: Connection, job_id: int) -> bytes:
+    """The input file of a running job (for its handler)."""
+    payload = conn.scalar(
+        text("SELECT payload FROM jobs WHERE id = :i AND status = 'running'"), {"i": job_id}
+    )
+    if payload is None:
+        raise NotFound(f"job {job_id}: no input file (already used, or not running)")
+    return bytes(payload)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as its handler sees it."""
+
+    id: int
+    kind: str
+    params: dict[str, Any]
+    user: User | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler returns: the result, an error (the job failed, yet its transaction
+    commits: logs and audit entries stay) and an output file (``jobs.payload``)."""
+
+    result: dict[str, Any]
+    error: str | None = None
+    output: bytes | None = field(default=None, repr=False)
+
+
+Handler = Callable[[Connection, Job, Settings, Progress], dict[str, Any] | Outcome]
+#: Job kind → handler(conn, job, settings, progress) -> result dict or :class:`Outcome`.
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
     """Register the function that runs jobs of ``kind``."""
 
-    def register(func: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def register(func: Handler) -> Handler:
         HANDLERS[kind] = func
         return func
 
@@ -100,25 +200,29 @@ def handler(kind: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...
 
 
 @handler("pairing")
-def _pairing(
-    conn: Connection, params: dict[str, Any], settings: Settings, progress: Progress
-) -> dict[str, Any]:
+def _pairing(conn: Connection, job: Job, settings: Settings, progress: Progress) -> dict[str, Any]:
     from gridsvc.pairing.service import run_pairing
 
     progress(0.0, "loading")
     report = run_pairing(
         conn,
-        street_code=params.get("street"),
-        community_code=params.get("community"),
+        street_code=job.params.get("street"),
+        community_code=job.params.get("community"),
         settings=settings,
-        created_by=params.get("username"),
+        created_by=job.params.get("username"),
         progress=lambda share, what: progress(0.95 * share, what),
     )
     progress(1.0, "done")
     return report.to_dict()
 
 
-@tasks.task(name="run_job", pass_context=False)
+@handler("import")
+def _import(conn: Connection, job: Job, settings: Settings, progress: Progress) -> Outcome:
+    from gridsvc.portal.imports import import_job
+
+    return import_job(conn, job, settings=settings, progress=progress)
+
+
 def run_job(job_id: int) -> None:
     """Run one recorded job and keep its row up to date (the worker's entry point)."""
     execute_job(load_settings(), job_id)
@@ -130,23 +234,34 @@ def execute_job(settings: Settings, job_id: int, *, engine: Engine | None = None
     engine = engine or make_engine(settings.database_url)
     try:
         with engine.begin() as conn:
-            job = conn.execute(
+            row = conn.execute(
                 text(
                     "UPDATE jobs SET status = 'running', started_at = now() WHERE id = :i "
                     "AND status = 'queued' RETURNING kind, params, user_id"
                 ),
                 {"i": job_id},
             ).first()
-        if job is None:
+        if row is None:
             return
         progress = _progress(engine, job_id)
         try:
             with engine.begin() as conn:
-                user = get_user(conn, job.user_id) if job.user_id else None
+                user = get_user(conn, row.user_id) if row.user_id else None
                 conn.exec_driver_sql(f"SET LOCAL ROLE {APP_ROLE}")
                 apply_scope(conn, user)
-                result = HANDLERS[job.kind](conn, job.params, settings, progress)
-            _finish(engine, job_id, "done", result=result)
+                job = Job(job_id, row.kind, row.params, user)
+                outcome = HANDLERS[row.kind](conn, job, settings, progress)
+            if not isinstance(outcome, Outcome):
+                outcome = Outcome(outcome)
+            status = "failed" if outcome.error else "done"
+            _finish(
+                engine,
+                job_id,
+                status,
+                result=outcome.result,
+                error=outcome.error,
+                output=outcome.output,
+            )
         except GridsvcError as exc:
             _finish(engine, job_id, "failed", error=exc.message)
         except Exception as exc:  # a job must end with a status the page can show
@@ -169,19 +284,27 @@ def _progress(engine: Engine, job_id: int) -> Progress:
 
 
 def _finish(
-    engine: Engine, job_id: int, status: str, *, result: Any = None, error: str | None = None
+    engine: Engine,
+    job_id: int,
+    status: str,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    output: bytes | None = None,
 ) -> None:
+    """Record the end of a job; its input file is replaced by its output (or dropped)."""
     with engine.begin() as conn:
         conn.execute(
             text(
                 "UPDATE jobs SET status = :s, progress = CASE WHEN :s = 'done' THEN 1 "
-                "ELSE progress END, result = CAST(:r AS jsonb), error = :e, finished_at = now() "
-                "WHERE id = :i"
+                "ELSE progress END, result = CAST(:r AS jsonb), error = :e, payload = :b, "
+                "finished_at = now() WHERE id = :i"
             ),
             {
                 "s": status,
                 "r": None if result is None else json.dumps(result, default=str),
                 "e": error,
+                "b": output,
                 "i": job_id,
             },
         )

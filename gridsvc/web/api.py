@@ -279,13 +279,20 @@ def add_token(args: dict[str, Any], username: str) -> tuple[dict[str, Any], int]
 @bp.arguments(schemas.ImportArgs, location="form")
 @bp.arguments(schemas.ImportFile, location="files")
 @bp.response(200)
-def upload(args: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
-    """Import a file into a layer (admins). Rejected files answer 422 listing every reject."""
-    from gridsvc.web.uploads import run_upload
+@bp.alt_response(202, description="Queued as a background import job: poll its ``url``.")
+def upload(args: dict[str, Any], files: dict[str, Any]) -> dict[str, Any] | tuple[dict, int]:
+    """Import a file into a layer (admins).
+
+    Files up to GRIDSVC_IMPORT_INLINE_MAX_MB import at once: 200 with the counts, or 422 listing
+    every reject. Larger ones are queued: 202 with the job's ``id`` and ``url``; the finished
+    job's result holds the counts and rejects, ``/api/jobs/<id>/rejects.csv`` all the rejects.
+    """
+    from gridsvc.web import uploads
 
     user = current_user()
     require(user, admin=True)
-    return run_upload(db.conn(), user, files["file"], **args)
+    body, queued = uploads.take_upload(user, files["file"], **args)
+    return (body, 202) if queued else body
 
 
 def init_app(app: Flask) -> None:

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from gridsvc import jobs
 from gridsvc.accounts import audit
-from gridsvc.accounts.users import require
+from gridsvc.accounts.users import User, require
 from gridsvc.coverage._data import resolve_scope
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.pairing import service as pairing
@@ -27,6 +27,34 @@ def queue_url() -> str:
     return str(db.engine().url.render_as_string(hide_password=False))
 
 
+def enqueue(
+    user: User,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    street_id: int | None = None,
+    community_id: int | None = None,
+    payload: bytes | None = None,
+) -> dict[str, Any]:
+    """Record a job (audited), commit it and put it on the queue; the 202 answer's body."""
+    connection = db.conn()
+    job_id = jobs.create_job(
+        connection,
+        kind,
+        user_id=user.id,
+        params=params,
+        street_id=street_id,
+        community_id=community_id,
+        payload=payload,
+    )
+    audit.record(connection, "job_start", user=user, target=f"{kind} job {job_id}")
+    connection.commit()
+    db.rescope()
+    if not current_app.config.get("GRIDSVC_NO_QUEUE"):
+        jobs.defer_job(queue_url(), job_id)
+    return {"id": job_id, "status": "queued", "url": f"/api/jobs/{job_id}"}
+
+
 @bp.route("/jobs", methods=["POST"])
 @bp.arguments(schemas.JobArgs)
 @bp.response(202)
@@ -34,36 +62,45 @@ def start_job(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Queue a pairing run of a street or community (planners); poll ``/api/jobs/<id>``."""
     user = current_user()
     require(user, plan=True)
-    connection = db.conn()
     scope = resolve_scope(
-        connection, street_code=args.get("street"), community_code=args.get("community")
+        db.conn(), street_code=args.get("street"), community_code=args.get("community")
     )
-    job_id = jobs.create_job(
-        connection,
+    params = {
+        "street": args.get("street"),
+        "community": args.get("community"),
+        "username": user.username,
+    }
+    body = enqueue(
+        user,
         args["kind"],
-        user_id=user.id,
-        params={
-            "street": args.get("street"),
-            "community": args.get("community"),
-            "username": user.username,
-        },
+        params,
         street_id=int(scope.street_ids[0]) if scope.level == "street" else None,
         community_id=int(scope.community_ids[0]) if scope.level == "community" else None,
     )
-    audit.record(connection, "job_start", user=user, target=f"{args['kind']} job {job_id}")
-    connection.commit()
-    db.rescope()
-    if not current_app.config.get("GRIDSVC_NO_QUEUE"):
-        jobs.defer_job(queue_url(), job_id)
-    return {"id": job_id, "status": "queued", "url": f"/api/jobs/{job_id}"}, 202
+    return body, 202
 
 
 @bp.route("/jobs/<int:job_id>")
 @bp.response(200)
 def job(job_id: int) -> dict[str, Any]:
-    """A job's status, progress, result or error (your own jobs; admins see all)."""
+    """A job's status, progress, result or error (your own jobs; admins: those in their scope).
+
+    An import job's result holds its counts and its first 500 rejects; ``has_output`` says
+    whether ``rejects.csv`` has the full list.
+    """
+    return jobs.job_status(db.conn(), job_id, user=current_user())
+
+
+@bp.route("/jobs/<int:job_id>/rejects.csv")
+@bp.response(200, content_type="text/csv")
+def job_rejects(job_id: int) -> Response:
+    """Every reject of a finished import job as CSV (UTF-8 with BOM, as the CLI writes it)."""
     user = current_user()
-    return jobs.job_status(db.conn(), job_id, user_id=None if user.is_admin else user.id)
+    body = jobs.job_output(db.conn(), job_id, user=user)
+    audit.record(db.conn(), "export_rejects", user=user, target=f"import job {job_id}")
+    response = Response(body, mimetype="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="job-{job_id}-rejects.csv"'
+    return response
 
 
 def _json(body: dict[str, Any], *, status: int = 200, etag: int | None = None) -> Response:

@@ -267,7 +267,8 @@ def proposal_map(proposal_id: int) -> Response:
 
 @bp.route("/upload", methods=["GET", "POST"])
 def upload() -> Any:
-    """Data upload for admins: the importer's result or its rejects."""
+    """Data upload for admins: the importer's result or its rejects; a large file goes to the
+    job queue and the browser to the job's page."""
     from geodata.layers import LAYERS as LAYER_SPECS
 
     user = current_user()
@@ -275,24 +276,31 @@ def upload() -> Any:
     result = rejected = None
     status = 200
     if request.method == "POST":
-        from gridsvc.web.uploads import run_upload
+        from gridsvc.web import uploads
 
         file = request.files.get("file")
         try:
             if file is None:
                 raise InputRejected("upload: no file given", [])
-            result = run_upload(
-                db.conn(),
+            result, queued = uploads.take_upload(
                 user,
                 file,
                 layer=request.form.get("layer", ""),
                 crs=request.form.get("crs") or None,
+                skip_invalid=request.form.get("skip_invalid") == "on",
             )
+            if queued:
+                return redirect(url_for(".job", job_id=result["id"]), 303)
         except InputRejected as exc:
             rejected, status = exc, 422
-    limit = int(db.settings().max_upload_mb)
+    settings = db.settings()
     return render_template(
-        "upload.html", layers=list(LAYER_SPECS), result=result, rejected=rejected, limit=limit
+        "upload.html",
+        layers=list(LAYER_SPECS),
+        result=result,
+        rejected=rejected,
+        limit=int(settings.max_upload_mb),
+        inline_mb=settings.import_inline_max_mb,
     ), status
 
 
@@ -305,11 +313,10 @@ def audit_page() -> str:
 
 @bp.route("/jobs/<int:job_id>")
 def job(job_id: int) -> str:
-    """A background job's progress (the page polls the API)."""
+    """A background job's progress (the page polls the API), then an import's report."""
     from gridsvc import jobs
 
-    user = current_user()
-    status = jobs.job_status(db.conn(), job_id, user_id=None if user.is_admin else user.id)
+    status = jobs.job_status(db.conn(), job_id, user=current_user())
     return render_template("job.html", job=status)
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from marshmallow import Schema as BaseSchema
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
+from geodata.layers import LAYERS
+
 STREET = validate.Regexp(r"^[0-9]{9}$", error="a 9-digit street code")
 COMMUNITY = validate.Regexp(r"^[0-9]{12}$", error="a 12-digit community code")
 GRID = validate.Regexp(r"^[0-9]{15}$", error="a 15-digit grid code")
@@ -138,7 +140,7 @@ class DecisionArgs(Schema):
 class ImportArgs(Schema):
     """The layer an uploaded file goes into, and its CRS when the file does not say."""
 
-    layer = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    layer = fields.String(required=True, validate=validate.OneOf(list(LAYERS)))
     crs = fields.String(validate=validate.Length(max=40))
     skip_invalid = fields.Boolean(load_default=False)
 

@@ -1,29 +1,41 @@
-"""Browser test in headless Debian chromium: log in, map, layer toggle, rebalance, report."""
+"""Browser tests in headless Debian chromium: log in, map, layer toggle, rebalance, report;
+a large upload followed on its job page to the finished import report."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-from webhelpers import COMMUNITY_A, PASSWORD
+from webhelpers import COMMUNITY_A, PASSWORD, households_csv
 
 
 @pytest.fixture(scope="module")
 def live_url(web):
-    """The app served by waitress on a free loopback port (plain HTTP: no Secure cookie)."""
+    """The app served by waitress on a free loopback port (plain HTTP: no Secure cookie);
+    uploads over 40 KiB go to the job queue."""
     from waitress.server import create_server
 
     from gridsvc.web import create_app
 
-    app = create_app(
-        {"GRIDSVC_SETTINGS": web.settings.with_(secret_key="t" * 32, cookie_secure=False)}
+    settings = web.settings.with_(
+        secret_key="t" * 32, cookie_secure=False, import_inline_max_mb=0.04
     )
+    app = create_app({"GRIDSVC_SETTINGS": settings})
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
     server.close()
     app.extensions["gridsvc.engine"].dispose()
+
+
+def log_in(page, live_url: str, username: str) -> None:
+    """Log in through the form; the home page is shown."""
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
 
 
 @pytest.mark.browser
@@ -34,11 +46,7 @@ def test_login_map_layer_toggle_rebalance_and_report(live_url, chromium, tmp_pat
         page = context.new_page()
         outside: list[str] = []
         page.on("request", lambda r: r.url.startswith(live_url) or outside.append(r.url))
-        page.goto(f"{live_url}/login")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_url}/")
+        log_in(page, live_url, "admin")
         assert page.locator("#fig-households").inner_text() != "–"
         page.goto(f"{live_url}/map?community={COMMUNITY_A}")
         frame = page.frame_locator("#map-frame")
@@ -71,5 +79,40 @@ def test_login_map_layer_toggle_rebalance_and_report(live_url, chromium, tmp_pat
         download.value.save_as(saved)
         assert saved.stat().st_size > 10_000 and "<html" in saved.read_text()[:2000].lower()
         assert not [u for u in outside if not u.startswith(("data:", "blob:", "about:"))]
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_large_upload_shows_job_progress_then_the_rejects_report(live_url, web, chromium, tmp_path):
+    from gridsvc.jobs import execute_job
+
+    upload = tmp_path / "住户.csv"
+    upload.write_bytes(households_csv("H-BRW-", bad=(4, 800)))  # rejected: nothing is loaded
+    context = chromium.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        log_in(page, live_url, "admin")
+        page.click("nav >> text=数据导入")
+        page.select_option("#upload-form select[name=layer]", "households")
+        page.set_input_files("#upload-form input[name=file]", str(upload))
+        page.fill("#upload-form input[name=crs]", "EPSG:4326")
+        page.click("#upload-form button[type=submit]")
+        page.wait_for_url(f"{live_url}/jobs/*")
+        assert page.locator("#job-status").inner_text() == "queued"
+        execute_job(web.settings, int(page.url.rsplit("/", 1)[1]))  # the page is polling
+        page.wait_for_selector("#import-counts", timeout=30_000)  # reloaded when finished
+        assert page.locator("#job-status").inner_text() == "failed"
+        assert "导入被拒绝" in page.locator("#import-counts").inner_text()
+        assert "2 records rejected, nothing imported" in page.locator("#job-error").inner_text()
+        cells = page.locator("#rejects tr td:first-child").all_inner_texts()
+        assert cells == ["4", "800"]
+        with page.expect_download() as download:
+            page.click("#rejects-csv")
+        saved = tmp_path / "rejects.csv"
+        download.value.save_as(saved)
+        lines = saved.read_text(encoding="utf-8-sig").splitlines()
+        assert len(lines) == 3 and lines[1].startswith("住户.csv,4,building_code,")
     finally:
         context.close()

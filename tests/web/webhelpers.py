@@ -44,3 +44,13 @@ def login_form(client, username: str) -> None:
         "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
+
+
+def households_csv(prefix: str, *, rows: int = 1000, bad: tuple[int, ...] = ()) -> bytes:
+    """Households of community B at its test building (52 bytes a row); records in ``bad``
+    name a building that does not exist."""
+    lines = ["code,size,building_code,community_code,lon,lat"]
+    for i in range(1, rows + 1):
+        building = "B-NOPE-9" if i in bad else "B-ZZ-1"
+        lines.append(f"{prefix}{i:05d},2,{building},{COMMUNITY_B},102.6011,25.0011")
+    return ("\n".join(lines) + "\n").encode()
