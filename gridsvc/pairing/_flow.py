@@ -26,6 +26,10 @@ class Flow:
     load: np.ndarray  # (m,)
     shortfall: np.ndarray  # (m,)
     unpaired: np.ndarray  # (N,)
+    scale: float = 1.0  # integer cost units per metre
+    m1: int = 0  # weight of an unpaired unit
+    m2: int = 0  # weight of a unit of shortfall
+    even: bool = False  # even-load pieces in the objective
 
     @property
     def total_cost(self) -> float:
@@ -122,4 +126,8 @@ def solve_flow(
         load=load,
         shortfall=shortfall,
         unpaired=flows[len(node) : len(node) + n_nodes],
+        scale=scale,
+        m1=m1,
+        m2=m2,
+        even=even,
     )

@@ -22,10 +22,16 @@ from gridsvc.pairing._bound import (
     subgradient,
 )
 from gridsvc.pairing._flow import Flow, solve_flow
+from gridsvc.pairing._price import price_and_resolve
 from gridsvc.pairing._start import building_start
 
 if TYPE_CHECKING:
     from gridsvc.pairing.problem import PairingProblem
+
+
+CERTIFY_SECONDS = 2.0
+"""With the active set fixed (balanced, deficit), price pairs for at least this long even past
+the time limit: the first rounds usually cut the cost most and prove the bound."""
 
 
 def solve_problem(
@@ -456,17 +462,30 @@ def _solve_one(
 
     t = perf_counter()
     start = elig if p.current is None else _rebalance_start(inst, p)
+    reserve = min(0.5, 0.3 * time_limit)  # for the final bound, pricing, certificate, result
+    deadline = t0 + time_limit - reserve
     flow_all = search.flow(elig)
     flow_all = _certify(inst, elig, flow_all, search)
     cover = flow_all.n_paired
+    node, srv, kth = search.arcs(elig)
+    fixed_bound = -np.inf
+    if not selecting:  # every eligible server active: price every allowed pair (LP dual),
+        # which also clears a shortfall that only the candidate arcs caused
+        flow_all, fixed_bound, flows = price_and_resolve(
+            inst,
+            elig,
+            node,
+            srv,
+            flow_all,
+            deadline=max(deadline, perf_counter() + CERTIFY_SECONDS),
+            gap_tolerance=gap_tolerance,
+        )
+        search.flows += flows
     selecting = selecting or bool(flow_all.shortfall.any())  # loads in range outrank "all active"
     timings["coverage"] = perf_counter() - t
 
     t = perf_counter()
-    reserve = min(0.3, 0.2 * time_limit)  # for the final bound, certificate and result
-    deadline = t0 + time_limit - reserve
     rebalance = p.current is not None
-    node, srv, kth = search.arcs(elig)
     forced = inst.forced | (elig if not selecting else np.zeros_like(elig))
     rel = build_relaxation(inst, node, srv, kth, cover=cover, max_active=limit, forced=forced)
     cost, _ = inst.cost(node, srv)
@@ -511,8 +530,12 @@ def _solve_one(
 
     t = perf_counter()
     best_flow = search.best[1] if search.best else flow_all
+    if not selecting:
+        best_flow, bound = flow_all, fixed_bound
     if best_flow.shortfall.any():
         bound = np.nan
+    elif np.isfinite(bound) and not selecting:
+        bound = max(bound, _cheapest_units(nearest, inst.weight, cover))
     else:
         if not np.isfinite(bound) and cover == units:  # no ascent yet: nearest or pair costs
             pair_u = np.zeros(inst.n_nodes)
@@ -541,6 +564,12 @@ def _solve_one(
         )
     if selecting:
         active, flow = search.best
+        if perf_counter() < t0 + time_limit - 0.1:  # the chosen set over every allowed pair
+            a_node, a_srv, _ = search.arcs(active)
+            flow, _, flows = price_and_resolve(
+                inst, active, a_node, a_srv, flow, deadline=t0 + time_limit - 0.1
+            )
+            search.flows += flows
     else:
         active, flow = elig.copy(), flow_all
     timings["perturb"] = perf_counter() - t
