@@ -9,6 +9,10 @@
 3. Rebalancing: 5 % of the community's members leave; changed pairs against the pairs the change
    forces, the proven gap on cost + churn (the churn the data force left out of its
    denominator), seconds, and a from-scratch re-solve (no churn weight) as the baseline.
+4. Exact grids (``--exact-grids N``): the first N grids of the community posed alone and solved
+   to proven optimality by HiGHS's branch and bound (the strong formulation: a binary per
+   member × household and per member, x ≤ y); prints the engine's cost (5 s), the optimum and
+   the LP bound: how far the engine is from optimal, and how far any LP-based bound must sit.
 ``--db URL`` runs part 1 per community of the demo street loaded in that database instead.
 
 Run: ``.venv/bin/python bench/pairing.py [--repeats 3] [--city] [--db URL]``.
@@ -157,9 +161,9 @@ def part_community(frames, repeats: int) -> None:
 
 
 def _solve_part(args: tuple) -> tuple[int, int, float, float, int]:
-    kind, a, b, limit = args
+    kind, a, b, limit, certify = args
     p = household_problem(a, b) if kind == "households" else member_problem(a, b)
-    r = p.solve(time_limit=limit, kicks=3)
+    r = p.solve(time_limit=limit, kicks=3, certify_seconds=certify)
     return (
         p.n_clients,
         r.n_paired,
@@ -169,7 +173,7 @@ def _solve_part(args: tuple) -> tuple[int, int, float, float, int]:
     )
 
 
-def part_city(workers: int, limit: float, households: int = 1_000_000) -> None:
+def part_city(workers: int, limit: float, households: int = 1_000_000, certify: float = 2.0):
     t0 = time.perf_counter()
     frames = demo_frames(households=households, seed=3)
     scale = households / 1_000_000
@@ -188,12 +192,16 @@ def part_city(workers: int, limit: float, households: int = 1_000_000) -> None:
     print(
         f"\nCity: {len(hh):,} households, {len(mem):,} members, {len(cad):,} cadres, "
         f"{hh['community'].nunique()} communities, {mem['street'].nunique()} streets "
-        f"(generated in {gen:.0f} s); {workers} worker processes, time limit {limit:g} s"
+        f"(generated in {gen:.0f} s); {workers} worker processes, time limit {limit:g} s, "
+        f"pricing at least {certify:g} s"
     )
     jobs = [
-        ("households", h, mem[mem["community"] == c], limit) for c, h in hh.groupby("community")
+        ("households", h, mem[mem["community"] == c], limit, certify)
+        for c, h in hh.groupby("community")
     ]
-    jobs += [("members", m, cad[cad["street"] == s], limit) for s, m in mem.groupby("street")]
+    jobs += [
+        ("members", m, cad[cad["street"] == s], limit, certify) for s, m in mem.groupby("street")
+    ]
     t = time.perf_counter()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ProcessPoolExecutor(workers) as pool:
@@ -247,6 +255,73 @@ def part_rebalance(frames, repeats: int) -> None:
         )
 
 
+def exact_optimum(p) -> tuple[float, float, float]:
+    """LP bound, proven optimum and seconds of the strong MIP of a small pairing (HiGHS)."""
+    from scipy import sparse
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n, m = p.n_clients, p.n_servers
+    d = np.hypot(*(p.client_xy[:, None, :] - p.server_xy[None, :, :]).transpose(2, 0, 1))
+    cost = d + p.building_penalty * (p.client_building[:, None] != p.server_building)
+    cost += p.grid_penalty * (p.client_grid[:, None] != p.server_grid)
+    ci, si = np.nonzero(np.broadcast_to(p.server_eligible, cost.shape))
+    k = len(ci)
+
+    def block(rows, cols, vals, height):
+        return sparse.csr_matrix((vals, (rows, cols)), shape=(height, k + m))
+
+    x_load = block(si, np.arange(k), np.ones(k), m)
+    y = np.arange(m)
+    matrix = sparse.vstack(
+        [
+            block(ci, np.arange(k), np.ones(k), n),  # each household once
+            x_load + block(y, k + y, -p.server_max.astype(float), m),  # load <= max y
+            x_load + block(y, k + y, -p.server_min.astype(float), m),  # load >= min y
+            block(
+                np.tile(np.arange(k), 2),
+                np.r_[np.arange(k), k + si],
+                np.r_[[1.0] * k, [-1.0] * k],
+                k,
+            ),
+        ]
+    ).tocsr()
+    lower = np.r_[np.ones(n), np.full(m, -np.inf), np.zeros(m), np.full(k, -np.inf)]
+    upper = np.r_[np.ones(n), np.zeros(m), np.full(m, np.inf), np.zeros(k)]
+    c = np.r_[cost[ci, si], np.zeros(m)]
+    cons = LinearConstraint(matrix, lower, upper)
+    bounds = Bounds(0, np.r_[np.ones(k), p.server_eligible.astype(float)])
+    lp = milp(c, constraints=cons, bounds=bounds)
+    t = time.perf_counter()
+    ip = milp(
+        c,
+        constraints=cons,
+        bounds=bounds,
+        integrality=np.ones(k + m),
+        options={"time_limit": 300, "mip_rel_gap": 1e-4},
+    )
+    return float(lp.fun), float(ip.fun) if ip.status == 0 else np.nan, time.perf_counter() - t
+
+
+def part_exact(frames, grids: int) -> None:
+    hh, mem = frames["households"], frames["members"]
+    com = hh["community"].iloc[0]
+    h, m = hh[hh["community"] == com], mem[mem["community"] == com]
+    print("\nExact grids: each grid of the community alone, engine (5 s) vs HiGHS MIP optimum")
+    print(
+        f"{'grid':>5} {'households':>10} {'members':>8} {'engine m':>10} {'optimum m':>10} "
+        f"{'engine vs opt':>13} {'LP bound m':>10} {'LP gap':>7} {'MIP s':>6}"
+    )
+    for g in sorted(h["grid"].unique())[:grids]:
+        hg, mg = h[h["grid"] == g], m[m["grid"] == g]
+        p = household_problem(hg, mg)
+        r = p.solve(time_limit=5)
+        lp, opt, sec = exact_optimum(p)
+        print(
+            f"{g:5d} {len(hg):10d} {int(mg['eligible'].sum()):8d} {r.cost:10.0f} {opt:10.0f} "
+            f"{r.cost / opt - 1:13.3%} {lp:10.0f} {1 - lp / opt:7.2%} {sec:6.1f}"
+        )
+
+
 def part_db(url: str, repeats: int, limit: float) -> None:
     from sqlalchemy import create_engine
 
@@ -277,20 +352,30 @@ def main() -> None:
     parser.add_argument("--city-limit", type=float, default=0.5, help="seconds per community")
     parser.add_argument("--city-households", type=int, default=1_000_000)
     parser.add_argument("--city-only", action="store_true")
+    parser.add_argument(
+        "--city-certify", type=float, default=2.0, help="solve(certify_seconds=) in the city"
+    )
     parser.add_argument("--db-limit", type=float, default=10.0, help="seconds per community")
     parser.add_argument("--db", help="SQLAlchemy URL of a database holding the demo street")
+    parser.add_argument("--exact-grids", type=int, default=0, help="part 4 on this many grids")
+    parser.add_argument("--exact-only", action="store_true")
     args = parser.parse_args()
     if args.db:
         part_db(args.db, args.repeats, args.db_limit)
         return
     if args.city_only:
-        part_city(args.workers, args.city_limit, args.city_households)
+        part_city(args.workers, args.city_limit, args.city_households, args.city_certify)
         return
     frames = demo_frames()
+    if args.exact_only:
+        part_exact(frames, args.exact_grids or 3)
+        return
     part_community(frames, args.repeats)
     part_rebalance(frames, args.repeats)
+    if args.exact_grids:
+        part_exact(frames, args.exact_grids)
     if args.city:
-        part_city(args.workers, args.city_limit, args.city_households)
+        part_city(args.workers, args.city_limit, args.city_households, args.city_certify)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ def price_and_resolve(
     deadline: float = np.inf,
     gap_tolerance: float = 0.0,
     rounds: int = 12,
-    per_node: int = 8,
+    per_node: int = 16,
 ) -> tuple[Flow, float, int]:
     """Add improving pairs and re-solve until none is left, the gap is within tolerance or
     the deadline passes.
@@ -196,8 +196,7 @@ def price_and_resolve(
         close = flow.total_cost - bound <= gap_tolerance * abs(flow.total_cost)
         if not len(add_n) or close or perf_counter() > deadline or done == rounds:
             return flow, bound, flows
-        keys = np.union1d(node * inst.m + srv, add_n * inst.m + add_s)
-        node, srv = keys // inst.m, keys % inst.m
+        node, srv = np.concatenate([node, add_n]), np.concatenate([srv, add_s])  # all fresh
         flow = solve_flow(inst, active, node, srv, even=flow.even)
         flows += 1
     return flow, -np.inf, flows

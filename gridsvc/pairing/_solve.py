@@ -29,11 +29,6 @@ if TYPE_CHECKING:
     from gridsvc.pairing.problem import PairingProblem
 
 
-CERTIFY_SECONDS = 2.0
-"""With the active set fixed (balanced, deficit), price pairs for at least this long even past
-the time limit: the first rounds usually cut the cost most and prove the bound."""
-
-
 def solve_problem(
     problem: PairingProblem,
     *,
@@ -42,6 +37,7 @@ def solve_problem(
     k_nearest: int,
     split: bool,
     kicks: int = 20,
+    certify_seconds: float = 2.0,
 ) -> R.PairingResult:
     """Solve ``problem`` whole, or community by community when nothing couples them."""
     opts = {
@@ -49,6 +45,7 @@ def solve_problem(
         "time_limit": time_limit,
         "k_nearest": k_nearest,
         "kicks": kicks,
+        "certify_seconds": certify_seconds,
     }
     if split and _splittable(problem):
         return _solve_split(problem, **opts)
@@ -443,7 +440,13 @@ def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
 
 
 def _solve_one(
-    p: PairingProblem, *, gap_tolerance: float, time_limit: float, k_nearest: int, kicks: int
+    p: PairingProblem,
+    *,
+    gap_tolerance: float,
+    time_limit: float,
+    k_nearest: int,
+    kicks: int,
+    certify_seconds: float,
 ) -> R.PairingResult:
     t0 = perf_counter()
     timings: dict[str, float] = {}
@@ -477,7 +480,7 @@ def _solve_one(
             node,
             srv,
             flow_all,
-            deadline=max(deadline, perf_counter() + CERTIFY_SECONDS),
+            deadline=max(deadline, perf_counter() + certify_seconds),
             gap_tolerance=gap_tolerance,
         )
         search.flows += flows

@@ -358,6 +358,7 @@ server_community
         k_nearest: int = 8,
         split: bool = True,
         kicks: int = 20,
+        certify_seconds: float = 2.0,
     ) -> PairingResult:
         """Pair clients with servers; return a frozen :class:`PairingResult`.
 
@@ -374,6 +375,10 @@ server_community
         kicks
             Surplus case: stop the iterated local search after this many random kicks in a
             row that found nothing better.
+        certify_seconds
+            With the active set fixed (balanced, deficit), keep pricing every allowed pair for
+            at least this long, past the time limit if need be: those rounds cut the cost
+            where candidate arcs fall short and prove the bound.
 
         Raises
         ------
@@ -389,4 +394,5 @@ server_community
             k_nearest=k_nearest,
             split=split,
             kicks=kicks,
+            certify_seconds=certify_seconds,
         )
