@@ -1,6 +1,10 @@
 """Benchmark coverage + all six blind-spot kinds: the demo street (≤ 2 s) and a 1,000,000-household
 city (≤ 60 s), each against a plain-PostGIS baseline for one figure (Red Station reach).
 
+Each scope runs twice: with Red Station reach straight (``GRIDSVC_REACH_METRIC=straight``) and
+walked along the demo's generated roads (``network``; the demo has a road on every grid edge and
+lanes between the buildings of each grid). A database without roads runs straight only.
+
 Run: ``.venv/bin/python bench/coverage.py [--street-db URL] [--city-db URL] [--repeats 3]``.
 Each database must hold a demo (``gridsvc demo`` / ``gridsvc demo --households 1000000``); an empty
 street database is loaded here. When the pairing views have no plan, a stand-in plan is put in
@@ -21,7 +25,7 @@ from scipy.spatial import cKDTree
 from sqlalchemy import Connection, text
 
 from geodata.projection import metric_epsg, to_metres
-from gridsvc.coverage import compute_coverage, find_blindspots
+from gridsvc.coverage import BlindSpots, CoverageReport, compute_coverage, find_blindspots
 from gridsvc.db import init_database, make_engine
 from gridsvc.settings import load_settings
 
@@ -131,18 +135,23 @@ def baseline_reach(conn: Connection, scope_sql: str, radius: int) -> float:
 
 
 def run(label: str, url: str, street: str | None, repeats: int, limit_s: float) -> None:
-    settings = load_settings().with_(database_url=url)
     engine = make_engine(url)
     with engine.connect() as conn:
         plan = stand_in_plan(conn)
         n = conn.scalar(text("SELECT count(*) FROM households"))
-        times, loads = [], []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            report = compute_coverage(conn, street_code=street, settings=settings)
-            spots = find_blindspots(conn, street_code=street, settings=settings)
-            times.append(time.perf_counter() - t0)
-            loads.append(report.timings["load"] + spots.timings["load"])
+        roads = conn.scalar(text("SELECT count(*) FROM roads"))
+        metrics = ("straight", "network") if roads else ("straight",)
+        print(f"{label}: {n:,} households and {roads:,} roads in the database; {plan}")
+        for metric in metrics:
+            settings = load_settings().with_(database_url=url, reach_metric=metric)
+            times, loads = [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                report = compute_coverage(conn, street_code=street, settings=settings)
+                spots = find_blindspots(conn, street_code=street, settings=settings)
+                times.append(time.perf_counter() - t0)
+                loads.append(report.timings["load"] + spots.timings["load"])
+            _print(f"{label}, reach {metric}", report, spots, times, loads, limit_s)
         scope_sql = (
             "true"
             if street is None
@@ -156,15 +165,31 @@ def run(label: str, url: str, street: str | None, repeats: int, limit_s: float) 
         )
         conn.rollback()
     engine.dispose()
+    print(
+        f"  baseline, plain PostGIS ST_DWithin for one figure (500 m reach, straight): {base:.2f} s"
+    )
+
+
+def _print(
+    label: str,
+    report: CoverageReport,
+    spots: BlindSpots,
+    times: list[float],
+    loads: list[float],
+    limit_s: float,
+) -> None:
     med = statistics.median(times)
     s = report.summary
-    print(f"{label}: {s['households']:,} households in scope ({n:,} in the database), {plan}")
+    walked = ""
+    if report.distance_metric == "network":
+        off = dict(report.network["off_network"])
+        walked = f", {report.network['segments']:,} road segments, off the network {off}"
+    print(f"{label}: {s['households']:,} households in scope{walked}")
     print(
-        f"  coverage + 6 blind-spot kinds: median {med:.2f} s over {repeats} "
+        f"  coverage + 6 blind-spot kinds: median {med:.2f} s over {len(times)} "
         f"(of which database reads {statistics.median(loads):.2f} s)  limit {limit_s:.0f} s "
         f"{'PASS' if med <= limit_s else 'FAIL'}"
     )
-    print(f"  baseline, plain PostGIS ST_DWithin for one figure (500 m reach): {base:.2f} s")
     print(
         f"  paired {s['paired_share']:.1%}, reach 300/500/1000 m "
         f"{s['reach_300']:.1%}/{s['reach_500']:.1%}/{s['reach_1000']:.1%}, "

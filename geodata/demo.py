@@ -6,7 +6,9 @@ west→east, north→south (DB11/T 2157-2023), a few commercial and public build
 at about 12 % of households (many retirees, some in-service, a share not eligible), about 10
 community cadres per community plus street cadres, and 2-3 Red Stations per community. The last
 community of every street is in deficit (members at about 3 % of households) so that blind spots
-exist. ``households`` above one street's worth tiles streets into a city.
+exist. Roads run along every grid edge, and lanes between the building slots of each grid (a gated
+compound whose lanes reach the surrounding roads at two gates only), so Red Station reach is
+measured by walking distance. ``households`` above one street's worth tiles streets into a city.
 
 :func:`generate_demo` is pure (numpy in memory); :func:`load_demo` writes it with the bulk loader.
 """
@@ -32,6 +34,8 @@ BUILDINGS_PER_COMMUNITY = 76
 COMMUNITIES_PER_STREET = 5
 COMMUNITY_SIDE_M = 640.0
 GRID_SIDE = 3  # 3 x 3 grids per community: ~410 households each
+SLOTS_X, SLOTS_Y = 3, 4  # building slots per grid (12; lanes run along the slot edges)
+LANE_GAP_M = 6.0  # a compound's lanes stop this short of the surrounding roads, except at gates
 MEMBER_RATE = 0.12
 DEFICIT_MEMBER_RATE = 0.03
 KIND_SHARES = {"retired": 0.55, "resident": 0.2, "in_service": 0.2, "mobile": 0.05}
@@ -66,7 +70,7 @@ def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistri
     Returns
     -------
     DemoDistrict
-        Streets, communities, grids, buildings, households, members, cadres and stations.
+        Streets, communities, grids, buildings, households, members, cadres, stations and roads.
     """
     rng = np.random.default_rng(seed)
     total = households or COMMUNITIES_PER_STREET * COMMUNITY_HOUSEHOLDS
@@ -129,6 +133,7 @@ def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistri
         "stations": _points(
             _stations(buildings, rng), ["code", "name", "services", "community_code"]
         ),
+        "roads": _frame(_roads(comms, grids), ["code", "name", "kind", "street_code"]),
     }
     return DemoDistrict(layers)
 
@@ -217,7 +222,7 @@ def _buildings(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All buildings, and the residential ones (with their community index)."""
     side = COMMUNITY_SIDE_M / GRID_SIDE
-    slots_x, slots_y = 3, 4  # 12 slots per grid, 108 per community
+    slots_x, slots_y = SLOTS_X, SLOTS_Y  # 12 slots per grid, 108 per community
     slot_w, slot_h = side / slots_x, side / slots_y
     g = np.repeat(np.arange(len(grids)), slots_x * slots_y)
     s = np.tile(np.arange(slots_x * slots_y), len(grids))
@@ -373,6 +378,62 @@ def _stations(buildings: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _roads(comms: pd.DataFrame, grids: pd.DataFrame) -> pd.DataFrame:
+    """Roads on every grid edge (``secondary`` on community boundaries, ``branch`` inside) and,
+    in each grid, ``lane`` s along the building slots' edges: a gated compound whose lanes stop
+    :data:`LANE_GAP_M` short of the surrounding roads except at two gates (varying by grid).
+    Deterministic: no random numbers, so the other layers stay as they were."""
+    side = COMMUNITY_SIDE_M / GRID_SIDE
+    x0, y0 = grids["x0"].to_numpy(), grids["y0"].to_numpy()
+    k = grids["code"].str[-3:].astype(int).to_numpy() - 1  # position in the community
+    r, c = divmod(k, GRID_SIDE)
+    last = GRID_SIDE - 1
+    edges = [  # (x1, y1, x2, y2, on the community boundary)
+        (x0, y0, x0 + side, y0, r == 0),
+        (x0, y0 - side, x0 + side, y0 - side, r == last),
+        (x0, y0, x0, y0 - side, c == 0),
+        (x0 + side, y0, x0 + side, y0 - side, c == last),
+    ]
+    g = np.arange(len(grids))
+    lanes = []
+    gap, slot_w, slot_h = LANE_GAP_M, side / SLOTS_X, side / SLOTS_Y
+    for i in range(1, SLOTS_Y):  # west-east lanes; one of them opens to the west or east road
+        gate = g % (SLOTS_Y - 1) == i - 1
+        west = np.where(gate & (g % 2 == 0), x0, x0 + gap)
+        east = np.where(gate & (g % 2 == 1), x0 + side, x0 + side - gap)
+        lanes.append((west, y0 - i * slot_h, east, y0 - i * slot_h))
+    for j in range(1, SLOTS_X):  # north-south lanes; one opens to the north or south road
+        gate = g % (SLOTS_X - 1) == j - 1
+        north = np.where(gate & (g // 2 % 2 == 0), y0, y0 - gap)
+        south = np.where(gate & (g // 2 % 2 == 1), y0 - side, y0 - side + gap)
+        lanes.append((x0 + j * slot_w, north, x0 + j * slot_w, south))
+    street_of = dict(zip(comms["code"], comms["street_code"], strict=True))
+    street = grids["community_code"].map(street_of).to_numpy()
+    parts = [
+        pd.DataFrame(
+            {"x1": a, "y1": b, "x2": cx, "y2": d, "street_code": street, "grid": g}
+        ).assign(kind=np.where(boundary, "secondary", "branch"))
+        for a, b, cx, d, boundary in edges
+    ]
+    parts += [
+        pd.DataFrame({"x1": a, "y1": np.broadcast_to(b, g.shape), "x2": cx, "y2": d}).assign(
+            street_code=street, grid=g, kind="lane"
+        )
+        for a, b, cx, d in lanes
+    ]
+    roads = pd.concat(parts, ignore_index=True)
+    ends = roads[["x1", "y1", "x2", "y2"]].round(2)
+    roads = roads[~ends.duplicated()].sort_values(["street_code", "grid"], kind="stable")
+    roads = roads.reset_index(drop=True)
+    number = roads.groupby("street_code").cumcount() + 1
+    roads["code"] = roads["street_code"] + "R" + number.map("{:04d}".format)
+    roads["name"] = None
+    start = np.column_stack([roads["x1"], roads["y1"]])
+    end = np.column_stack([roads["x2"], roads["y2"]])
+    roads["geometry"] = shapely.linestrings(np.stack([start, end], axis=1))
+    return roads
 
 
 # --- frames ------------------------------------------------------------------------------------

@@ -213,6 +213,8 @@ def _scope_sql(layer: Layer) -> tuple[str, str]:
         if "street_id" in columns
         else f"t.community_id IN ({comm_of_street})"
     )
+    if "community_id" not in columns:  # a street-level layer (roads): the community's street
+        return by_street, "t.street_id IN (SELECT street_id FROM communities WHERE code = :comm)"
     return by_street, "t.community_id IN (SELECT id FROM communities WHERE code = :comm)"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geodata.schema import BUILDING_KINDS, CADRE_LEVELS, MEMBER_KINDS
+from geodata.schema import BUILDING_KINDS, CADRE_LEVELS, MEMBER_KINDS, ROAD_KINDS
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,24 @@ LAYERS: dict[str, Layer] = {
             ),
             (Parent("community_code", "communities", "community_id"),),
             doc="红色驿站: service point",
+        ),
+        Layer(
+            "roads",
+            "roads",
+            "MultiLineString",
+            None,
+            (
+                Field("name", doc="road name"),
+                Field(
+                    "kind",
+                    "enum",
+                    choices=ROAD_KINDS,
+                    doc="快速路/主干路/次干路/支路/小区道路/步行道; empty: walkable road; "
+                    "an expressway is not walked",
+                ),
+            ),
+            (Parent("street_code", "streets", "street_id"),),
+            doc="道路: centre line (LineString too); Red Station reach is walked along roads",
         ),
     )
 }

@@ -135,7 +135,7 @@ def _stage_frame(layer: Layer, frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[name] if name in frame else pd.Series([None] * n)
         out[name] = [_cell(v) for v in values]
     geoms = frame.geometry.values if isinstance(frame, gpd.GeoDataFrame) else [None] * n
-    out["wkb"] = _hex_wkb(np.asarray(geoms, dtype=object), multi=layer.geometry == "MultiPolygon")
+    out["wkb"] = _hex_wkb(np.asarray(geoms, dtype=object), multi=layer.geometry)
     return out
 
 
@@ -151,16 +151,25 @@ def _cell(value: object) -> str | None:
     return str(value)
 
 
-def _hex_wkb(geoms: np.ndarray, *, multi: bool) -> list[str | None]:
+#: Single geometry type id → its multi type, for layers stored as multi geometries.
+_MULTI = {
+    "MultiPolygon": (3, shapely.MultiPolygon),
+    "MultiLineString": (1, shapely.MultiLineString),
+}
+
+
+def _hex_wkb(geoms: np.ndarray, *, multi: str) -> list[str | None]:
+    """Hex WKB of each geometry; single parts of a ``Multi…`` layer wrapped into one."""
     present = np.array([g is not None and not shapely.is_empty(g) for g in geoms], dtype=bool)
     out: list[str | None] = [None] * len(geoms)
     if not present.any():
         return out
     chosen = geoms[present]
-    if multi:
-        polys = shapely.get_type_id(chosen) == 3
+    if multi in _MULTI:
+        single, wrap = _MULTI[multi]
+        parts = shapely.get_type_id(chosen) == single
         chosen = chosen.copy()
-        chosen[polys] = [shapely.MultiPolygon([g]) for g in chosen[polys]]
+        chosen[parts] = [wrap([g]) for g in chosen[parts]]
     hexes = shapely.to_wkb(chosen, hex=True, output_dimension=2)
     for i, h in zip(np.flatnonzero(present), hexes, strict=True):
         out[i] = h
@@ -210,7 +219,7 @@ def _value_sql(layer: Layer, name: str) -> str:
 def _defaults(layer: Layer) -> dict[str, str]:
     """Columns whose absence means the table's default rather than NULL."""
     return {
-        "kind": "'residential'" if layer.name == "buildings" else "'resident'",
+        "kind": {"buildings": "'residential'", "members": "'resident'"}.get(layer.name, "NULL"),
         "size": "1",
         "eligible": "true",
         "available": "true",
@@ -266,7 +275,7 @@ def _resolve(conn: Connection, layer: Layer) -> None:
     grid, then community), all on the small temporary stage so the target table is written once.
     """
     columns = ", ".join(f"ADD COLUMN {p.column} int" for p in layer.parents)
-    kind = "MultiPolygon" if layer.geometry == "MultiPolygon" else "Point"
+    kind = layer.geometry if layer.geometry in _MULTI else "Point"
     conn.exec_driver_sql(
         f"ALTER TABLE {STAGE} ADD COLUMN geom geometry({kind}, 4326)"
         + (f", {columns}" if columns else "")
@@ -274,7 +283,7 @@ def _resolve(conn: Connection, layer: Layer) -> None:
     geom = "ST_SetSRID(wkb::geometry, 4326)"
     conn.exec_driver_sql(
         f"UPDATE {STAGE} SET geom = "
-        + (f"ST_Multi({geom})" if kind == "MultiPolygon" else geom)
+        + (f"ST_Multi({geom})" if kind in _MULTI else geom)
         + " WHERE wkb IS NOT NULL"
     )
     for parent in layer.parents:
@@ -325,6 +334,16 @@ _COMMUNITY_BY_LOCATION = (
     "WHERE s.community_id IS NULL AND c.geom IS NOT NULL "
     "AND ST_Intersects(c.geom, ST_PointOnSurface(s.geom))"
 )
+_STREET_BY_LOCATION = (
+    "UPDATE {s} s SET street_id = t.id FROM streets t "
+    "WHERE s.street_id IS NULL AND t.geom IS NOT NULL "
+    "AND ST_Intersects(t.geom, ST_PointOnSurface(s.geom))"
+)
+_STREET_OF_COMMUNITY_BY_LOCATION = (
+    "UPDATE {s} s SET street_id = c.street_id FROM communities c "
+    "WHERE s.street_id IS NULL AND c.geom IS NOT NULL "
+    "AND ST_Intersects(c.geom, ST_PointOnSurface(s.geom))"
+)
 _COMMUNITY_OF_GRID_BY_LOCATION = (
     "UPDATE {s} s SET community_id = g.community_id FROM grids g "
     "WHERE s.community_id IS NULL AND ST_Intersects(g.geom, s.geom)"
@@ -341,5 +360,6 @@ _DERIVATIONS: dict[str, Iterable[str]] = {
         _COMMUNITY_BY_LOCATION,
     ),
     "stations": (_COMMUNITY_OF_GRID_BY_LOCATION, _COMMUNITY_BY_LOCATION),
+    "roads": (_STREET_BY_LOCATION, _STREET_OF_COMMUNITY_BY_LOCATION),
 }
 _DERIVATIONS["members"] = _DERIVATIONS["households"]

@@ -1,9 +1,10 @@
-"""The PostGIS schema of the base data: streets, communities, grids, buildings, households, people.
+"""The PostGIS schema of the base data: streets, communities, grids, buildings, households, people,
+Red Stations and roads.
 
 Geometries are EPSG:4326 (WGS84) with GiST indexes; polygons are stored as MultiPolygons. Codes
 follow GB/T 2260 and DB11/T 2157-2023: street 9 digits, community 12, grid 15 (each the parent's
-code plus three digits). Buildings, households, members, cadres and stations carry free codes that
-are unique per layer; re-importing updates by code.
+code plus three digits). Buildings, households, members, cadres, stations and roads carry free codes
+that are unique per layer; re-importing updates by code. Roads are stored as MultiLineStrings.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ NAMING = {
 BUILDING_KINDS = ("residential", "commercial", "mixed", "public")
 MEMBER_KINDS = ("resident", "in_service", "mobile", "retired")
 CADRE_LEVELS = ("street", "community")
+#: Road classes (CJJ 37-2012 快速路/主干路/次干路/支路, then lanes and footpaths); an expressway is
+#: left out of the walking network.
+ROAD_KINDS = ("expressway", "arterial", "secondary", "branch", "lane", "footway")
 
 
 class Base(DeclarativeBase):
@@ -229,6 +233,23 @@ class Station(Base):
     services: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
     community_id: Mapped[int | None] = _fk("communities.id")
     geom = _point()
+
+
+class Road(Base):
+    """A road or footpath centre line (道路), for walking distance to Red Stations."""
+
+    __tablename__ = "roads"
+    __table_args__ = (
+        CheckConstraint(f"kind IS NULL OR {_in('kind', ROAD_KINDS)}", name="kind"),
+        CheckConstraint("code <> ''", name="code_not_empty"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
+    street_id: Mapped[int | None] = _fk("streets.id")
+    geom = mapped_column(Geometry("MULTILINESTRING", srid=SRID, spatial_index=True), nullable=False)
 
 
 class ImportLog(Base):

@@ -63,6 +63,21 @@ ENUM_ALIASES: dict[str, str] = {
     "退休": "retired",
     "街道": "street",
     "社区": "community",
+    "快速路": "expressway",
+    "主干路": "arterial",
+    "次干路": "secondary",
+    "支路": "branch",
+    "小区道路": "lane",
+    "巷道": "lane",
+    "步行道": "footway",
+    "人行道": "footway",
+    # OpenStreetMap highway=* values that name a road class unambiguously
+    "motorway": "expressway",
+    "primary": "arterial",
+    "tertiary": "branch",
+    "service": "lane",
+    "path": "footway",
+    "pedestrian": "footway",
 }
 TRUE = {"true", "t", "yes", "y", "1", "是", "真", "有"}
 FALSE = {"false", "f", "no", "n", "0", "否", "假", "无"}
@@ -82,7 +97,7 @@ RANGES = (
     ("household_min", "household_max"),
     ("member_min", "member_max"),
 )
-_POINT, _POLYGON, _MULTIPOINT, _MULTIPOLYGON = 0, 3, 4, 6
+_POINT, _LINESTRING, _POLYGON, _MULTIPOINT, _MULTILINESTRING, _MULTIPOLYGON = 0, 1, 3, 4, 5, 6
 _TYPE_NAMES = {
     0: "Point",
     1: "LineString",
@@ -588,7 +603,9 @@ def _check_geometry(
     )
     geoms[idx] = moved
     live[idx[~inside]] = False
-    repairs = _repair(spec, geoms, live, rejects) if spec.geometry != "Point" else []
+    repairs = _repair(spec, geoms, live, rejects) if spec.geometry == "MultiPolygon" else []
+    if spec.geometry == "MultiLineString":
+        _reject_invalid_lines(geoms, live, rejects)
     geoms[~live] = None
     return geoms, repairs
 
@@ -601,6 +618,8 @@ def _fit_type(spec: Layer, geoms: np.ndarray, live: np.ndarray) -> tuple[np.ndar
         single[single] = shapely.get_num_geometries(geoms[single]) == 1
         geoms[single] = shapely.get_geometry(geoms[single], 0)
         ok = (types == _POINT) | single
+    elif spec.geometry == "MultiLineString":
+        ok = (types == _LINESTRING) | (types == _MULTILINESTRING)
     else:
         ok = (types == _POLYGON) | (types == _MULTIPOLYGON)
     return geoms, live & ~ok
@@ -628,6 +647,17 @@ def _repair(spec: Layer, geoms: np.ndarray, live: np.ndarray, rejects: _Rejects)
             Reject(rejects.source, record, "geometry", f"invalid polygon repaired ({reason})")
         )
     return repairs
+
+
+def _reject_invalid_lines(geoms: np.ndarray, live: np.ndarray, rejects: _Rejects) -> None:
+    """Lines are not repaired: a part with fewer than two distinct points is rejected."""
+    idx = np.flatnonzero(live)
+    bad = idx[~shapely.is_valid(geoms[idx])]
+    reasons = {int(i): shapely.is_valid_reason(geoms[i]) for i in bad}
+    mask = np.zeros(len(geoms), dtype=bool)
+    mask[bad] = True
+    rejects.add(mask, "geometry", lambda i: f"invalid line ({reasons[i]})")
+    live[bad] = False
 
 
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:

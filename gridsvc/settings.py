@@ -34,6 +34,15 @@ GRIDSVC_FAR_PAIR_M
 GRIDSVC_LIFE_CIRCLES_M
     Walking ranges of Red Stations (GB 50180-2018 life circles), comma-separated metres.
     Default ``300,500,1000``.
+GRIDSVC_REACH_METRIC
+    How Red Station reach (coverage, blind spots, siting) measures distance: ``auto`` walks along
+    the roads layer where roads are loaded around the scope and goes straight elsewhere,
+    ``straight`` always goes straight, ``network`` always walks (an error where no road is
+    loaded). Default ``auto``.
+GRIDSVC_ROAD_SNAP_M
+    Walking distance: a household, building, station or candidate site farther than this many
+    metres from every road is off the network; it reaches, and is reached by, nothing, and is
+    counted as such. Default 200.
 GRIDSVC_MAX_VERTICES
     Import: polygons with more vertices are rejected before any repair. Default 10000.
 GRIDSVC_MAX_NESTING
@@ -82,6 +91,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridsvc"
+#: Values of ``GRIDSVC_REACH_METRIC``.
+REACH_METRICS = ("auto", "straight", "network")
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,8 @@ class Settings:
     churn_weight_m: float = 400.0
     far_pair_m: float = 500.0
     life_circles_m: tuple[int, ...] = (300, 500, 1000)
+    reach_metric: str = "auto"
+    road_snap_m: float = 200.0
     max_vertices: int = 10_000
     max_nesting: int = 32
     max_import_mb: float = 1024.0
@@ -163,6 +176,19 @@ def _flag(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _choice(text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+    return value
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"expected a number > 0, got {value!r}")
+    return value
+
+
 def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
@@ -179,6 +205,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "CHURN_WEIGHT_M": ("churn_weight_m", float),
     "FAR_PAIR_M": ("far_pair_m", float),
     "LIFE_CIRCLES_M": ("life_circles_m", lambda v: tuple(int(x) for x in v.split(","))),
+    "REACH_METRIC": ("reach_metric", lambda v: _choice(v, REACH_METRICS)),
+    "ROAD_SNAP_M": ("road_snap_m", lambda v: _positive(float(v))),
     "MAX_VERTICES": ("max_vertices", int),
     "MAX_NESTING": ("max_nesting", int),
     "MAX_IMPORT_MB": ("max_import_mb", float),

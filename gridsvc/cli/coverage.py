@@ -60,7 +60,10 @@ def coverage(
     buildings: bool,
 ) -> None:
     """Coverage of a street or community: households paired, members, cadres, loads, distances,
-    Red Station reach at the life circles (everything when no scope is given)."""
+    Red Station reach at the life circles (everything when no scope is given).
+
+    Reach is walked along the roads where a roads layer is loaded around the scope (off-road
+    access included), straight elsewhere; GRIDSVC_REACH_METRIC=straight|network forces one."""
     from gridsvc.coverage import compute_coverage
 
     check_one_scope(street_code, community_code)
@@ -92,6 +95,7 @@ def coverage(
             zh,
         )
     )
+    click.echo(_metric_line(report.distance_metric, report.network, zh))
     rows = report.grids if community_code else report.communities
     click.echo("")
     click.echo(("网格" if zh else "Grids") if community_code else ("社区" if zh else "Communities"))
@@ -238,6 +242,7 @@ def suggest(
             candidates=source,
             spacing_m=spacing,
             time_limit=time_limit,
+            settings=settings,
         )
     if fmt == "json":
         _echo_json(run.to_dict())
@@ -252,6 +257,7 @@ def suggest(
     label = _SUMMARY_ZH if zh else _SUMMARY_EN
     values = {"b": before, "a": res.covered_count, "t": res.total_count, "bd": res.bound}
     click.echo(label.format(id=run.run_id, m=res.method, s=res.status, g=res.gap, **values))
+    click.echo(_metric_line(run.distance_metric, run.network, zh))
 
 
 _SUMMARY_ZH = "方案 {id}：{m}，{s}，覆盖 {b:,} → {a:,} / {t:,} 户，上界 {bd:,.1f}，差距 {g:.2%}"
@@ -279,6 +285,28 @@ def show(ctx: click.Context, run_id: int, fmt: str) -> None:
         lon=frame.geometry.x.round(6), lat=frame.geometry.y.round(6)
     )
     click.echo(_table(table, list(table.columns), get_settings(ctx).lang == "zh"))
+
+
+def _metric_line(metric: str, network: Any, zh: bool) -> str:
+    """How reach was measured, and what was off the road network (unreachable)."""
+    if metric != "network":
+        return "距离：直线" if zh else "distance: straight line"
+    snap = f"{network.get('snap_m', 0):,.0f}"
+    off = network.get("off_network", {})
+    if zh:
+        parts = "，".join(f"{v:,} {_OFF_ZH.get(k, k)}" for k, v in off.items())
+        return f"距离：沿道路步行；离道路超过 {snap} m、不可达的：{parts}"
+    parts = ", ".join(f"{v:,} {_OFF_EN.get(k, k)}" for k, v in off.items())
+    return f"distance: walked along roads; unreachable, more than {snap} m from any road: {parts}"
+
+
+_OFF_ZH = {
+    "households": "户",
+    "buildings": "栋住宅楼",
+    "stations": "个驿站",
+    "candidates": "个候选点",
+}
+_OFF_EN = {"buildings": "residential buildings", "candidates": "candidate sites"}
 
 
 def _table(frame: pd.DataFrame, columns: list[str], zh: bool) -> str:

@@ -7,13 +7,18 @@ import io
 import numpy as np
 import pandas as pd
 import psycopg
+import shapely
 from sqlalchemy import Connection, text
 
 from geodata.projection import metric_epsg, to_metres
 from gridsvc.coverage.frames import Scope, ScopeData
-from gridsvc.errors import NotFound
+from gridsvc.errors import InfeasibleSettings, NotFound
 from gridsvc.load_ranges import fill_ranges, range_sql
 from gridsvc.settings import LoadRange, Settings
+from gridsvc.siting.network import RoadNetwork
+
+#: Metres per degree of latitude (a lower bound, so envelopes err on the wide side).
+_M_PER_DEG = 110_574.0
 
 
 def resolve_scope(
@@ -139,8 +144,93 @@ def load_scope(
         hh_pairs = pd.DataFrame({c: [] for c in cols})
         m_pairs = pd.DataFrame({"member_id": [], "cadre_id": [], "distance_m": []})
     epsg = _epsg(households, buildings)
-    frames = [_xy(f, epsg) for f in (buildings, households, members, cadres, stations)]
-    return ScopeData(scope, epsg, communities, grids, *frames, hh_pairs, m_pairs, available)
+    network = load_network(
+        conn,
+        pd.concat([households[["lon", "lat"]], buildings[["lon", "lat"]]]),
+        margin_m=max(settings.life_circles_m, default=0),
+        epsg=epsg,
+        settings=settings,
+        where=_where(scope),
+    )
+    return ScopeData(
+        scope,
+        epsg,
+        communities,
+        grids,
+        _xy(buildings, epsg),
+        _xy(households, epsg),
+        _xy(members, epsg),
+        _xy(cadres, epsg),
+        _xy(stations, epsg),
+        hh_pairs,
+        m_pairs,
+        available,
+        network,
+    )
+
+
+def load_network(
+    conn: Connection,
+    points: pd.DataFrame,
+    *,
+    margin_m: float,
+    epsg: int,
+    settings: Settings,
+    where: str,
+) -> RoadNetwork | None:
+    """The walking network of the roads within ``margin_m`` + the snap distance of ``points``
+    (``lon``/``lat``), in metres of ``epsg``; None when straight-line distance is to be used.
+
+    ``GRIDSVC_REACH_METRIC``: ``straight`` loads nothing; ``auto`` gives None where no road is
+    loaded; ``network`` raises there. Expressways are not walked.
+
+    Raises
+    ------
+    InfeasibleSettings
+        ``GRIDSVC_REACH_METRIC=network`` and no walkable road near ``where`` (named in the
+        message).
+    """
+    if settings.reach_metric == "straight" or len(points) == 0:
+        return None
+    lon, lat = points["lon"].to_numpy(float), points["lat"].to_numpy(float)
+    pad = (margin_m + settings.road_snap_m) * 1.05 / _M_PER_DEG
+    widen = pad / max(np.cos(np.radians(np.nanmax(np.abs(lat)))), 0.1)
+    box: dict[str, object] = {
+        "x0": float(np.nanmin(lon) - widen),
+        "y0": float(np.nanmin(lat) - pad),
+        "x1": float(np.nanmax(lon) + widen),
+        "y1": float(np.nanmax(lat) + pad),
+    }
+    rows = _frame(
+        conn,
+        "SELECT encode(ST_AsBinary(geom), 'hex') AS wkb FROM roads "
+        "WHERE kind IS DISTINCT FROM 'expressway' "
+        "AND geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)",
+        box,
+    )
+    if len(rows) == 0:
+        if settings.reach_metric == "network":
+            raise InfeasibleSettings(
+                f"GRIDSVC_REACH_METRIC=network: no walkable road is loaded near {where}; "
+                "import a roads layer (gridsvc import roads FILE) or use auto/straight"
+            )
+        return None
+    lines = shapely.from_wkb(rows["wkb"].to_numpy(dtype=object))
+    return RoadNetwork.from_lines(_project(lines, epsg))
+
+
+def _project(geoms: np.ndarray, epsg: int) -> np.ndarray:
+    """WGS84 geometries to metres of ``epsg`` (all coordinates in one transform)."""
+
+    def metres(coords: np.ndarray) -> np.ndarray:
+        x, y, _ = to_metres(coords[:, 0], coords[:, 1], epsg=epsg)
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, metres)
+
+
+def _where(scope: Scope) -> str:
+    return "every street" if scope.level == "all" else f"{scope.level} {scope.code}"
 
 
 def _explained(

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from gridsvc.coverage._data import load_scope, resolve_scope
 from gridsvc.coverage.frames import ScopeData
 from gridsvc.coverage.metrics import Enriched, enrich, nearest_distance
+from gridsvc.coverage.reach import plain
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.settings import Settings
 
@@ -38,6 +39,9 @@ _REASONS = {
         "far_pairs": "结对距离 {d}，超过 {limit} m",
         "grids_without_members": "网格内无可结对党员；{n} 户",
         "station_gaps": "最近红色驿站 {d}，超出 {r} m 生活圈；{n} 户",
+        "station_gaps.walked": "步行至最近红色驿站 {d}，超出 {r} m 生活圈；{n} 户",
+        "station_gaps.unreachable": "沿道路无法到达任何红色驿站；{n} 户",
+        "station_gaps.off_network": "距任何道路超过 {snap} m，无法计算步行距离；{n} 户",
         "uncovered_commercial": "商务楼宇/市场无党组织覆盖；{floors} 层，{area} m²",
         # the pairing's own explanations (pairing_unpaired, pairing_reserve)
         "households.servers_full": "（本社区党员均已满额）",
@@ -58,6 +62,11 @@ _REASONS = {
         "far_pairs": "paired {d} apart, beyond {limit} m",
         "grids_without_members": "no eligible member lives in this grid; {n} households",
         "station_gaps": "nearest Red Station {d}, outside the {r} m life circle; {n} households",
+        "station_gaps.walked": "nearest Red Station {d} on foot, outside the {r} m life circle; "
+        "{n} households",
+        "station_gaps.unreachable": "no Red Station can be reached along the roads; {n} households",
+        "station_gaps.off_network": "more than {snap} m from any road: no walking distance; "
+        "{n} households",
         "uncovered_commercial": "no party organisation covers it; {floors} floors, {area} m²",
         "households.servers_full": " (every member of the community is full)",
         "households.beyond_max_distance": " (beyond the longest pair allowed)",
@@ -83,12 +92,18 @@ class BlindSpots:
     explanation, ``pairing_reason`` (``servers_full``, ``beyond_max_distance``,
     ``no_server_in_scope``; members also ``reserve_reason``), also worded into ``reason``.
     ``station_gap_counts`` gives, per life circle, the residential buildings and households
-    outside it.
+    outside it. ``distance_metric`` says how station distances were measured: ``network``
+    (walked along the roads loaded around the scope; ``network`` then gives the snap distance
+    and the households, buildings and stations off the network) or ``straight``. By network,
+    ``station_gaps`` rows carry ``off_network`` (farther than the snap distance from every road:
+    no walking distance, so outside every circle).
     """
 
     scope: Mapping[str, Any]
     frames: Mapping[str, gpd.GeoDataFrame]
     station_gap_counts: Mapping[int, Mapping[str, int]]
+    distance_metric: str = "straight"
+    network: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
 
     def __getitem__(self, kind: str) -> gpd.GeoDataFrame:
@@ -117,6 +132,8 @@ class BlindSpots:
             "scope": dict(self.scope),
             "counts": self.counts(),
             "station_gap_counts": {str(k): dict(v) for k, v in self.station_gap_counts.items()},
+            "distance_metric": self.distance_metric,
+            "network": plain(self.network),
             "blindspots": rows,
             "timings": dict(self.timings),
         }
@@ -147,9 +164,7 @@ def find_blindspots(
     spots = blindspots_from_frames(data, kinds=wanted, settings=settings)
     t2 = time.perf_counter()
     timings = {"load": t1 - t0, "compute": t2 - t1, "total": t2 - t0}
-    return BlindSpots(
-        spots.scope, spots.frames, spots.station_gap_counts, MappingProxyType(timings)
-    )
+    return BlindSpots(**{**spots.__dict__, "timings": MappingProxyType(timings)})
 
 
 def check_kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
@@ -171,7 +186,7 @@ def blindspots_from_frames(
 ) -> BlindSpots:
     """The pure part of :func:`find_blindspots`: blind spots from loaded frames."""
     circles = tuple(sorted(settings.life_circles_m))
-    e = enrich(data, circles=circles)
+    e = enrich(data, circles=circles, settings=settings)
     text = _REASONS[settings.lang if settings.lang in _REASONS else "zh"]
     comm_code = data.communities.set_index("community_id")["code"]
     builders = {
@@ -179,7 +194,7 @@ def blindspots_from_frames(
         "members_without_cadre": lambda: _no_cadre(e, data, text),
         "far_pairs": lambda: _far_pairs(e, data, text, settings.far_pair_m),
         "grids_without_members": lambda: _empty_grids(e, data, text),
-        "station_gaps": lambda: _station_gaps(e, data, text, circles),
+        "station_gaps": lambda: _station_gaps(e, data, text, circles, settings.road_snap_m),
         "uncovered_commercial": lambda: _commercial(data, text),
     }
     frames = {}
@@ -192,6 +207,8 @@ def blindspots_from_frames(
         MappingProxyType(data.scope.to_dict()),
         MappingProxyType(frames),
         MappingProxyType(_gap_counts(e, data, circles)),
+        e.reach.metric,
+        e.reach.network,
     )
 
 
@@ -266,24 +283,42 @@ def _empty_grids(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataF
 
 
 def _station_gaps(
-    e: Enriched, data: ScopeData, text: dict[str, str], circles: tuple[int, ...]
+    e: Enriched, data: ScopeData, text: dict[str, str], circles: tuple[int, ...], snap_m: float
 ) -> pd.DataFrame:
-    """Residential buildings outside the smallest life circle of every Red Station."""
+    """Residential buildings outside the smallest life circle of every Red Station (walked
+    along the roads when the scope has them: see :attr:`BlindSpots.distance_metric`)."""
     b = _residential(e, data, circles)
+    walked = e.reach.metric == "network"
+    extra = ["off_network"] if walked else []
     if not circles:
-        return _polygons(b.iloc[:0].assign(reason=[]), ["code", "community_id"])
+        return _polygons(b.iloc[:0].assign(reason=[]), ["code", "community_id", *extra])
     b = b[b["station_m"] > circles[0]].copy()
     outside = [f"outside_{r}" for r in circles]
     b["circles_outside"] = b[outside].sum(axis=1).astype(int)
     b = _ranked(b, ["circles_outside", "households", "station_m"], ascending=[False, False, False])
     worst = [circles[n - 1] for n in b["circles_outside"]]
     b["reason"] = [
-        text["station_gaps"].format(d=_m(d), r=r, n=n)
-        for d, r, n in zip(b["station_m"], worst, b["households"], strict=True)
+        _gap_reason(text, d, r, n, off, walked=walked, snap_m=snap_m)
+        for d, r, n, off in zip(
+            b["station_m"], worst, b["households"], b["off_network"], strict=True
+        )
     ]
     b["nearest_station_m"] = b["station_m"]
-    cols = ["code", "community_id", "households", "nearest_station_m", *outside]
+    cols = ["code", "community_id", "households", "nearest_station_m", *outside, *extra]
     return _polygons(b, cols)
+
+
+def _gap_reason(
+    text: dict[str, str], d: float, r: int, n: int, off: bool, *, walked: bool, snap_m: float
+) -> str:
+    """Why a building is a station gap: the distance, or why a walked one has none."""
+    if not walked:
+        return text["station_gaps"].format(d=_m(d), r=r, n=n)
+    if off:
+        return text["station_gaps.off_network"].format(snap=f"{snap_m:,.0f}", n=n)
+    if not np.isfinite(d):
+        return text["station_gaps.unreachable"].format(n=n)
+    return text["station_gaps.walked"].format(d=_m(d), r=r, n=n)
 
 
 def _commercial(data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
@@ -305,8 +340,10 @@ def _commercial(data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
 
 def _residential(e: Enriched, data: ScopeData, circles: tuple[int, ...]) -> pd.DataFrame:
     """Residential (and mixed) buildings with households and distance to the nearest station."""
-    b = data.buildings[data.buildings["kind"].isin(["residential", "mixed"])].copy()
-    b["station_m"] = nearest_distance(_xy(b), _xy(data.stations))
+    residential = data.buildings["kind"].isin(["residential", "mixed"]).to_numpy(bool)
+    b = data.buildings[residential].copy()
+    b["station_m"] = e.reach.buildings[residential]
+    b["off_network"] = e.reach.buildings_off[residential]
     counts = e.households.groupby("building_id").size()
     b["households"] = b["building_id"].map(counts).fillna(0).astype(int)
     for r in circles:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridsvc.siting.network import RoadNetwork
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -28,6 +30,8 @@ class ScopeData:
     """Everything coverage and blind spots read, as frames with x/y in metres (``epsg``).
 
     ``pairs_available`` is False when the pairing views do not exist yet (no plan: all unpaired).
+    ``network`` is the walking network of the roads loaded around the scope (None when no road
+    is loaded there, or straight-line distance was asked for).
     """
 
     scope: Scope
@@ -42,3 +46,4 @@ class ScopeData:
     household_pairs: pd.DataFrame
     member_pairs: pd.DataFrame
     pairs_available: bool
+    network: RoadNetwork | None = None

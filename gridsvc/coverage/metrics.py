@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from gridsvc.coverage.frames import ScopeData
+from gridsvc.coverage.reach import Reach, nearest_distance, station_reach
+from gridsvc.settings import Settings
+
+__all__ = ["LEVEL_KEYS", "Enriched", "enrich", "level_table", "nearest_distance"]
 
 LEVEL_KEYS = {
     "street": "street_id",
@@ -26,25 +28,25 @@ class Enriched:
     members: pd.DataFrame  # + street_id, load, active, reserve, has_cadre
     pairs: pd.DataFrame  # household pairs + the household's street/community/grid/building
     cadres: pd.DataFrame  # + load
+    reach: Reach  # nearest-station distances of households and buildings, and the metric
 
 
-def nearest_distance(xy: np.ndarray, targets: np.ndarray, *, upper: float = np.inf) -> np.ndarray:
-    """Distance from each point to its nearest target (inf when none within ``upper``)."""
-    if len(targets) == 0 or len(xy) == 0:
-        return np.full(len(xy), np.inf)
-    dist, _ = cKDTree(targets).query(xy, k=1, distance_upper_bound=upper)
-    return dist
-
-
-def enrich(data: ScopeData, *, circles: tuple[int, ...]) -> Enriched:
-    """Join pairs onto households and members; distance to the nearest Red Station."""
+def enrich(data: ScopeData, *, circles: tuple[int, ...], settings: Settings) -> Enriched:
+    """Join pairs onto households and members; distance to the nearest Red Station (walked
+    along the roads when ``data`` has a network and ``GRIDSVC_REACH_METRIC`` allows it)."""
     street_of = data.communities.set_index("community_id")["street_id"]
     hh = data.households.copy()
     hh["street_id"] = hh["community_id"].map(street_of)
     first_pair = data.household_pairs.drop_duplicates("household_id").set_index("household_id")
     hh["member_id"] = hh["household_id"].map(first_pair["member_id"])
     hh["paired"] = hh["member_id"].notna()
-    hh["station_m"] = nearest_distance(_xy(hh), _xy(data.stations))
+    reach = station_reach(
+        data,
+        metric=settings.reach_metric,
+        snap_m=settings.road_snap_m,
+        margin_m=max(circles, default=0),
+    )
+    hh["station_m"] = reach.households
 
     pairs = data.household_pairs.merge(
         hh[["household_id", "street_id", "community_id", "grid_id", "building_id"]],
@@ -61,7 +63,7 @@ def enrich(data: ScopeData, *, circles: tuple[int, ...]) -> Enriched:
     cadres = data.cadres.copy()
     cadre_load = data.member_pairs.groupby("cadre_id").size()
     cadres["load"] = cadres["cadre_id"].map(cadre_load).fillna(0).astype(int)
-    return Enriched(hh, members, pairs, cadres)
+    return Enriched(hh, members, pairs, cadres, reach)
 
 
 def level_table(e: Enriched, level: str, *, circles: tuple[int, ...]) -> pd.DataFrame:
@@ -180,9 +182,3 @@ def load_distribution(e: Enriched) -> pd.DataFrame:
 
 def _share(part: pd.Series, whole: pd.Series) -> pd.Series:
     return (part / whole.where(whole > 0)).astype(float)
-
-
-def _xy(frame: pd.DataFrame) -> np.ndarray:
-    if len(frame) == 0:
-        return np.empty((0, 2))
-    return frame[["x", "y"]].to_numpy(float)

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from gridsvc.coverage._data import load_scope, resolve_scope
 from gridsvc.coverage.frames import ScopeData
 from gridsvc.coverage.metrics import COUNT_COLUMNS, enrich, level_table, load_distribution
+from gridsvc.coverage.reach import plain
 from gridsvc.settings import Settings
 
 
@@ -30,7 +31,8 @@ class CoverageReport:
         The figures of the whole scope (see :attr:`communities` for the columns).
     streets, communities, grids, buildings
         One row per unit with its code: ``households``, ``paired``, ``paired_share``,
-        ``reach_<m>`` (share of households within each life circle of a Red Station),
+        ``reach_<m>`` (share of households within each life circle of a Red Station, measured
+        as :attr:`distance_metric` says),
         ``members``, ``eligible``, ``active``, ``reserve``, ``without_cadre``, ``load_mean`` /
         ``load_min`` / ``load_max`` and ``loads_below_min`` / ``loads_above_max`` (households
         per active member against each member's range, resolved as the pairing resolves it:
@@ -42,6 +44,12 @@ class CoverageReport:
         ``kind``, ``load``, ``count``: households per active member and members per cadre.
     pairs_available
         False when no pairing plan exists yet (every household counts as unpaired).
+    distance_metric
+        ``network`` when reach was walked along the roads loaded around the scope (off-road
+        access included), ``straight`` otherwise (``GRIDSVC_REACH_METRIC``).
+    network
+        For ``network``: ``snap_m``, ``segments`` and ``off_network`` (households, residential
+        buildings and stations farther than ``snap_m`` from every road: out of reach).
     timings
         Seconds: ``load`` (database), ``compute`` and ``total``.
     """
@@ -54,6 +62,8 @@ class CoverageReport:
     buildings: pd.DataFrame
     load_distribution: pd.DataFrame
     pairs_available: bool
+    distance_metric: str = "straight"
+    network: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self, *, buildings: bool = False) -> dict[str, Any]:
@@ -62,6 +72,8 @@ class CoverageReport:
             "scope": dict(self.scope),
             "summary": _clean(dict(self.summary)),
             "pairs_available": self.pairs_available,
+            "distance_metric": self.distance_metric,
+            "network": plain(self.network),
             "streets": _records(self.streets),
             "communities": _records(self.communities),
             "grids": _records(self.grids),
@@ -100,7 +112,7 @@ def compute_coverage(
 def coverage_from_frames(data: ScopeData, *, settings: Settings) -> CoverageReport:
     """The pure part of :func:`compute_coverage`: figures from already loaded frames."""
     circles = tuple(settings.life_circles_m)
-    e = enrich(data, circles=circles)
+    e = enrich(data, circles=circles, settings=settings)
     scope_row = level_table(e, "scope", circles=circles)
     tables = {
         level: level_table(e, level, circles=circles)
@@ -118,6 +130,8 @@ def coverage_from_frames(data: ScopeData, *, settings: Settings) -> CoverageRepo
         buildings=tables["building"],
         load_distribution=load_distribution(e),
         pairs_available=data.pairs_available,
+        distance_metric=e.reach.metric,
+        network=e.reach.network,
     )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
@@ -13,8 +16,12 @@ import shapely
 from sqlalchemy import Connection, text
 
 from geodata.projection import metric_epsg, to_lonlat, to_metres
+from gridsvc.coverage._data import load_network
+from gridsvc.coverage.reach import distance_metric, plain
 from gridsvc.errors import InputRejected, NotFound, Reject
+from gridsvc.settings import Settings
 from gridsvc.siting import LSCP, MCLP, SitingResult, VulnerabilityWeights, lattice
+from gridsvc.siting.network import RoadNetwork, walk_costs
 
 CANDIDATE_SOURCES = ("buildings", "lattice")
 
@@ -24,13 +31,18 @@ class SiteRun:
     """A stored siting run: its id, the solver result and the suggested sites (EPSG:4326).
 
     ``sites`` has ``rank``, ``building_code`` (None for lattice or given points),
-    ``new_households``, ``new_weight`` and point ``geometry``.
+    ``new_households``, ``new_weight`` and point ``geometry``. ``distance_metric`` is
+    ``network`` when "in range" meant walked along the roads (``network`` then gives the snap
+    distance, the seconds the walked distances took and the households, candidates and stations
+    off the network), ``straight`` otherwise.
     """
 
     run_id: int
     community_code: str
     result: SitingResult
     sites: gpd.GeoDataFrame
+    distance_metric: str = "straight"
+    network: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary with the sites as plain rows."""
@@ -42,6 +54,8 @@ class SiteRun:
         return {
             "run_id": self.run_id,
             "community_code": self.community_code,
+            "distance_metric": self.distance_metric,
+            "network": plain(self.network),
             "sites": json.loads(rows.to_json(orient="records", force_ascii=False)),
             **body,
         }
@@ -58,8 +72,13 @@ def suggest_sites(
     spacing_m: float = 100.0,
     time_limit: float = 60.0,
     created_by: str | None = None,
+    settings: Settings | None = None,
 ) -> SiteRun:
     """Suggest where to open Red Stations in a community and store the run.
+
+    Where roads are loaded around the community (and ``GRIDSVC_REACH_METRIC`` is not
+    ``straight``), a household is in range of a site when the walk along the roads, off-road
+    access included, is at most ``radius_m``; otherwise the straight distance counts.
 
     Parameters
     ----------
@@ -79,6 +98,8 @@ def suggest_sites(
         ``spacing_m`` over the community) or a GeoDataFrame of candidate points.
     time_limit
         Seconds for the solver.
+    settings
+        ``reach_metric`` and ``road_snap_m``; default :class:`~gridsvc.settings.Settings` ().
 
     Raises
     ------
@@ -86,9 +107,12 @@ def suggest_sites(
         Unknown community code.
     InputRejected
         No candidate sites, or bad parameters (naming the field).
+    InfeasibleSettings
+        ``GRIDSVC_REACH_METRIC=network`` and no road is loaded around the community.
     SolverFailed
         The solver reached no proven result; nothing is stored.
     """
+    settings = settings or Settings()
     weights = weights or VulnerabilityWeights()
     comm = conn.execute(
         text("SELECT id, ST_AsBinary(geom) AS wkb FROM communities WHERE code = :c"),
@@ -111,15 +135,24 @@ def suggest_sites(
     )
     existing = _metres(stations, epsg)
     c_xy = _metres(cand, epsg)
-    if k is None:
-        model: MCLP | LSCP = LSCP.from_points(
-            d_xy, c_xy, radius=radius_m, weights=w, existing_xy=existing
+    where = f"community {community_code}"
+    network = load_network(conn, hh, margin_m=radius_m, epsg=epsg, settings=settings, where=where)
+    metric = distance_metric(settings.reach_metric, network, where=where)
+    info: dict[str, Any] = {}
+    model: MCLP | LSCP
+    if metric == "network" and network is not None:
+        model, info = _walked_model(
+            network, d_xy, c_xy, existing, w, k=k, radius=radius_m, snap_m=settings.road_snap_m
         )
+    elif k is None:
+        model = LSCP.from_points(d_xy, c_xy, radius=radius_m, weights=w, existing_xy=existing)
     else:
         model = MCLP.from_points(d_xy, c_xy, radius=radius_m, k=k, weights=w, existing_xy=existing)
     result = model.solve(time_limit=time_limit)
     source = candidates if isinstance(candidates, str) else "points"
-    run_id = _store(conn, comm.id, result, k, radius_m, weights, source, len(cand), created_by)
+    run_id = _store(
+        conn, comm.id, result, k, radius_m, weights, source, len(cand), created_by, metric
+    )
     chosen = cand.iloc[result.sites].reset_index(drop=True)
     sites = gpd.GeoDataFrame(
         {
@@ -132,7 +165,44 @@ def suggest_sites(
         crs=4326,
     )
     _store_sites(conn, run_id, sites, chosen["building_id"])
-    return SiteRun(run_id, community_code, result, sites)
+    return SiteRun(run_id, community_code, result, sites, metric, MappingProxyType(info))
+
+
+def _walked_model(
+    network: RoadNetwork,
+    demand_xy: np.ndarray,
+    candidate_xy: np.ndarray,
+    existing_xy: np.ndarray,
+    weights: np.ndarray,
+    *,
+    k: int | None,
+    radius: float,
+    snap_m: float,
+) -> tuple[MCLP | LSCP, dict[str, Any]]:
+    """The covering model on walked distances, and what the walk reported."""
+    t0 = time.perf_counter()
+    costs = walk_costs(network, demand_xy, candidate_xy, existing_xy, radius=radius, snap_m=snap_m)
+    info = {
+        "snap_m": snap_m,
+        "segments": network.n_segments,
+        "seconds": round(time.perf_counter() - t0, 4),
+        "off_network": MappingProxyType(
+            {
+                "households": costs.off_network["demand"],
+                "candidates": costs.off_network["candidates"],
+                "stations": costs.off_network["stations"],
+            }
+        ),
+    }
+    if k is None:
+        model: MCLP | LSCP = LSCP.from_cost_matrix(
+            costs.cost, radius=radius, weights=weights, existing_cost=costs.existing
+        )
+    else:
+        model = MCLP.from_cost_matrix(
+            costs.cost, radius=radius, k=k, weights=weights, existing_cost=costs.existing
+        )
+    return model, info
 
 
 def load_suggestions(conn: Connection, run_id: int) -> gpd.GeoDataFrame:
@@ -148,7 +218,7 @@ def load_suggestions(conn: Connection, run_id: int) -> gpd.GeoDataFrame:
     rows = _frame(
         conn,
         "SELECT s.rank, b.code AS building_code, s.new_households, s.new_weight, "
-        "r.radius_m, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat "
+        "r.radius_m, r.distance_metric, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat "
         "FROM site_suggestions s JOIN site_runs r ON r.id = s.run_id "
         "LEFT JOIN buildings b ON b.id = s.building_id WHERE s.run_id = :r ORDER BY s.rank",
         {"r": run_id},
@@ -217,6 +287,7 @@ def _store(
     source: str,
     n_candidates: int,
     created_by: str | None,
+    metric: str,
 ) -> int:
     before = res.covered_count - int(res.new_count.sum())
     row = {
@@ -240,6 +311,7 @@ def _store(
         "wa": res.covered_weight,
         "timings": json.dumps(dict(res.timings)),
         "created_by": created_by,
+        "metric": metric,
     }
     return int(
         conn.execute(
@@ -247,10 +319,12 @@ def _store(
                 "INSERT INTO site_runs (community_id, problem, k, radius_m, weights, candidates, "
                 "n_candidates, method, status, objective, bound, gap, households, "
                 "households_covered_before, households_covered_after, weight_total, "
-                "weight_covered_before, weight_covered_after, timings, created_by) VALUES "
+                "weight_covered_before, weight_covered_after, timings, created_by, "
+                "distance_metric) VALUES "
                 "(:community_id, :problem, :k, :radius_m, CAST(:weights AS jsonb), :candidates, "
                 ":n_candidates, :method, :status, :objective, :bound, :gap, :households, :before, "
-                ":after, :wt, :wb, :wa, CAST(:timings AS jsonb), :created_by) RETURNING id"
+                ":after, :wt, :wb, :wa, CAST(:timings AS jsonb), :created_by, :metric) "
+                "RETURNING id"
             ),
             row,
         ).scalar_one()
