@@ -137,6 +137,7 @@ def station_suggestions(args: dict[str, Any]) -> dict[str, Any]:
         k=args["k"],
         time_limit=20.0,
         created_by=user.username,
+        settings=db.settings(),
     )
     return run.to_dict()
 

@@ -163,6 +163,7 @@ def blindspots() -> str:
             k=3,
             time_limit=20.0,
             created_by=user.username,
+            settings=db.settings(),
         )
         sites = run.to_dict()
     return render_template(

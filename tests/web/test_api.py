@@ -323,6 +323,29 @@ def test_station_suggestions_for_planners(client, web):
     assert other.status_code == 404
 
 
+@pytest.mark.parametrize("metric", ["straight", "network"])
+def test_station_suggestions_follow_the_reach_metric_setting(web, metric):
+    """The app's own GRIDSVC_REACH_METRIC reaches the siting (the demo has roads)."""
+    from dataclasses import replace
+
+    from gridsvc.web import create_app
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "GRIDSVC_SETTINGS": replace(web.settings, reach_metric=metric),
+            "GRIDSVC_NO_QUEUE": True,
+        }
+    )
+    body = {"community": COMMUNITY_A, "radius_m": 300, "k": 1}
+    done = app.test_client().post(
+        "/api/stations/suggestions", json=body, headers=bearer(web, "planner_a")
+    )
+    app.extensions["gridsvc.engine"].dispose()
+    assert done.status_code == 200, done.data[:300]
+    assert done.get_json()["distance_metric"] == metric
+
+
 def test_passwords_are_hashed_to_asvs_strength(web):
     engine = owner_engine(web)
     with engine.connect() as conn:
