@@ -14,7 +14,7 @@ from time import perf_counter
 
 import numpy as np
 
-from gridsvc.pairing._arcs import Instance, all_allowed
+from gridsvc.pairing._arcs import Instance
 from gridsvc.pairing._flow import EVEN_PIECES, Flow, solve_flow
 
 PRICE_LIMIT = 4_000_000
@@ -110,12 +110,23 @@ def potentials(inst, active, node, srv, flow):
     """Shortest-path potentials of hubs and client nodes in the flow's residual graph, or
     ``None`` when Bellman-Ford does not settle (it always should for an optimal flow)."""
     (u, v, w), (in_n, in_h, in_c), pos, hubs = _hub_edges(inst, active, node, srv, flow)
+    # one edge per (u, v), the cheapest; grouped by head for vectorised relaxation rounds
+    key = u * hubs + v
+    o = np.lexsort((w, key))
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[o][1:] != key[o][:-1]
+    u, v, w = u[o][first], v[o][first], w[o][first]
+    o = np.argsort(v, kind="stable")
+    u, v, w = u[o], v[o], w[o]
+    heads, starts = np.unique(v, return_index=True)
     d = np.full(hubs, np.inf)
     d[-1] = 0.0
     for _ in range(hubs + 1):
-        cand = d[u] + w
+        if not len(u):
+            break
+        best = np.minimum.reduceat(d[u] + w, starts)
         new = d.copy()
-        np.minimum.at(new, v, cand)
+        new[heads] = np.minimum(d[heads], best)
         if np.array_equal(new, d):
             break
         d = new
@@ -130,8 +141,12 @@ class _Pairs:
     """Every allowed pair to the active servers with its cost in metres, posed once."""
 
     def __init__(self, inst: Instance, active: np.ndarray) -> None:
-        self.node, self.srv = all_allowed(inst, np.arange(inst.n_nodes), np.flatnonzero(active))
-        self.cost = inst.cost(self.node, self.srv)[0]
+        servers = np.flatnonzero(active)
+        node = np.repeat(np.arange(inst.n_nodes), len(servers))
+        srv = np.tile(servers, inst.n_nodes)
+        cost, dist = inst.cost(node, srv)
+        ok = inst.allowed(node, srv, dist)
+        self.node, self.srv, self.cost = node[ok], srv[ok], cost[ok]
         self.key = self.node * inst.m + self.srv
 
     def price(self, inst, active, node, srv, flow, *, per_node: int):
