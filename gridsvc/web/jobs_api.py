@@ -70,13 +70,12 @@ def start_job(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
         "community": args.get("community"),
         "username": user.username,
     }
-    body = enqueue(
-        user,
-        args["kind"],
-        params,
-        street_id=int(scope.street_ids[0]) if scope.level == "street" else None,
-        community_id=int(scope.community_ids[0]) if scope.level == "community" else None,
-    )
+    street_id, community_id = user.street_id, user.community_id  # "all": the caller's scope
+    if scope.level == "street":
+        street_id, community_id = int(scope.street_ids[0]), None
+    elif scope.level == "community":
+        street_id, community_id = None, int(scope.community_ids[0])
+    body = enqueue(user, args["kind"], params, street_id=street_id, community_id=community_id)
     return body, 202
 
 

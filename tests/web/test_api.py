@@ -130,6 +130,42 @@ def test_row_level_security_blocks_raw_queries_under_the_app_role(web):
     assert count(web, "SELECT count(*) FROM households") > 2000  # the owner sees every row
 
 
+def test_jobs_are_scoped_by_row_level_security(web):
+    """A job can hold an uploaded file of households: raw SQL under the app role with street
+    B's scope neither sees nor writes street A's jobs."""
+    owner = owner_engine(web)
+    with owner.begin() as conn:
+        street_a = conn.scalar(text("SELECT id FROM streets WHERE code = :c"), {"c": STREET_A})
+        street_b = conn.scalar(text("SELECT id FROM streets WHERE code = :c"), {"c": STREET_B})
+        job = conn.scalar(
+            text(
+                "INSERT INTO jobs (kind, street_id, payload) VALUES ('import', :s, 'x') "
+                "RETURNING id"
+            ),
+            {"s": street_a},
+        )
+    engine = make_engine(app_database_url(web.settings))
+    try:
+        with engine.connect() as conn:
+            seen = text("SELECT count(*) FROM jobs WHERE id = :i")
+            conn.execute(text("SELECT set_config('app.street', :s, true)"), {"s": str(street_b)})
+            assert conn.scalar(seen, {"i": job}) == 0
+            with pytest.raises(Exception, match="row-level security"):
+                conn.execute(
+                    text("INSERT INTO jobs (kind, street_id) VALUES ('import', :s)"),
+                    {"s": street_a},
+                )
+            conn.rollback()
+            conn.execute(text("SELECT set_config('app.street', :s, true)"), {"s": str(street_a)})
+            assert conn.scalar(seen, {"i": job}) == 1
+            conn.rollback()
+    finally:
+        engine.dispose()
+        with owner.begin() as conn:
+            conn.execute(text("DELETE FROM jobs WHERE id = :i"), {"i": job})
+        owner.dispose()
+
+
 def test_errors_are_json_and_name_the_problem(client, web):
     h = bearer(web, "viewer_a")
     bad = client.get("/api/coverage.geojson?community=12ab", headers=h)
