@@ -202,7 +202,8 @@ def price_and_resolve(
     if inst.n_nodes * int(active.sum()) > PRICE_LIMIT:
         return flow, -np.inf, flows
     pairs = _Pairs(inst, active)
-    for done in range(rounds + 1):
+    done = 0
+    while True:
         priced = pairs.price(inst, active, node, srv, flow, per_node=per_node)
         if priced is None:
             return flow, -np.inf, flows
@@ -214,7 +215,7 @@ def price_and_resolve(
         node, srv = np.concatenate([node, add_n]), np.concatenate([srv, add_s])  # all fresh
         flow = solve_flow(inst, active, node, srv, even=flow.even)
         flows += 1
-    return flow, -np.inf, flows
+        done += 1
 
 
 def certified_bound(flow: Flow) -> float:
