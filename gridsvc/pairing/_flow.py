@@ -42,6 +42,16 @@ class Flow:
         return int(self.units.sum())
 
 
+def units_on(flow: Flow, node: np.ndarray, srv: np.ndarray, m: int) -> np.ndarray:
+    """Units the flow puts on each of the arcs ``(node, srv)`` (a superset of its own)."""
+    keys = node * m + srv
+    order = np.argsort(keys)
+    used = np.zeros(len(node), dtype=np.int64)
+    at = order[np.searchsorted(keys, flow.node * m + flow.srv, sorter=order)]
+    used[at] = flow.units
+    return used
+
+
 def solve_flow(
     inst: Instance,
     active: np.ndarray,

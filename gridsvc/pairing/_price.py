@@ -15,19 +15,10 @@ from time import perf_counter
 import numpy as np
 
 from gridsvc.pairing._arcs import Instance
-from gridsvc.pairing._flow import EVEN_PIECES, Flow, solve_flow
+from gridsvc.pairing._flow import EVEN_PIECES, Flow, solve_flow, units_on
 
 PRICE_LIMIT = 4_000_000
 """Price at most this many node × server pairs (about 100 MB; beyond: no certificate)."""
-
-
-def _arc_use(flow: Flow, node: np.ndarray, srv: np.ndarray, m: int) -> np.ndarray:
-    keys = node * m + srv
-    order = np.argsort(keys)
-    used = np.zeros(len(node), dtype=np.int64)
-    at = order[np.searchsorted(keys, flow.node * m + flow.srv, sorter=order)]
-    used[at] = flow.units
-    return used
 
 
 def _icost(inst: Instance, flow: Flow, node: np.ndarray, srv: np.ndarray) -> np.ndarray:
@@ -44,7 +35,7 @@ def _hub_edges(inst, active, node, srv, flow):
     f_hub, t_hub = a, a + 1
     keep = active[srv]
     node, srv = node[keep], srv[keep]
-    used = _arc_use(flow, node, srv, inst.m)
+    used = units_on(flow, node, srv, inst.m)
     cap = np.minimum(inst.weight[node], inst.hi[srv])
     c = _icost(inst, flow, node, srv)
     unp = flow.unpaired

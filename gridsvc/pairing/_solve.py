@@ -21,7 +21,7 @@ from gridsvc.pairing._bound import (
     server_values,
     subgradient,
 )
-from gridsvc.pairing._flow import Flow, solve_flow
+from gridsvc.pairing._flow import Flow, solve_flow, units_on
 from gridsvc.pairing._price import price_and_resolve
 from gridsvc.pairing._start import building_start
 
@@ -358,11 +358,7 @@ def _certify(inst: Instance, active: np.ndarray, flow: Flow, search: _Search) ->
             return flow
         n = inst.n_nodes
         cap = np.minimum(inst.weight[node], inst.hi[srv])
-        keys = node * inst.m + srv
-        order = np.argsort(keys)
-        used = np.zeros(len(node), dtype=np.int64)
-        at = order[np.searchsorted(keys, flow.node * inst.m + flow.srv, sorter=order)]
-        used[at] = flow.units
+        used = units_on(flow, node, srv, inst.m)
         fwd = used < cap
         bwd = used > 0
         src = np.concatenate(
