@@ -670,13 +670,7 @@ def accept_proposal(
             f"the plan is at version {version}: make a new proposal"
         )
     new_version = _set_plan(db, row.community_id, "household_run_id", row.run_id, decided_by)
-    db.execute(
-        text(
-            "UPDATE proposals SET status = 'accepted', decided_by = :by, decided_at = now(), "
-            "reason = :why WHERE id = :i"
-        ),
-        {"by": decided_by, "why": reason, "i": proposal_id},
-    )
+    _close_proposal(db, proposal_id, "accepted", decided_by, reason)
     return Decision(
         proposal_id,
         int(row.community_id),
@@ -687,18 +681,24 @@ def accept_proposal(
     )
 
 
+def _close_proposal(
+    db: Db, proposal_id: int, status: str, decided_by: str | None, reason: str
+) -> None:
+    db.execute(
+        text(
+            "UPDATE proposals SET status = :s, decided_by = :by, decided_at = now(), "
+            "reason = :why WHERE id = :i"
+        ),
+        {"s": status, "by": decided_by, "why": reason, "i": proposal_id},
+    )
+
+
 def reject_proposal(
     db: Db, proposal_id: int, *, decided_by: str | None = None, reason: str = ""
 ) -> Decision:
     """Close a proposal without changing the plan."""
     row = _open_proposal(db, proposal_id)
-    db.execute(
-        text(
-            "UPDATE proposals SET status = 'rejected', decided_by = :by, decided_at = now(), "
-            "reason = :why WHERE id = :i"
-        ),
-        {"by": decided_by, "why": reason, "i": proposal_id},
-    )
+    _close_proposal(db, proposal_id, "rejected", decided_by, reason)
     return Decision(
         proposal_id, int(row.community_id), "rejected", plan_version(db, row.community_id)
     )
