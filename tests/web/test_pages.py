@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import re
 
-from webhelpers import COMMUNITY_A, PASSWORD, count
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-
-
-def login(client, username: str) -> None:
-    """Log in through the form, as a browser would."""
-    token = _csrf(client.get("/login").get_data(as_text=True))
-    response = client.post(
-        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
-    )
-    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+from webhelpers import COMMUNITY_A, PASSWORD, count, csrf_token, login_form
 
 
 def test_login_logout_and_a_copied_cookie(app, web):
     client = app.test_client()
     assert client.get("/").status_code == 302  # to the login page
     before = count(web, "SELECT count(*) FROM audit_log WHERE action = 'login'")
-    login(client, "viewer_a")
+    login_form(client, "viewer_a")
     assert count(web, "SELECT count(*) FROM audit_log WHERE action = 'login'") == before + 1
     home = client.get("/")
     assert home.status_code == 200 and "户数" in home.get_data(as_text=True)
@@ -33,15 +20,15 @@ def test_login_logout_and_a_copied_cookie(app, web):
     thief = app.test_client()
     thief.set_cookie("gridsvc_session", cookie.value)
     assert thief.get("/").status_code == 200  # a copied cookie works while the session lives
-    token = _csrf(home.get_data(as_text=True))
+    token = csrf_token(home.get_data(as_text=True))
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
     assert thief.get("/").status_code == 302  # ...and stops working at logout
     assert thief.get("/api/me").status_code == 401
 
 
-def test_wrong_password_and_missing_csrf(app, web):
+def test_wrong_password_and_missingcsrf_token(app, web):
     client = app.test_client()
-    token = _csrf(client.get("/login").get_data(as_text=True))
+    token = csrf_token(client.get("/login").get_data(as_text=True))
     wrong = client.post(
         "/login", data={"username": "viewer_a", "password": "nope", "csrf_token": token}
     )
@@ -53,7 +40,7 @@ def test_wrong_password_and_missing_csrf(app, web):
 
 def test_every_page_renders_for_its_role(app, web):
     client = app.test_client()
-    login(client, "admin")
+    login_form(client, "admin")
     pages = [
         "/",
         f"/map?community={COMMUNITY_A}&q=5301",
@@ -72,7 +59,7 @@ def test_every_page_renders_for_its_role(app, web):
     english = client.get("/?lang=en").get_data(as_text=True)
     assert "Households" in english
     viewer = app.test_client()
-    login(viewer, "viewer_a")
+    login_form(viewer, "viewer_a")
     assert viewer.get("/upload").status_code == 403
     assert viewer.get("/audit").status_code == 403
     assert viewer.get("/map?community=530102902001").status_code == 200
