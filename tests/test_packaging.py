@@ -124,6 +124,7 @@ def offline_env(*, path: str, home: Path) -> dict[str, str]:
         "PIP_PROXY": UNREACHABLE,
         "HTTP_PROXY": UNREACHABLE,
         "HTTPS_PROXY": UNREACHABLE,
+        "NO_PROXY": "127.0.0.1,localhost",  # the servers under test answer on loopback
         "PYTHONNOUSERSITE": "1",
     }
 
