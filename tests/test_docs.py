@@ -63,7 +63,7 @@ def test_docs_links_resolve_and_carry_no_history(name):
         target = match.group(1)
         if "://" in target or target in ELSEWHERE:
             continue
-        assert (DOCS / target).exists() or (ROOT / target).exists(), (name, target)
+        assert (DOCS / target).exists(), (name, target)
     history = re.compile(
         r"before this session|this morning|once used|used to |no longer|was out of date|"
         r"earlier (README|figure)|is now |until .* (listed|fixed)",

@@ -271,6 +271,14 @@ def test_image_command_and_healthcheck(installed: Installed, demo_report: Path):
         installed.run(*check)
 
 
+def test_audit_export_from_the_installed_package(installed: Installed, demo_report: Path):
+    today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))  # Beijing day
+    out = installed.home / "audit.csv"
+    installed.run("gridsvc", "audit", "export", "--from", today, "--to", today, "--out", str(out))
+    header = out.read_text(encoding="utf-8-sig").splitlines()[0]
+    assert header.startswith("id,at,username,action,target")
+
+
 @pytest.mark.browser
 def test_report_from_the_installed_package_opens_offline(demo_report: Path, offline_page):
     offline_page.open(demo_report, wait_ms=300)
