@@ -24,7 +24,8 @@ RUN python scripts/wheelhouse.py /wheelhouse
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/gridsvc/bin:$PATH
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/gridsvc gridsvc
+RUN groupadd --system --gid 10001 gridsvc \
+    && useradd --system --uid 10001 --gid gridsvc --create-home --home-dir /home/gridsvc gridsvc
 RUN --mount=type=bind,from=build,source=/wheelhouse,target=/wheelhouse \
     python -m venv /opt/gridsvc \
     && /opt/gridsvc/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --find-links /wheelhouse --require-hashes -r /wheelhouse/requirements.txt

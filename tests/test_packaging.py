@@ -3,11 +3,11 @@
 The wheelhouse (``scripts/wheelhouse.py``, what ``make wheelhouse`` runs) is written to the
 checkout's ``wheelhouse/``: dependency wheels already there with a locked hash are reused, so only
 the first run downloads; gridsvc's wheel is rebuilt from the sources every time. The runtime
-stage of the Dockerfile is then run for real: its ``RUN`` that installs the wheelhouse into
-``/opt/gridsvc`` (paths mapped to a temporary folder), with pip's configuration ignored, no
-index and an unreachable proxy, so any attempt to reach the network fails; then its ``CMD``
-(gunicorn from the installed package) and its ``HEALTHCHECK``. Every command runs with the
-working directory outside the checkout and the checkout absent from the path.
+stage of the Dockerfile is then run for real, under its ``ENV``: the ``RUN`` that installs the
+wheelhouse into ``/opt/gridsvc`` (paths mapped to a temporary folder), with pip's configuration
+ignored, no index and an unreachable proxy, so any attempt to reach the network fails; then its
+``CMD`` (gunicorn from the installed package) and its ``HEALTHCHECK``. Every command runs with
+the working directory outside the checkout and the checkout absent from the path.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -46,6 +47,7 @@ class Stage:
     runs: list[str]
     healthcheck: list[str]
     cmd: list[str]
+    env: dict[str, str]
 
 
 def dockerfile_stage(name: str) -> Stage:
@@ -62,7 +64,14 @@ def dockerfile_stage(name: str) -> Stage:
     runs = [re.sub(r"^RUN (--\S+ )*", "", line) for line in stage if line.startswith("RUN ")]
     health = next(line for line in stage if line.startswith("HEALTHCHECK "))
     cmd = next(line for line in stage if line.startswith("CMD "))
+    env = dict(
+        item.split("=", 1)
+        for line in stage
+        if line.startswith("ENV ")
+        for item in shlex.split(line.removeprefix("ENV "))
+    )
     return Stage(
+        env=env,
         runs=runs,
         healthcheck=json.loads(health.split(" CMD ", 1)[1]),
         cmd=json.loads(cmd.removeprefix("CMD ")),
@@ -156,8 +165,10 @@ def installed(wheelhouse: Path, database: str, tmp_path_factory) -> Installed:
     pybin.mkdir()
     # `python` in the image is the base Python 3.11, as here.
     (pybin / "python").symlink_to(Path(getattr(sys, "_base_executable", sys.executable)))
-    env = offline_env(path=f"{venv}/bin:{pybin}:/usr/bin:/bin", home=home)
     stage = dockerfile_stage("runtime")
+    assert stage.env["PATH"] == "/opt/gridsvc/bin:$PATH"
+    env = offline_env(path=f"{venv}/bin:{pybin}:/usr/bin:/bin", home=home)
+    env |= {key: value for key, value in stage.env.items() if key != "PATH"}  # the image's ENV
     installs = [run for run in stage.runs if "/opt/gridsvc" in run]
     assert installs, "the runtime stage has no RUN installing into /opt/gridsvc"
     for run in installs:
