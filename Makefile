@@ -23,7 +23,8 @@ DEMO_ADMIN_PASSWORD ?=
 DEMO_VIEWER_PASSWORD ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test install db browser assets report serve lint bench clean
+.PHONY: demo test install db browser assets report serve lint bench clean wheel wheelhouse lock \
+	docker-lint docs
 
 demo: install db assets
 	$(ENV) GRIDSVC_DEMO_ADMIN_PASSWORD='$(DEMO_ADMIN_PASSWORD)' GRIDSVC_DEMO_VIEWER_PASSWORD='$(DEMO_VIEWER_PASSWORD)' $(BIN)/gridsvc demo --users
@@ -64,9 +65,33 @@ maps/assets/node_modules/.package-lock.json: maps/assets/package.json maps/asset
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+
+docker-lint: install
+	$(BIN)/hadolint Dockerfile
+
+# gridsvc's wheel, the map assets inside (setup.py copies them from maps/assets/node_modules).
+wheel: install assets
+	rm -f dist/gridsvc-*.whl
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/gridsvc-*.whl
+
+# Every wheel gridsvc needs for this Python and platform, the lock with hashes and gridsvc's own
+# wheel, for an install with no network (docs/offline-install.md).
+wheelhouse: install assets
+	$(BIN)/python scripts/wheelhouse.py wheelhouse
+
+# requirements.lock: the runtime dependencies of setup.cfg pinned with hashes (needs the network).
+lock: install
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock setup.cfg
+
+# docs/settings.md and docs/layers.md, generated from gridsvc/settings.py and geodata/layers.py.
+docs: install
+	$(BIN)/python -m gridsvc.docgen
 
 bench: install db
 	for b in bench/*.py; do echo "== $$b"; $(ENV) $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache .gridsvc.env
+	rm -rf $(VENV) out dist build wheelhouse .pytest_cache .ruff_cache .gridsvc.env

@@ -79,6 +79,10 @@ GRIDSVC_DEMO_ADMIN_PASSWORD, GRIDSVC_DEMO_VIEWER_PASSWORD
     default): random ones, printed once and written to ``.gridsvc-demo-users`` (mode 0600).
 GRIDSVC_WORKERS
     Processes for city-scale runs. Default: the number of CPU cores.
+GRIDSVC_AUDIT_RETENTION_DAYS
+    Days the audit log keeps every entry. ``gridsvc audit prune`` deletes entries older than
+    this and nothing else; nothing prunes on its own. At least 180 (a smaller value is refused,
+    and the database itself refuses to delete an entry younger than 180 days). Default 365.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ from sqlalchemy.engine import make_url
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/gridsvc"
 #: Values of ``GRIDSVC_REACH_METRIC``.
 REACH_METRICS = ("auto", "straight", "network")
+#: The audit log keeps at least this many days (enforced again by a trigger on ``audit_log``).
+AUDIT_RETENTION_FLOOR_DAYS = 180
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ class Settings:
     demo_admin_password: str = field(default="", repr=False)
     demo_viewer_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    audit_retention_days: int = 365
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -189,6 +196,16 @@ def _positive(value: float) -> float:
     return value
 
 
+def _retention_days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number of days, got {text!r}") from None
+    if days < AUDIT_RETENTION_FLOOR_DAYS:
+        raise ValueError(f"at least {AUDIT_RETENTION_FLOOR_DAYS} days, got {text!r}")
+    return days
+
+
 def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
@@ -222,6 +239,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "DEMO_ADMIN_PASSWORD": ("demo_admin_password", str),
     "DEMO_VIEWER_PASSWORD": ("demo_viewer_password", str),
     "WORKERS": ("workers", int),
+    "AUDIT_RETENTION_DAYS": ("audit_retention_days", _retention_days),
 }
 
 

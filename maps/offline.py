@@ -1,7 +1,9 @@
 """Inline every script, style and image of a rendered folium page so it opens with no network.
 
-The assets come from npm packages installed at install time (``make assets`` runs ``npm ci``
-in ``maps/assets``); nothing is fetched at run time and nothing is copied into the repository.
+The assets come from the npm packages of ``maps/assets/package-lock.json``: in a checkout,
+``make assets`` runs ``npm ci`` in ``maps/assets``; gridsvc's wheel carries the files this module
+uses (copied in at build time by ``setup.py``), so an installed gridsvc reads them from its own
+package. Nothing is fetched at run time and nothing is copied into the repository.
 Each CDN ``<script src>`` / ``<link href>`` folium writes is mapped to a file of those packages
 and replaced by its content; ``url(...)`` references inside styles become ``data:`` URIs. Any
 external reference this module does not know raises :class:`MissingAsset`: a report never
@@ -84,7 +86,10 @@ def asset_path(url: str) -> Path:
         raise MissingAsset(f"no offline copy known for {url!r}: add its npm package to maps/assets")
     path = NODE_MODULES / KNOWN_ASSETS[name]
     if not path.is_file():
-        raise MissingAsset(f"{path} is missing (for {url!r}): run `make assets`")
+        raise MissingAsset(
+            f"{path} is missing (for {url!r}): run `make assets` in a checkout, "
+            "or reinstall gridsvc from its wheel"
+        )
     return path
 
 

@@ -1,14 +1,18 @@
-"""The README's field tables are the ones geodata/layers.py generates."""
+"""The layers' field tables in docs/layers.md are the ones geodata/layers.py generates."""
 
 from pathlib import Path
 
 from geodata.layers import markdown
 
-README = Path(__file__).parents[1] / "README.md"
+DOCS = Path(__file__).parents[1] / "docs"
 
 
-def test_readme_field_tables_match_the_layer_specs():
-    text = README.read_text(encoding="utf-8")
+def test_layer_field_tables_match_the_layer_specs():
+    text = (DOCS / "layers.md").read_text(encoding="utf-8")
     begin, end = "<!-- layers:begin -->\n", "<!-- layers:end -->"
     documented = text[text.index(begin) + len(begin) : text.index(end)]
-    assert documented == markdown(), "run: python -m geodata.layers --markdown"
+    assert documented == markdown(), "run: python -m gridsvc.docgen"
+
+
+def test_data_formats_doc_links_the_field_tables():
+    assert "(layers.md)" in (DOCS / "data-formats.md").read_text(encoding="utf-8")

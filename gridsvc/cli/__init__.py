@@ -6,6 +6,7 @@ import click
 
 from gridsvc.cli._common import GridsvcGroup
 from gridsvc.cli.admin import db, demo
+from gridsvc.cli.audit import audit
 from gridsvc.cli.coverage import blindspots, coverage, sites
 from gridsvc.cli.data import export, import_
 from gridsvc.cli.pairing import COMMANDS as PAIRING_COMMANDS
@@ -36,6 +37,7 @@ for _command in (coverage, blindspots, sites):
 cli.add_command(import_)
 cli.add_command(export)
 cli.add_command(report)
+cli.add_command(audit)
 for _command in PAIRING_COMMANDS:
     cli.add_command(_command)
 
