@@ -1,0 +1,482 @@
+"""Household addresses as communities write them, parsed and matched to buildings. Pure: no I/O.
+
+A roster's address ("翠湖小区3号楼2单元501室", "翠湖小区3栋2-501", "三号楼二单元五〇一") is
+normalised (full-width to half-width, spaces and punctuation out, Chinese numerals to Arabic where
+they number a building, unit or room), split into its parts (:class:`Address`: compound, building
+number, unit, room) and matched against the buildings layer (:class:`BuildingIndex`): by the
+compound's exact name, its normalised name (generic words such as 小区 dropped) or a fuzzy match
+that is taken only above a threshold and clear of the next candidate; then by building number
+inside that compound. Anything else is a :class:`Match` with a reason and no building: the
+matcher never places a household in a building the address did not name.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+# --- numerals ----------------------------------------------------------------------------------
+
+_DIGIT_VALUES = {
+    "〇": 0,
+    "○": 0,
+    "零": 0,
+    "一": 1,
+    "壹": 1,
+    "二": 2,
+    "贰": 2,
+    "貳": 2,
+    "两": 2,
+    "兩": 2,
+    "三": 3,
+    "叁": 3,
+    "參": 3,
+    "四": 4,
+    "肆": 4,
+    "五": 5,
+    "伍": 5,
+    "六": 6,
+    "陆": 6,
+    "陸": 6,
+    "七": 7,
+    "柒": 7,
+    "八": 8,
+    "捌": 8,
+    "九": 9,
+    "玖": 9,
+}
+_UNIT_VALUES = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
+NUMERAL_CHARS = "".join(_DIGIT_VALUES) + "".join(_UNIT_VALUES)
+_N = f"[0-9{NUMERAL_CHARS}]+"
+
+
+def parse_numeral(text: str) -> int:
+    """The number written in ``text``: Arabic digits, Chinese numerals or both.
+
+    Positional forms (十二, 二十三, 一百零一, 叁拾伍) and digit-by-digit forms (五〇一, 一二〇三)
+    are read; 〇/零, 两 and the financial forms (壹贰叁…拾佰仟) are accepted.
+
+    Raises
+    ------
+    ValueError
+        Text that is not a numeral, or a malformed one (十十, 三百百).
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("empty numeral")
+    if text.isascii() and text.isdigit():
+        return int(text)
+    if any(c not in _DIGIT_VALUES and c not in _UNIT_VALUES and not c.isdigit() for c in text):
+        raise ValueError(f"not a numeral: {text!r}")
+    if not any(c in _UNIT_VALUES for c in text):
+        return int("".join(str(_DIGIT_VALUES.get(c, c)) for c in text))
+    return _positional(text)
+
+
+def _positional(text: str) -> int:
+    total, current, last_unit, pending_zero = 0, None, 10_000, False
+    for char in text:
+        if char in _UNIT_VALUES:
+            unit = _UNIT_VALUES[char]
+            if unit >= last_unit:
+                raise ValueError(f"malformed numeral: {text!r}")
+            total += (1 if current is None else current) * unit
+            current, last_unit, pending_zero = None, unit, False
+            continue
+        value = _DIGIT_VALUES.get(char)
+        value = int(char) if value is None else value
+        if value == 0:
+            pending_zero = True
+            continue
+        if current is not None:
+            raise ValueError(f"malformed numeral: {text!r}")
+        current = value
+    if current is not None:
+        if not pending_zero and last_unit > 10:
+            # 二百五 = 250, 三千二 = 3200: a trailing digit counts in the next lower unit
+            current *= last_unit // 10
+        total += current
+    return total
+
+
+_DIGITS_ZH = "〇一二三四五六七八九"
+
+
+def chinese_numeral(n: int, *, style: str = "positional") -> str:
+    """Write ``n`` (0-9999) in Chinese: ``positional`` (十二, 一百零一), ``digits`` (五〇一) or
+    ``financial`` (壹佰零壹). The inverse of :func:`parse_numeral`, for tests and demo rosters."""
+    if not 0 <= n <= 9999:
+        raise ValueError(f"out of range: {n}")
+    if style == "digits":
+        return "".join(_DIGITS_ZH[int(d)] for d in str(n))
+    digits = "零壹贰叁肆伍陆柒捌玖" if style == "financial" else "零一二三四五六七八九"
+    units = ("", "拾", "佰", "仟") if style == "financial" else ("", "十", "百", "千")
+    if n == 0:
+        return digits[0]
+    out, zero = [], False
+    for power in (3, 2, 1, 0):
+        d = n // 10**power % 10
+        if d == 0:
+            zero = bool(out)
+            continue
+        if zero:
+            out.append(digits[0])
+            zero = False
+        out.append(digits[d] + units[power])
+    text = "".join(out)
+    if style == "positional" and 10 <= n < 20:
+        text = text[1:]  # 十二, not 一十二
+    return text
+
+
+# --- normalisation -----------------------------------------------------------------------------
+
+_DASHES = re.compile(r"[‐‑‒–—―−~～_]+")
+_DROP = re.compile(r"[\s,，.。、;；:：'\"“”‘’()（）\[\]【】<>《》/\\|·]+")
+#: Words that say "compound" and nothing else; dropped for the normalised name.
+GENERIC = ("住宅小区", "小区", "社区", "家属院", "家属区", "宿舍区", "宿舍", "大院", "院落", "院")
+
+
+def normalise(text: str) -> str:
+    """Half-width (NFKC), one ``-`` for every dash, no spaces or punctuation, Latin upper case."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _DASHES.sub("-", text)
+    return _DROP.sub("", text).upper()
+
+
+def compound_key(name: str) -> str:
+    """A compound's name for the normalised match: normalised, generic words dropped."""
+    key = normalise(name)
+    stripped = True
+    while stripped:
+        stripped = False
+        for word in GENERIC:
+            if key.endswith(word) and len(key) > len(word):
+                key, stripped = key[: -len(word)], True
+    return key
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+_BUILDING = re.compile(
+    rf"第?(?P<b>{_N}[A-Z]?|[A-Z](?:{_N})?)(?P<mark>号楼|号院楼|#楼|栋楼|栋|幢|座|号|#)(?!院)"
+)
+_TAIL = re.compile(
+    rf"-?(?:(?P<u>{_N})(?:单元|门|-)(?=[0-9{NUMERAL_CHARS}]|$))?(?:(?P<f>{_N})层)?"
+    rf"(?:(?P<r>{_N}[A-Z]?)(?:室|号|户)?)?"
+)
+_DASHED = re.compile(r"(?P<b>\d+[A-Z]?)-(?:(?P<u>\d+)-)?(?P<r>\d+[A-Z]?)$")
+_ADMIN = (
+    re.compile(r"^.{2,8}?(?:省|自治区)"),
+    re.compile(r"^.{1,8}?(?:市|自治州|地区|盟)"),
+    re.compile(r"^.{1,6}?(?<![小社园校片景])(?:区|县|旗)"),
+    re.compile(r"^.{1,8}?(?:街道办事处|街道办|街道|镇|乡)"),
+)
+_COMMUNITY = re.compile(r"^.{1,10}?(?:社区居民委员会|社区居委会|社区|居委会|居民委员会|村委会)")
+_ROAD = re.compile(rf"^.{{1,10}}?(?:路|街|大道|巷|胡同){_N}号")
+
+
+@dataclass(frozen=True)
+class Address:
+    """An address split into its parts; ``problem`` says why a part could not be read."""
+
+    text: str
+    compound: str | None = None
+    building_no: str | None = None
+    unit: str | None = None
+    room: str | None = None
+    community: str | None = None
+    problem: str | None = None
+
+
+def _number_text(token: str | None) -> str | None:
+    """A building/unit/room token as stored: integers without leading zeros, letters upper."""
+    if not token:
+        return None
+    letters = "".join(c for c in token if "A" <= c <= "Z")
+    body = token.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    if not body:
+        return letters
+    value = str(parse_numeral(body))
+    return value + letters if token[-1:].isalpha() else letters + value
+
+
+def parse_address(text: str | None) -> Address:
+    """Split an address into compound, building number, unit and room.
+
+    Leading province/city/district/street names and a road-and-number prefix are dropped; a
+    community name is kept aside (``community``) and is the compound when nothing else is.
+    """
+    given = "" if text is None else str(text)
+    flat = normalise(given)
+    if not flat:
+        return Address(given, problem="empty address")
+    for found in _BUILDING.finditer(flat):
+        tail = _TAIL.fullmatch(flat[found.end() :])
+        if tail is None:
+            continue
+        try:
+            return _address(given, flat[: found.start()], found.group("b"), tail)
+        except ValueError as exc:
+            return Address(given, problem=str(exc))
+    dashed = _DASHED.search(flat)
+    if dashed and not flat[: dashed.start()][-1:].isdigit():
+        return _address(given, flat[: dashed.start()], dashed.group("b"), dashed)
+    return Address(given, *_compound(flat), problem="no building number")
+
+
+def _address(given: str, prefix: str, building: str, tail: re.Match[str]) -> Address:
+    compound, community = _compound(prefix)
+    return Address(
+        given,
+        compound,
+        _number_text(building),
+        _number_text(tail.group("u")),
+        _number_text(tail.group("r")),
+        community,
+    )
+
+
+def _compound(prefix: str) -> tuple[str | None, str | None]:
+    """(compound, community) of the text before the building number."""
+    rest = prefix
+    for pattern in _ADMIN:
+        rest = _strip(pattern, rest)
+    community = None
+    found = _COMMUNITY.match(rest)
+    if found:
+        community = found.group(0)
+        rest = rest[found.end() :] or community
+    rest = _strip(_ROAD, rest)
+    return (rest or None), community
+
+
+def _strip(pattern: re.Pattern[str], text: str) -> str:
+    """``text`` without the leading part ``pattern`` matches, when a name remains after it."""
+    found = pattern.match(text)
+    if found is None:
+        return text
+    rest = text[found.end() :]
+    return rest if rest and rest not in GENERIC else text
+
+
+def building_parts(name: str | None) -> tuple[str | None, str | None]:
+    """(compound, number) read from a building's name: "3号楼" -> (None, "3"),
+    "翠湖小区B座" -> ("翠湖小区", "B"); (None, None) when the name holds no number."""
+    if not name:
+        return None, None
+    flat = normalise(name)
+    found = None
+    for found in _BUILDING.finditer(flat):
+        pass
+    if found is None:
+        return None, None
+    try:
+        number = _number_text(found.group("b"))
+    except ValueError:
+        return None, None
+    compound, _ = _compound(flat[: found.start()])
+    return compound, number
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Building:
+    """A building as the matcher sees it."""
+
+    id: int
+    code: str
+    name: str | None
+    compound: str | None
+    number: str | None
+    community_id: int | None = None
+    community: str | None = None
+    community_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """How one address matched: ``building`` set and ``how`` (``exact``, ``normalised``,
+    ``fuzzy`` with ``score``, ``community``), or no building and a ``reason``."""
+
+    building: Building | None
+    how: str | None = None
+    score: float | None = None
+    reason: str | None = None
+    candidates: tuple[Building, ...] = ()
+
+
+@dataclass
+class _Compound:
+    name: str
+    key: str
+    community_id: int | None
+    numbers: dict[str, list[Building]] = field(default_factory=dict)
+
+
+def _label(b: Building) -> str:
+    return f"{b.code} ({b.name or b.number})"
+
+
+class BuildingIndex:
+    """Buildings grouped by compound (per community) and number, for :meth:`match`.
+
+    A building without a compound belongs to its community's name: "3号楼" in 翠湖社区 matches
+    "翠湖社区3号楼". Results are cached per (compound, number, community): a roster repeats them.
+    """
+
+    def __init__(
+        self, buildings: Iterable[Building], *, fuzzy_min: float = 0.85, fuzzy_margin: float = 0.1
+    ) -> None:
+        self.fuzzy_min = fuzzy_min
+        self.fuzzy_margin = fuzzy_margin
+        groups: dict[tuple[int | None, str], _Compound] = {}
+        self.community_names: set[str] = set()
+        for b in buildings:
+            compound, number = b.compound, b.number
+            if compound is None or number is None:
+                derived_compound, derived_number = building_parts(b.name)
+                compound = compound or derived_compound or b.community
+                number = number or derived_number
+            if b.community:
+                self.community_names.add(normalise(b.community))
+            if not compound or not number:
+                continue
+            key = (b.community_id, normalise(compound))
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Compound(compound, compound_key(compound), b.community_id)
+            group.numbers.setdefault(str(number).upper(), []).append(b)
+        self._groups = list(groups.values())
+        self._exact: dict[str, list[_Compound]] = {}
+        self._keyed: dict[str, list[_Compound]] = {}
+        for g in self._groups:
+            self._exact.setdefault(normalise(g.name), []).append(g)
+            self._keyed.setdefault(g.key, []).append(g)
+        self._keys = list(self._keyed)
+        self._cache: dict[tuple[str | None, str | None, int | None, str | None], Match] = {}
+
+    def __len__(self) -> int:
+        return sum(len(v) for g in self._groups for v in g.numbers.values())
+
+    def match(
+        self,
+        compound: str | None,
+        number: str | None,
+        *,
+        community_id: int | None = None,
+        community: str | None = None,
+    ) -> Match:
+        """The building named by ``compound`` and ``number`` (``community_id`` narrows)."""
+        key = (compound, number, community_id, community)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self._match(compound, number, community_id, community)
+        return cached
+
+    def _match(
+        self,
+        compound: str | None,
+        number: str | None,
+        community_id: int | None,
+        community: str | None,
+    ) -> Match:
+        if not number:
+            return Match(None, reason="no building number")
+        if not compound:
+            compound = community
+        if not compound:
+            return self._by_community(number, community_id)
+        groups, how, score, problem = self._compounds(normalise(compound), community_id)
+        if problem:
+            return Match(None, reason=problem)
+        having = [(g, g.numbers[number]) for g in groups if number in g.numbers]
+        if not having:
+            names = "、".join(sorted({g.name for g in groups}))
+            return Match(None, how=how, score=score, reason=f"no building {number} in {names}")
+        found = [b for _, bs in having for b in bs]
+        if len(found) > 1:
+            return _ambiguous(found, f"building {number} of {groups[0].name}")
+        return Match(found[0], how, score)
+
+    def _by_community(self, number: str, community_id: int | None) -> Match:
+        if community_id is None:
+            return Match(None, reason="no compound named")
+        found = [
+            b
+            for g in self._groups
+            if g.community_id == community_id
+            for b in g.numbers.get(number, [])
+        ]
+        if not found:
+            return Match(
+                None, reason=f"no compound named, and no building {number} in the community"
+            )
+        if len(found) > 1:
+            return _ambiguous(found, f"no compound named: building {number} of the community")
+        return Match(found[0], "community")
+
+    def _compounds(
+        self, name: str, community_id: int | None
+    ) -> tuple[list[_Compound], str | None, float | None, str | None]:
+        """Compound groups named ``name``: (groups, how, score, problem)."""
+        scoped = lambda gs: [
+            g for g in gs if community_id is None or g.community_id == community_id
+        ]  # noqa: E731
+        for candidate in self._names_to_try(name):
+            exact = scoped(self._exact.get(candidate, []))
+            if exact:
+                return exact, "exact", None, None
+            keyed = scoped(self._keyed.get(compound_key(candidate), []))
+            if keyed:
+                return keyed, "normalised", None, None
+        return self._fuzzy(compound_key(name), scoped)
+
+    def _names_to_try(self, name: str) -> list[str]:
+        """The name, then without a leading community name the index knows."""
+        names = [name]
+        for known in self.community_names:
+            if name.startswith(known) and len(name) > len(known):
+                names.append(name[len(known) :])
+        return names
+
+    def _fuzzy(
+        self, key: str, scoped
+    ) -> tuple[list[_Compound], str | None, float | None, str | None]:
+        keys = [k for k in self._keys if scoped(self._keyed[k])]
+        if not keys:
+            return [], None, None, "no compound in the buildings layer"
+        best = process.extract(key, keys, scorer=fuzz.ratio, limit=2)
+        top, top_score = best[0][0], best[0][1] / 100
+        second = best[1][1] / 100 if len(best) > 1 else 0.0
+        if top_score < self.fuzzy_min:
+            return (
+                [],
+                None,
+                None,
+                f"no such compound (closest {self._keyed[top][0].name}, {top_score:.2f})",
+            )
+        if top_score - second < self.fuzzy_margin:
+            other = self._keyed[best[1][0]][0].name
+            return (
+                [],
+                None,
+                None,
+                (
+                    f"ambiguous compound: {self._keyed[top][0].name} ({top_score:.2f}) "
+                    f"or {other} ({second:.2f})"
+                ),
+            )
+        return scoped(self._keyed[top]), "fuzzy", round(top_score, 3), None
+
+
+def _ambiguous(found: list[Building], what: str) -> Match:
+    shown = " or ".join(_label(b) for b in found[:2])
+    more = f" and {len(found) - 2} more" if len(found) > 2 else ""
+    return Match(None, reason=f"ambiguous {what}: {shown}{more}", candidates=tuple(found))
