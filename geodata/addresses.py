@@ -270,11 +270,10 @@ def building_parts(name: str | None) -> tuple[str | None, str | None]:
     if not name:
         return None, None
     flat = normalise(name)
-    found = None
-    for found in _BUILDING.finditer(flat):
-        pass
-    if found is None:
+    matches = list(_BUILDING.finditer(flat))
+    if not matches:
         return None, None
+    found = matches[-1]
     try:
         number = _number_text(found.group("b"))
     except ValueError:
@@ -393,9 +392,10 @@ class BuildingIndex:
             compound = community
         if not compound:
             return self._by_community(number, community_id)
-        groups, how, score, problem = self._compounds(normalise(compound), community_id)
-        if problem:
-            return Match(None, reason=problem)
+        found_groups = self._compounds(normalise(compound), community_id)
+        if found_groups.problem:
+            return Match(None, reason=found_groups.problem)
+        groups, how, score = found_groups.groups, found_groups.how, found_groups.score
         having = [(g, g.numbers[number]) for g in groups if number in g.numbers]
         if not having:
             names = "、".join(sorted({g.name for g in groups}))
@@ -422,21 +422,16 @@ class BuildingIndex:
             return _ambiguous(found, f"no compound named: building {number} of the community")
         return Match(found[0], "community")
 
-    def _compounds(
-        self, name: str, community_id: int | None
-    ) -> tuple[list[_Compound], str | None, float | None, str | None]:
-        """Compound groups named ``name``: (groups, how, score, problem)."""
-        scoped = lambda gs: [
-            g for g in gs if community_id is None or g.community_id == community_id
-        ]  # noqa: E731
+    def _compounds(self, name: str, community_id: int | None) -> _Found:
+        """Compound groups named ``name`` (in ``community_id`` when given)."""
         for candidate in self._names_to_try(name):
-            exact = scoped(self._exact.get(candidate, []))
+            exact = _scoped(self._exact.get(candidate, []), community_id)
             if exact:
-                return exact, "exact", None, None
-            keyed = scoped(self._keyed.get(compound_key(candidate), []))
+                return _Found(exact, "exact")
+            keyed = _scoped(self._keyed.get(compound_key(candidate), []), community_id)
             if keyed:
-                return keyed, "normalised", None, None
-        return self._fuzzy(compound_key(name), scoped)
+                return _Found(keyed, "normalised")
+        return self._fuzzy(compound_key(name), community_id)
 
     def _names_to_try(self, name: str) -> list[str]:
         """The name, then without a leading community name the index knows."""
@@ -446,34 +441,35 @@ class BuildingIndex:
                 names.append(name[len(known) :])
         return names
 
-    def _fuzzy(
-        self, key: str, scoped
-    ) -> tuple[list[_Compound], str | None, float | None, str | None]:
-        keys = [k for k in self._keys if scoped(self._keyed[k])]
+    def _fuzzy(self, key: str, community_id: int | None) -> _Found:
+        keys = [k for k in self._keys if _scoped(self._keyed[k], community_id)]
         if not keys:
-            return [], None, None, "no compound in the buildings layer"
+            return _Found([], problem="no compound in the buildings layer")
         best = process.extract(key, keys, scorer=fuzz.ratio, limit=2)
         top, top_score = best[0][0], best[0][1] / 100
         second = best[1][1] / 100 if len(best) > 1 else 0.0
+        name = self._keyed[top][0].name
         if top_score < self.fuzzy_min:
-            return (
-                [],
-                None,
-                None,
-                f"no such compound (closest {self._keyed[top][0].name}, {top_score:.2f})",
-            )
+            return _Found([], problem=f"no such compound (closest {name}, {top_score:.2f})")
         if top_score - second < self.fuzzy_margin:
             other = self._keyed[best[1][0]][0].name
-            return (
-                [],
-                None,
-                None,
-                (
-                    f"ambiguous compound: {self._keyed[top][0].name} ({top_score:.2f}) "
-                    f"or {other} ({second:.2f})"
-                ),
-            )
-        return scoped(self._keyed[top]), "fuzzy", round(top_score, 3), None
+            problem = f"ambiguous compound: {name} ({top_score:.2f}) or {other} ({second:.2f})"
+            return _Found([], problem=problem)
+        return _Found(_scoped(self._keyed[top], community_id), "fuzzy", round(top_score, 3))
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Compound groups found for a name, how, with the fuzzy score; or the problem."""
+
+    groups: list[_Compound]
+    how: str | None = None
+    score: float | None = None
+    problem: str | None = None
+
+
+def _scoped(groups: list[_Compound], community_id: int | None) -> list[_Compound]:
+    return [g for g in groups if community_id is None or g.community_id == community_id]
 
 
 def _ambiguous(found: list[Building], what: str) -> Match:
