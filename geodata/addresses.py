@@ -166,7 +166,7 @@ _BUILDING = re.compile(
     rf"第?(?P<b>{_N}[A-Z]?|[A-Z](?:{_N})?)(?P<mark>号楼|号院楼|#楼|栋楼|栋|幢|座|号|#)(?!院)"
 )
 _TAIL = re.compile(
-    rf"-?(?:(?P<u>{_N})(?:单元|门|-)(?=[0-9{NUMERAL_CHARS}]|$))?(?:(?P<f>{_N})层)?"
+    rf"-?(?:(?P<u>{_N})(?:单元-?|门-?|-)(?=[0-9{NUMERAL_CHARS}]|$))?(?:(?P<f>{_N})层-?)?"
     rf"(?:(?P<r>{_N}[A-Z]?)(?:室|号|户)?)?"
 )
 _DASHED = re.compile(r"(?P<b>\d+[A-Z]?)-(?:(?P<u>\d+)-)?(?P<r>\d+[A-Z]?)$")
@@ -176,7 +176,7 @@ _ADMIN = (
     re.compile(r"^.{1,6}?(?<![小社园校片景])(?:区|县|旗)"),
     re.compile(r"^.{1,8}?(?:街道办事处|街道办|街道|镇|乡)"),
 )
-_COMMUNITY = re.compile(r"^.{1,10}?(?:社区居民委员会|社区居委会|社区|居委会|居民委员会|村委会)")
+_COMMUNITY = re.compile(r"^.{1,10}?(?:社区|居委会|居民委员会|村委会)(?:居民委员会|居委会)?")
 _ROAD = re.compile(rf"^.{{1,10}}?(?:路|街|大道|巷|胡同){_N}号")
 
 
@@ -243,7 +243,7 @@ def _address(given: str, prefix: str, building: str, tail: re.Match[str]) -> Add
 
 def _compound(prefix: str) -> tuple[str | None, str | None]:
     """(compound, community) of the text before the building number."""
-    rest = prefix
+    rest = prefix.strip("-")
     for pattern in _ADMIN:
         rest = _strip(pattern, rest)
     community = None
@@ -251,7 +251,7 @@ def _compound(prefix: str) -> tuple[str | None, str | None]:
     if found:
         community = found.group(0)
         rest = rest[found.end() :] or community
-    rest = _strip(_ROAD, rest)
+    rest = _strip(_ROAD, rest).strip("-")
     return (rest or None), community
 
 
@@ -337,7 +337,10 @@ class BuildingIndex:
         self.fuzzy_margin = fuzzy_margin
         groups: dict[tuple[int | None, str], _Compound] = {}
         self.community_names: set[str] = set()
+        self.by_code: dict[str, Building] = {}
+        self._community_ids: dict[str, set[int | None]] = {}
         for b in buildings:
+            self.by_code[b.code] = b
             compound, number = b.compound, b.number
             if compound is None or number is None:
                 derived_compound, derived_number = building_parts(b.name)
@@ -345,18 +348,22 @@ class BuildingIndex:
                 number = number or derived_number
             if b.community:
                 self.community_names.add(normalise(b.community))
+                self._community_ids.setdefault(normalise(b.community), set()).add(b.community_id)
             if not compound or not number:
                 continue
-            key = (b.community_id, normalise(compound))
+            canonical = _compound(normalise(compound))[0] or normalise(compound)
+            key = (b.community_id, canonical)
             group = groups.get(key)
             if group is None:
-                group = groups[key] = _Compound(compound, compound_key(compound), b.community_id)
+                group = groups[key] = _Compound(compound, compound_key(canonical), b.community_id)
             group.numbers.setdefault(str(number).upper(), []).append(b)
         self._groups = list(groups.values())
         self._exact: dict[str, list[_Compound]] = {}
         self._keyed: dict[str, list[_Compound]] = {}
         for g in self._groups:
-            self._exact.setdefault(normalise(g.name), []).append(g)
+            for name in {normalise(g.name), _compound(normalise(g.name))[0]}:
+                if name:
+                    self._exact.setdefault(name, []).append(g)
             self._keyed.setdefault(g.key, []).append(g)
         self._keys = list(self._keyed)
         self._cache: dict[tuple[str | None, str | None, int | None, str | None], Match] = {}
@@ -388,6 +395,9 @@ class BuildingIndex:
     ) -> Match:
         if not number:
             return Match(None, reason="no building number")
+        if community_id is None and community:
+            named = self._community_ids.get(normalise(community), set())
+            community_id = next(iter(named)) if len(named) == 1 else None
         if not compound:
             compound = community
         if not compound:
