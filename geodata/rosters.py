@@ -462,8 +462,8 @@ def _codes(
     records = frame["_record"].to_numpy()
     codes = _cells(frame["code"]) if "code" in frame.columns else [None] * n
     names = _cells(frame["name"]) if "name" in frame.columns else [None] * n
-    hashes = list(frame["id_hash"]) if "id_hash" in frame.columns else [None] * n
-    units, rooms = list(frame["unit"]), list(frame["room"])
+    hashes = _cells(frame["id_hash"]) if "id_hash" in frame.columns else [None] * n
+    units, rooms = _cells(frame["unit"]), _cells(frame["room"])
     known = _existing(conn, layer, resolved.buildings, hashes)
     bad = {r.record for r in rejects}
     source_of: list[str | None] = []
