@@ -335,3 +335,31 @@ def test_cli_dry_run_report_then_import(scratch_url, tmp_path):
     engine.dispose()
     assert codes == ["B1-2-501", "B1-2-502"]
     assert COMMUNITY
+
+
+def test_the_demo_loads_from_generated_address_rosters(conn, settings, tmp_path):
+    from geodata.demo import generate_demo, load_demo
+
+    counts = load_demo(
+        conn, seed=5, households=2000, address_rosters=True, settings=settings, rosters_dir=tmp_path
+    )
+    generated = generate_demo(seed=5, households=2000).layers
+    assert counts["households"] == len(generated["households"])
+    assert counts["members"] == len(generated["members"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["住户信息表.xlsx", "党员花名册.xlsx"]
+    want = sorted(
+        generated["households"][["building_code", "unit", "room"]].itertuples(
+            index=False, name=None
+        )
+    )
+    got = conn.execute(
+        text(
+            "SELECT b.code, h.unit, h.room FROM households h "
+            "JOIN buildings b ON b.id = h.building_id"
+        )
+    ).all()
+    assert sorted(tuple(r) for r in got) == want  # every household in the building it named
+    members = conn.execute(
+        text("SELECT count(*) FILTER (WHERE branch IS NULL OR birth_date IS NULL) FROM members")
+    ).scalar()
+    assert members == 0

@@ -57,6 +57,8 @@ def import_path(
     skip_invalid: bool = False,
     on_stage: StageHook | None = None,
     job_id: int | None = None,
+    dry_run: bool = False,
+    retire_missing: bool = False,
 ) -> ImportResult:
     """Import the saved upload ``path`` into ``layer`` in the caller's transaction; audit it.
 
@@ -66,6 +68,12 @@ def import_path(
         The name the user gave the file (audit entries).
     job_id
         The background job doing it, noted in the audit entry.
+    dry_run
+        Only tell what the import would do (counts, rejects, the address match report): nothing
+        is written and nothing audited.
+    retire_missing
+        Mark the households/members of an address roster's communities that the file no longer
+        holds as moved out.
 
     Raises
     ------
@@ -85,12 +93,20 @@ def import_path(
             skip_invalid=skip_invalid,
             created_by=user.username,
             on_stage=on_stage,
+            dry_run=dry_run,
+            retire_missing=retire_missing,
         )
     except InputRejected as exc:
+        if dry_run:
+            raise
         details = {"rejects": len(exc.rejects), **noted}
         audit.record(conn, "import_rejected", user=user, target=target, details=details)
         raise
+    if dry_run:
+        return result
     details = {"inserted": result.inserted, "updated": result.updated, **noted}
+    if result.retired:
+        details["retired"] = result.retired
     audit.record(conn, "import", user=user, target=target, details=details)
     return result
 
@@ -109,6 +125,12 @@ def answer(result: ImportResult, filename: str) -> dict[str, Any]:
         "ignored_columns": list(result.ignored_columns),
         "crs": result.crs,
         "seconds": round(result.seconds, 3),
+        "dry_run": result.dry_run,
+        "report": [row.to_dict() for row in result.report[:SHOWN]],
+        "matched": sum(1 for row in result.report if row.building_code),
+        "missing": len(result.missing),
+        "retired": result.retired,
+        "id_numbers": result.id_numbers,
     }
 
 

@@ -105,6 +105,48 @@ LABELS: dict[str, dict[str, str]] = {
     "role": {"zh": "角色", "en": "Role"},
     "run_pairing": {"zh": "运行结对(后台)", "en": "Run pairing (background)"},
     "size_limit": {"zh": "文件大小上限", "en": "Size limit"},
+    "check_first": {"zh": "检查(先不导入)", "en": "Check (nothing imported yet)"},
+    "preview_title": {"zh": "导入前核对", "en": "Check before importing"},
+    "would_insert": {"zh": "将新增", "en": "Would insert"},
+    "would_update": {"zh": "将更新", "en": "Would update"},
+    "matched_count": {"zh": "地址已匹配楼栋", "en": "Addresses matched to a building"},
+    "missing_count": {
+        "zh": "本表中已没有的现有记录",
+        "en": "Existing records no longer in this file",
+    },
+    "retire_missing": {
+        "zh": "将这些记录标记为已迁出(不删除)",
+        "en": "Mark them as moved out (nothing is deleted)",
+    },
+    "retired_count": {"zh": "已标记迁出", "en": "Marked moved out"},
+    "confirm_import": {"zh": "确认导入", "en": "Import now"},
+    "cannot_commit": {
+        "zh": "有被拒记录：请修正文件后重新上传，或勾选“跳过无效记录”",
+        "en": "Some records are rejected: fix the file and upload it again, or skip them",
+    },
+    "id_numbers_hashed": {
+        "zh": "身份证号：仅保存加密散列，用于下次导入识别同一人，不保存号码本身",
+        "en": "ID numbers: only a keyed hash is kept, to recognise the same person next time",
+    },
+    "id_numbers_dropped": {
+        "zh": "身份证号：已舍弃，不保存",
+        "en": "ID numbers: left out, not stored",
+    },
+    "address_report": {"zh": "地址匹配结果", "en": "Address matching"},
+    "address": {"zh": "地址", "en": "Address"},
+    "compound": {"zh": "小区", "en": "Compound"},
+    "building_no": {"zh": "楼号", "en": "Building"},
+    "unit": {"zh": "单元", "en": "Unit"},
+    "room": {"zh": "室", "en": "Room"},
+    "matched_building": {"zh": "匹配楼栋", "en": "Matched building"},
+    "how_matched": {"zh": "匹配方式", "en": "How"},
+    "match_exact": {"zh": "名称一致", "en": "exact"},
+    "match_normalised": {"zh": "规范化后一致", "en": "normalised"},
+    "match_fuzzy": {"zh": "相似名称", "en": "similar name"},
+    "match_community": {"zh": "社区内楼号", "en": "number in the community"},
+    "match_building_code": {"zh": "楼栋编码", "en": "building code"},
+    "match_point": {"zh": "坐标", "en": "point"},
+    "match_none": {"zh": "未匹配", "en": "not matched"},
 }
 
 
