@@ -76,7 +76,7 @@ def test_preview_then_confirm(app, web, building):
 
 
 def test_a_rejected_roster_cannot_be_committed_and_names_why(app, web, building):
-    code, compound, number = building
+    _code, compound, number = building
     client = app.test_client()
     login_form(client, "admin")
     preview = upload(client, roster(compound, number, bad=True))
@@ -89,7 +89,7 @@ def test_a_rejected_roster_cannot_be_committed_and_names_why(app, web, building)
 
 
 def test_another_user_cannot_commit_a_preview(app, web, building):
-    code, compound, number = building
+    _code, compound, number = building
     admin = app.test_client()
     login_form(admin, "admin")
     html = upload(admin, roster(compound, number)).get_data(as_text=True)
@@ -124,3 +124,54 @@ def test_api_dry_run_answers_the_match_report(client, web, building):
     assert [r["building_code"] for r in body["report"]] == [code, code, None]
     assert body["report"][2]["reason"] == f"no building 999 in {compound}"
     assert stored(web) == 0
+
+
+@pytest.fixture(scope="module")
+def live_url(web):
+    """The app served by waitress on a free loopback port (plain HTTP: no Secure cookie)."""
+    import threading
+
+    from waitress.server import create_server
+
+    from gridsvc.web import create_app
+
+    settings = web.settings.with_(secret_key="t" * 32, cookie_secure=False)
+    app = create_app({"GRIDSVC_SETTINGS": settings})
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    app.extensions["gridsvc.engine"].dispose()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_in_chromium_check_then_import(live_url, web, chromium, building, tmp_path):
+    from webhelpers import PASSWORD
+
+    code, compound, number = building
+    path = tmp_path / "住户信息表.csv"
+    path.write_bytes(roster(compound, number))
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(f"{live_url}/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_url}/")
+        page.goto(f"{live_url}/upload")
+        page.select_option("#upload-form select[name=layer]", "households")
+        page.set_input_files("#upload-form input[name=file]", str(path))
+        page.click("#upload-form button[type=submit]")
+        page.wait_for_selector("#import-preview")
+        cells = page.locator("#match-report tr td:nth-child(7)").all_inner_texts()
+        assert [c.split()[0] for c in cells] == [code, code]
+        assert "将新增 2" in page.locator("#preview-counts").inner_text()
+        assert stored(web) == 0
+        page.click("#confirm-form button[type=submit]")
+        page.wait_for_selector("#import-result")
+        assert "导入完成" in page.locator("#import-result").inner_text()
+        assert stored(web) == 2
+    finally:
+        context.close()
