@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rapidfuzz import fuzz, process
 
@@ -169,6 +169,7 @@ _TAIL = re.compile(
     rf"-?(?:(?P<u>{_N})(?:单元-?|门-?|-)(?=[0-9{NUMERAL_CHARS}]|$))?(?:(?P<f>{_N})层-?)?"
     rf"(?:(?P<r>{_N}[A-Z]?)(?:室|号|户)?)?"
 )
+_UNIT_ONLY = re.compile(rf"{_N}(?:单元|门)")
 _DASHED = re.compile(r"(?P<b>\d+[A-Z]?)-(?:(?P<u>\d+)-)?(?P<r>\d+[A-Z]?)$")
 _ADMIN = (
     re.compile(r"^.{2,8}?(?:省|自治区)"),
@@ -226,7 +227,9 @@ def parse_address(text: str | None) -> Address:
     dashed = _DASHED.search(flat)
     if dashed and not flat[: dashed.start()][-1:].isdigit():
         return _address(given, flat[: dashed.start()], dashed.group("b"), dashed)
-    return Address(given, *_compound(flat), problem="no building number")
+    unit = _UNIT_ONLY.search(flat)
+    prefix = flat[: unit.start()] if unit else flat.rstrip("0123456789-#")
+    return Address(given, *_compound(prefix), problem="no building number")
 
 
 def _address(given: str, prefix: str, building: str, tail: re.Match[str]) -> Address:
@@ -299,16 +302,52 @@ class Building:
     community_code: str | None = None
 
 
+#: Why an address matched no building: the code, and its English text (values by name); pages
+#: show the code's label in their language (``why_<code>`` in ``gridsvc.web.i18n``).
+REASONS = {
+    "empty": "empty address",
+    "no_number": "no building number",
+    "unreadable": "unreadable number: {value}",
+    "no_compound": "no compound named",
+    "no_building": "no building {number} in {compound}",
+    "no_such_compound": "no such compound",
+    "no_such_compound_near": "no such compound (closest {closest}, {score})",
+    "no_compounds": "no compound in the buildings layer",
+    "ambiguous_compound": (
+        "ambiguous compound: {first} ({first_score}) or {second} ({second_score})"
+    ),
+    "ambiguous_building": "ambiguous building {number} of {compound}: {first} or {second}",
+    "community_no_building": "no compound named, and no building {number} in the community",
+    "community_ambiguous": "ambiguous: no compound named, and building {number} of the "
+    "community is {first} or {second}",
+    "no_room": "no room number: a household without a code needs one (门牌) to be told apart",
+}
+#: A fuzzy candidate below this similarity is not worth naming as the closest.
+NAME_CLOSEST = 0.5
+
+
 @dataclass(frozen=True)
 class Match:
     """How one address matched: ``building`` set and ``how`` (``exact``, ``normalised``,
-    ``fuzzy`` with ``score``, ``community``), or no building and a ``reason``."""
+    ``fuzzy`` with ``score``, ``community``), or no building and why (``why``, a code of
+    :data:`REASONS`, with its values ``args``; ``reason`` is the English text)."""
 
     building: Building | None
     how: str | None = None
     score: float | None = None
-    reason: str | None = None
+    why: str | None = None
+    args: tuple[tuple[str, str], ...] = ()
     candidates: tuple[Building, ...] = ()
+
+    @property
+    def reason(self) -> str | None:
+        """Why not, in English (reports, rejects, the CLI)."""
+        return None if self.why is None else REASONS[self.why].format(**dict(self.args))
+
+
+def unmatched(why: str, **args: object) -> Match:
+    """A match that found no building, for the reason ``why`` (:data:`REASONS`)."""
+    return Match(None, why=why, args=tuple((k, str(v)) for k, v in args.items()))
 
 
 @dataclass
@@ -394,7 +433,7 @@ class BuildingIndex:
         community: str | None,
     ) -> Match:
         if not number:
-            return Match(None, reason="no building number")
+            return unmatched("no_number")
         if community_id is None and community:
             named = self._community_ids.get(normalise(community), set())
             community_id = next(iter(named)) if len(named) == 1 else None
@@ -403,21 +442,21 @@ class BuildingIndex:
         if not compound:
             return self._by_community(number, community_id)
         found_groups = self._compounds(normalise(compound), community_id)
-        if found_groups.problem:
-            return Match(None, reason=found_groups.problem)
+        if found_groups.problem is not None:
+            return found_groups.problem
         groups, how, score = found_groups.groups, found_groups.how, found_groups.score
         having = [(g, g.numbers[number]) for g in groups if number in g.numbers]
         if not having:
             names = "、".join(sorted({g.name for g in groups}))
-            return Match(None, how=how, score=score, reason=f"no building {number} in {names}")
+            return unmatched("no_building", number=number, compound=names)
         found = [b for _, bs in having for b in bs]
         if len(found) > 1:
-            return _ambiguous(found, f"building {number} of {groups[0].name}")
+            return _ambiguous(found, "ambiguous_building", number=number, compound=groups[0].name)
         return Match(found[0], how, score)
 
     def _by_community(self, number: str, community_id: int | None) -> Match:
         if community_id is None:
-            return Match(None, reason="no compound named")
+            return unmatched("no_compound")
         found = [
             b
             for g in self._groups
@@ -425,11 +464,9 @@ class BuildingIndex:
             for b in g.numbers.get(number, [])
         ]
         if not found:
-            return Match(
-                None, reason=f"no compound named, and no building {number} in the community"
-            )
+            return unmatched("community_no_building", number=number)
         if len(found) > 1:
-            return _ambiguous(found, f"no compound named: building {number} of the community")
+            return _ambiguous(found, "community_ambiguous", number=number)
         return Match(found[0], "community")
 
     def _compounds(self, name: str, community_id: int | None) -> _Found:
@@ -454,16 +491,24 @@ class BuildingIndex:
     def _fuzzy(self, key: str, community_id: int | None) -> _Found:
         keys = [k for k in self._keys if _scoped(self._keyed[k], community_id)]
         if not keys:
-            return _Found([], problem="no compound in the buildings layer")
+            return _Found([], problem=unmatched("no_compounds"))
         best = process.extract(key, keys, scorer=fuzz.ratio, limit=2)
         top, top_score = best[0][0], best[0][1] / 100
         second = best[1][1] / 100 if len(best) > 1 else 0.0
         name = self._keyed[top][0].name
+        if top_score < NAME_CLOSEST:
+            return _Found([], problem=unmatched("no_such_compound"))
         if top_score < self.fuzzy_min:
-            return _Found([], problem=f"no such compound (closest {name}, {top_score:.2f})")
+            near = unmatched("no_such_compound_near", closest=name, score=f"{top_score:.2f}")
+            return _Found([], problem=near)
         if top_score - second < self.fuzzy_margin:
-            other = self._keyed[best[1][0]][0].name
-            problem = f"ambiguous compound: {name} ({top_score:.2f}) or {other} ({second:.2f})"
+            problem = unmatched(
+                "ambiguous_compound",
+                first=name,
+                first_score=f"{top_score:.2f}",
+                second=self._keyed[best[1][0]][0].name,
+                second_score=f"{second:.2f}",
+            )
             return _Found([], problem=problem)
         return _Found(_scoped(self._keyed[top], community_id), "fuzzy", round(top_score, 3))
 
@@ -475,14 +520,14 @@ class _Found:
     groups: list[_Compound]
     how: str | None = None
     score: float | None = None
-    problem: str | None = None
+    problem: Match | None = None
 
 
 def _scoped(groups: list[_Compound], community_id: int | None) -> list[_Compound]:
     return [g for g in groups if community_id is None or g.community_id == community_id]
 
 
-def _ambiguous(found: list[Building], what: str) -> Match:
-    shown = " or ".join(_label(b) for b in found[:2])
-    more = f" and {len(found) - 2} more" if len(found) > 2 else ""
-    return Match(None, reason=f"ambiguous {what}: {shown}{more}", candidates=tuple(found))
+def _ambiguous(found: list[Building], why: str, **args: str) -> Match:
+    second = _label(found[1]) + (f" (+{len(found) - 2})" if len(found) > 2 else "")
+    match = unmatched(why, first=_label(found[0]), second=second, **args)
+    return replace(match, candidates=tuple(found))

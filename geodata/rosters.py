@@ -27,7 +27,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from geodata.addresses import Address, Building, BuildingIndex, Match, parse_address
+from geodata.addresses import (
+    REASONS,
+    Address,
+    Building,
+    BuildingIndex,
+    Match,
+    parse_address,
+    unmatched,
+)
 from geodata.addresses import _number_text as number_text
 from geodata.layers import Layer
 from geodata.readers import RawInput, normalise_name
@@ -107,9 +115,11 @@ class ReportRow:
     reason: str | None
     code: str | None = None
     code_from: str | None = None
+    why: str | None = None
+    args: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The row as written to the report CSV and the web page."""
+        """The row as written to the report CSV."""
         return {name: getattr(self, name) for name in REPORT_COLUMNS}
 
 
@@ -254,7 +264,8 @@ def _renamed(frame: pd.DataFrame, layer: Layer, mapping: dict[str, str]) -> pd.D
     return out
 
 
-def _cells(series: pd.Series) -> list[str | None]:
+def _cells(series: pd.Series, *, nfkc: bool = True) -> list[str | None]:
+    """Cells as stripped text (half-width unless ``nfkc`` is false); empty ones as None."""
     out: list[str | None] = []
     for value in series.to_numpy(dtype=object):
         if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
@@ -262,7 +273,8 @@ def _cells(series: pd.Series) -> list[str | None]:
         elif isinstance(value, float) and value.is_integer():
             out.append(str(int(value)))
         else:
-            cell = unicodedata.normalize("NFKC", str(value)).strip()
+            cell = str(value)
+            cell = (unicodedata.normalize("NFKC", cell) if nfkc else cell).strip()
             out.append(cell or None)
     return out
 
@@ -385,7 +397,8 @@ def _resolve(
     n = len(frame)
     records = frame["_record"].to_numpy()
     column = lambda name: _cells(frame[name]) if name in frame.columns else [None] * n  # noqa: E731
-    address, compound, building_no = column("address"), column("compound"), column("building_no")
+    address = _cells(frame["address"], nfkc=False) if "address" in frame.columns else [None] * n
+    compound, building_no = column("compound"), column("building_no")
     unit, room = column("unit"), column("room")
     building_code = column("building_code")
     community = _community_ids(conn, column("community_code"))
@@ -416,7 +429,7 @@ def _resolve(
             buildings.append(None)
             continue
         if number is None:
-            found = Match(None, reason=a.problem if a and a.problem else "no building number")
+            found = _problem(a)
         else:
             found = index.match(
                 c, number, community_id=community[i], community=a.community if a else None
@@ -434,6 +447,15 @@ def _resolve(
     frame["unit"] = unit
     frame["room"] = room
     return _Resolved(frame, parsed, matches, buildings, building_code)
+
+
+def _problem(a: Address | None) -> Match:
+    """The unmatched address whose building number could not be read."""
+    if a is None or a.problem in (None, REASONS["no_number"]):
+        return unmatched("no_number")
+    if a.problem == REASONS["empty"]:
+        return unmatched("empty")
+    return unmatched("unreadable", value=a.problem)
 
 
 def _community_ids(conn: Connection, codes: list[str | None]) -> list[int | None]:
@@ -483,8 +505,8 @@ def _codes(
         if found is None:
             found, how = _new_code(layer, b, units[i], rooms[i], names[i]), "new"
         if found is None:
-            reason = "no room number: a household without a code needs one (门牌) to be told apart"
-            rejects.append(Reject(source, int(records[i]), "room", reason))
+            rejects.append(Reject(source, int(records[i]), "room", REASONS["no_room"]))
+            resolved.matches[i] = unmatched("no_room")
         codes[i] = found
         source_of.append(how if found else None)
     frame["code"] = codes
@@ -539,9 +561,8 @@ def _report_row(
     b = resolved.buildings[i]
     if m is None:
         how = "building_code" if resolved.given[i] else ("point" if b is None else None)
-        reason = None
     else:
-        how, reason = (m.how, None) if m.building else (None, m.reason)
+        how = m.how if m.building else None
     return ReportRow(
         record,
         a.text if a and a.text else None,
@@ -553,9 +574,11 @@ def _report_row(
         b.name if b else None,
         how,
         m.score if m is not None and m.building is not None else None,
-        reason,
+        None if m is None else m.reason,
         code,
         code_from,
+        None if m is None else m.why,
+        () if m is None else m.args,
     )
 
 

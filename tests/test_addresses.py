@@ -273,3 +273,17 @@ _FULL = str.maketrans("0123456789", "０１２３４５６７８９")
 @given(st.text(max_size=40))
 def test_parser_never_raises(text):
     parse_address(text)
+
+
+def test_every_reason_has_a_label_in_both_languages_with_the_same_values():
+    import string
+
+    from geodata.addresses import REASONS
+    from gridsvc.web.i18n import LABELS
+
+    def names(template):
+        return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+    for code, english in REASONS.items():
+        label = LABELS[f"why_{code}"]
+        assert names(label["zh"]) == names(label["en"]) == names(english), code

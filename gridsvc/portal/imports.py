@@ -126,7 +126,10 @@ def answer(result: ImportResult, filename: str) -> dict[str, Any]:
         "crs": result.crs,
         "seconds": round(result.seconds, 3),
         "dry_run": result.dry_run,
-        "report": [row.to_dict() for row in result.report[:SHOWN]],
+        "report": [
+            {**row.to_dict(), "why": row.why, "args": dict(row.args)}
+            for row in result.report[:SHOWN]
+        ],
         "matched": sum(1 for row in result.report if row.building_code),
         "missing": len(result.missing),
         "retired": result.retired,

@@ -147,6 +147,40 @@ LABELS: dict[str, dict[str, str]] = {
     "match_building_code": {"zh": "楼栋编码", "en": "building code"},
     "match_point": {"zh": "坐标", "en": "point"},
     "match_none": {"zh": "未匹配", "en": "not matched"},
+    "why_empty": {"zh": "地址为空", "en": "empty address"},
+    "why_no_number": {"zh": "地址中没有楼号", "en": "no building number"},
+    "why_unreadable": {"zh": "无法识别的数字：{value}", "en": "unreadable number: {value}"},
+    "why_no_compound": {"zh": "未写小区名称", "en": "no compound named"},
+    "why_no_building": {
+        "zh": "{compound}没有{number}号楼",
+        "en": "no building {number} in {compound}",
+    },
+    "why_no_such_compound": {"zh": "没有这个小区", "en": "no such compound"},
+    "why_no_such_compound_near": {
+        "zh": "没有这个小区(最接近：{closest}，相似度 {score})",
+        "en": "no such compound (closest {closest}, {score})",
+    },
+    "why_no_compounds": {"zh": "楼栋图层中没有小区", "en": "no compound in the buildings layer"},
+    "why_ambiguous_compound": {
+        "zh": "小区不明确：{first}({first_score})或{second}({second_score})",
+        "en": "ambiguous compound: {first} ({first_score}) or {second} ({second_score})",
+    },
+    "why_ambiguous_building": {
+        "zh": "楼栋不明确：{compound}的{number}号楼有{first}和{second}",
+        "en": "ambiguous building {number} of {compound}: {first} or {second}",
+    },
+    "why_community_no_building": {
+        "zh": "未写小区名称，社区内也没有{number}号楼",
+        "en": "no compound named, and no building {number} in the community",
+    },
+    "why_community_ambiguous": {
+        "zh": "未写小区名称，社区内的{number}号楼有{first}和{second}",
+        "en": "no compound named, and building {number} of the community is {first} or {second}",
+    },
+    "why_no_room": {
+        "zh": "没有门牌号：无编码的住户需要门牌号才能区分",
+        "en": "no room number: a household without a code needs one to be told apart",
+    },
 }
 
 
