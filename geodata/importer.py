@@ -274,8 +274,9 @@ def _missing(
     missing = (
         conn.execute(
             text(
-                f"SELECT code FROM {table} WHERE community_id = ANY(:c) AND moved_out_at IS NULL "
-                "AND NOT code = ANY(:codes) ORDER BY code"
+                f"SELECT t.code FROM {table} t LEFT JOIN unnest(CAST(:codes AS text[])) "
+                "AS f(code) ON f.code = t.code WHERE t.community_id = ANY(:c) "
+                "AND t.moved_out_at IS NULL AND f.code IS NULL ORDER BY t.code"
             ),
             {"c": list(roster.community_ids), "codes": codes},
         )
