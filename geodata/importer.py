@@ -263,26 +263,17 @@ def _missing(
     with ``retire``, mark them moved out. Records in the file are moved in again."""
     if not roster.addressed or not roster.community_ids:
         return (), 0
-    codes = [str(c) for c in checked.frame["code"]]
-    conn.execute(
-        text(
-            f"UPDATE {table} SET moved_out_at = NULL WHERE code = ANY(:codes) "
-            "AND moved_out_at IS NOT NULL"
-        ),
-        {"codes": codes},
-    )
-    missing = (
+    in_file = {str(c) for c in checked.frame["code"]}
+    rows = conn.execute(
+        text(f"SELECT code, moved_out_at IS NOT NULL FROM {table} WHERE community_id = ANY(:c)"),
+        {"c": list(roster.community_ids)},
+    ).all()
+    back = [code for code, gone in rows if gone and code in in_file]
+    if back:
         conn.execute(
-            text(
-                f"SELECT t.code FROM {table} t LEFT JOIN unnest(CAST(:codes AS text[])) "
-                "AS f(code) ON f.code = t.code WHERE t.community_id = ANY(:c) "
-                "AND t.moved_out_at IS NULL AND f.code IS NULL ORDER BY t.code"
-            ),
-            {"c": list(roster.community_ids), "codes": codes},
+            text(f"UPDATE {table} SET moved_out_at = NULL WHERE code = ANY(:b)"), {"b": back}
         )
-        .scalars()
-        .all()
-    )
+    missing = sorted(code for code, gone in rows if not gone and code not in in_file)
     if not retire or not missing:
         return tuple(missing), 0
     retired = conn.execute(
