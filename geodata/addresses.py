@@ -117,7 +117,8 @@ def chinese_numeral(n: int, *, style: str = "positional") -> str:
     units = ("", "拾", "佰", "仟") if style == "financial" else ("", "十", "百", "千")
     if n == 0:
         return digits[0]
-    out, zero = [], False
+    out: list[str] = []
+    zero = False
     for power in (3, 2, 1, 0):
         d = n // 10**power % 10
         if d == 0:

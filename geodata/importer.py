@@ -166,7 +166,7 @@ def import_file(
     if report_path is not None and roster.addressed:
         report = write_report(roster.report, report_path)
     rejects = list(checked.rejects)
-    noted = {
+    noted: dict[str, Any] = {
         "report": roster.report,
         "report_path": report,
         "id_numbers": roster.id_numbers,
@@ -186,7 +186,8 @@ def import_file(
             skip_invalid=skip_invalid,
             progress=progress,
         )
-        missing, retired = (), 0
+        missing: tuple[str, ...] = ()
+        retired = 0
         if not loaded.rejects or skip_invalid:
             missing, retired = _missing(conn, spec.table, checked, roster, retire_missing)
         if dry_run or (loaded.rejects and not skip_invalid):

@@ -94,8 +94,18 @@ MEMBER_TYPES = {
     "其他": "resident",
 }
 _ID = re.compile(r"^(\d{17}[\dX]|\d{15})$")
-_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日", "%Y-%m", "%Y/%m")
-_DATE_FORMATS += ("%Y.%m", "%Y年%m月", "%Y-%m-%dT%H:%M:%S")
+_DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%Y%m%d",
+    "%Y年%m月%d日",
+    "%Y-%m",
+    "%Y/%m",
+    "%Y.%m",
+    "%Y年%m月",
+    "%Y-%m-%dT%H:%M:%S",
+)
 
 
 @dataclass(frozen=True)
@@ -396,8 +406,12 @@ def _resolve(
 ) -> _Resolved:
     n = len(frame)
     records = frame["_record"].to_numpy()
-    column = lambda name: _cells(frame[name]) if name in frame.columns else [None] * n  # noqa: E731
-    address = _cells(frame["address"], nfkc=False) if "address" in frame.columns else [None] * n
+    none: list[str | None] = [None] * n
+
+    def column(name: str) -> list[str | None]:
+        return _cells(frame[name]) if name in frame.columns else list(none)
+
+    address = _cells(frame["address"], nfkc=False) if "address" in frame.columns else list(none)
     compound, building_no = column("compound"), column("building_no")
     unit, room = column("unit"), column("room")
     building_code = column("building_code")
@@ -422,7 +436,8 @@ def _resolve(
         )
         if building_code[i] or has_point[i]:
             matches.append(None)
-            buildings.append(by_code.get(building_code[i]) if building_code[i] else None)
+            given = building_code[i]
+            buildings.append(by_code.get(given) if given else None)
             continue
         if a is None and number is None and c is None:
             matches.append(None)
@@ -465,7 +480,7 @@ def _community_ids(conn: Connection, codes: list[str | None]) -> list[int | None
     rows = conn.execute(
         text("SELECT code, id FROM communities WHERE code = ANY(:c)"), {"c": wanted}
     ).all()
-    ids = dict(rows)
+    ids: dict[str, int] = {code: id_ for code, id_ in rows}
     return [ids.get(c) if c else None for c in codes]
 
 
@@ -482,9 +497,10 @@ def _codes(
     frame = resolved.frame
     n = len(frame)
     records = frame["_record"].to_numpy()
-    codes = _cells(frame["code"]) if "code" in frame.columns else [None] * n
-    names = _cells(frame["name"]) if "name" in frame.columns else [None] * n
-    hashes = _cells(frame["id_hash"]) if "id_hash" in frame.columns else [None] * n
+    none: list[str | None] = [None] * n
+    codes = _cells(frame["code"]) if "code" in frame.columns else list(none)
+    names = _cells(frame["name"]) if "name" in frame.columns else list(none)
+    hashes = _cells(frame["id_hash"]) if "id_hash" in frame.columns else list(none)
     units, rooms = _cells(frame["unit"]), _cells(frame["room"])
     known = _existing(conn, layer, resolved.buildings, hashes)
     bad = {r.record for r in rejects}
@@ -500,8 +516,9 @@ def _codes(
         place = (b.id, units[i], rooms[i]) + ((names[i],) if layer.name == "members" else ())
         found = known.by_place.get(place)
         how = "building/unit/room"
-        if found is None and hashes[i]:
-            found, how = known.by_hash.get(hashes[i]), "id_hash"
+        id_hash = hashes[i]
+        if found is None and id_hash:
+            found, how = known.by_hash.get(id_hash), "id_hash"
         if found is None:
             found, how = _new_code(layer, b, units[i], rooms[i], names[i]), "new"
         if found is None:

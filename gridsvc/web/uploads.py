@@ -195,9 +195,9 @@ def commit_preview(user: User, token: str, *, retire_missing: bool = False) -> d
     InputRejected
         The importer's rejects (the data changed since the preview, say).
     """
-    folder = _previews() / token if _TOKEN.match(token or "") else None
-    meta_path = None if folder is None else folder / "meta.json"
-    if meta_path is None or not meta_path.is_file():
+    folder = _previews() / (token if _TOKEN.match(token or "") else "-")
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
         raise NotFound("upload preview: expired or already imported; upload the file again")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta["user"] != user.id:
