@@ -363,3 +363,36 @@ def test_the_demo_loads_from_generated_address_rosters(conn, settings, tmp_path)
         text("SELECT count(*) FILTER (WHERE branch IS NULL OR birth_date IS NULL) FROM members")
     ).scalar()
     assert members == 0
+
+
+def test_moved_out_households_and_members_are_not_paired(conn, settings):
+    from geodata.demo import load_demo
+    from gridsvc.pairing import service
+
+    load_demo(conn, seed=5, households=700)
+    code = conn.execute(text("SELECT min(code) FROM communities")).scalar()
+    conn.execute(
+        text(
+            "UPDATE households SET moved_out_at = now() WHERE id IN "
+            "(SELECT id FROM households ORDER BY id LIMIT 50)"
+        )
+    )
+    conn.execute(
+        text(
+            "UPDATE members SET moved_out_at = now() WHERE id IN "
+            "(SELECT id FROM members ORDER BY id LIMIT 5)"
+        )
+    )
+    service.run_pairing(
+        conn, settings=settings, community_code=code, level="households", time_limit=2
+    )
+    paired_gone = conn.execute(
+        text(
+            "SELECT count(*) FROM current_household_pairs p "
+            "JOIN households h ON h.id = p.household_id "
+            "JOIN members m ON m.id = p.member_id "
+            "WHERE h.moved_out_at IS NOT NULL OR m.moved_out_at IS NOT NULL"
+        )
+    ).scalar()
+    assert paired_gone == 0
+    assert conn.execute(text("SELECT count(*) FROM current_household_pairs")).scalar() > 0
