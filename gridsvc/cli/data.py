@@ -166,14 +166,16 @@ def _echo_roster(result: ImportResult) -> None:
 
 def _echo_dry_run(result: ImportResult, skip_invalid: bool) -> None:
     records = len({r.record for r in result.rejects})
-    for reject in result.rejects[:20]:
-        click.echo(f"  {reject}")
     if records and not skip_invalid:
         raise InputRejected(
             f"dry run: {result.source} would be rejected: {records:,d} records "
             "(fix them, or use --skip-invalid to import the rest); nothing written",
             list(result.rejects),
         )
+    for reject in result.rejects[:20]:
+        click.echo(f"  {reject}")
+    if len(result.rejects) > 20:
+        click.echo(f"  ... and {len(result.rejects) - 20:,d} more")
     click.echo(
         f"dry run: {result.layer}: {result.inserted:,d} would be inserted, {result.updated:,d} "
         f"updated, {records:,d} rejected; nothing written"
