@@ -128,6 +128,9 @@ CORPUS = [
     ("幸福里4号楼", None, "!ambiguous building 4"),
     ("青云小区8号楼", None, "!ambiguous building 8"),
     ("翠湖小区", None, "!no building number"),
+    ("翠湖小区3楼501", None, "!no building number"),  # 3楼 is a floor, not building 3
+    ("翠湖小区501室", None, "!no building number"),
+    ("翠湖小区2单元501", None, "!no building number"),
     ("翠湖小区二单元501室", None, "!no building number"),
     ("", None, "!empty address"),
     ("翠湖小区C座", None, "!no building C"),
