@@ -158,6 +158,8 @@ def import_job(conn: Connection, job: Job, *, settings: Settings, progress: Prog
                 skip_invalid=bool(params.get("skip_invalid")),
                 on_stage=_stage_progress(progress),
                 job_id=job.id,
+                dry_run=bool(params.get("dry_run")),
+                retire_missing=bool(params.get("retire_missing")),
             )
         except InputRejected as exc:
             rejects = exc.rejects
@@ -171,7 +173,12 @@ def import_job(conn: Connection, job: Job, *, settings: Settings, progress: Prog
             }
             return Outcome(result, error=exc.message, output=_csv(rejects, Path(folder)))
         output = done.rejects_path.read_bytes() if done.rejects_path else None
+        if done.dry_run and done.rejects:
+            output = _csv(done.rejects, Path(folder))
     body = answer(done, params["filename"])
+    if params.get("dry_run"):  # a preview: the upload page's token confirms it
+        body["token"] = params.get("token")
+        body["can_commit"] = not done.rejects or bool(params.get("skip_invalid"))
     return Outcome(
         {**body, "rejects": body["rejects"][:SHOWN], "repairs": body["repairs"][:SHOWN]},
         output=output,

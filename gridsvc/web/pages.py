@@ -281,11 +281,13 @@ def upload() -> Any:
 
         try:
             if request.form.get("action") == "commit":
-                result = uploads.commit_preview(
+                result, queued = uploads.commit_preview(
                     user,
                     request.form.get("token", ""),
                     retire_missing=request.form.get("retire_missing") == "on",
                 )
+                if queued:
+                    return redirect(url_for(".job", job_id=result["id"]), 303)
             else:
                 preview, queued_job = _preview_or_queue(user, uploads)
                 if queued_job is not None:
@@ -305,7 +307,7 @@ def upload() -> Any:
 
 
 def _preview_or_queue(user: Any, uploads: Any) -> tuple[dict[str, Any] | None, int | None]:
-    """A file up to the inline size: its dry run, to confirm; a larger one: its queued job."""
+    """A file's dry run to confirm (a larger one: the queued job doing it, by its id)."""
     file = request.files.get("file")
     if file is None or not file.filename:
         raise InputRejected("upload: no file given", [])
@@ -314,10 +316,8 @@ def _preview_or_queue(user: Any, uploads: Any) -> tuple[dict[str, Any] | None, i
         "crs": request.form.get("crs") or None,
         "skip_invalid": request.form.get("skip_invalid") == "on",
     }
-    if uploads.upload_size(file) > db.settings().import_inline_max_mb * uploads.MB:
-        queued, _ = uploads.take_upload(user, file, **options)
-        return None, queued["id"]
-    return uploads.preview_upload(user, file, **options), None
+    body, queued = uploads.preview_upload(user, file, **options)
+    return (None, body["id"]) if queued else (body, None)
 
 
 @bp.route("/audit")

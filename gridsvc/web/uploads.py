@@ -133,14 +133,18 @@ def _previews() -> Path:
 
 def preview_upload(
     user: User, upload: FileStorage, *, layer: str, crs: str | None, skip_invalid: bool
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     """Run the import of ``upload`` as a dry run and keep the file for :func:`commit_preview`.
+
+    A file up to GRIDSVC_IMPORT_INLINE_MAX_MB is checked in the request; a larger one by a
+    queued ``import`` job with ``dry_run`` (its page shows the same report and the same
+    confirmation).
 
     Returns
     -------
-    dict
+    tuple
         The dry run's answer (:func:`gridsvc.portal.imports.answer`) with the ``token`` that
-        confirms it and ``can_commit``.
+        confirms it and ``can_commit``, or the queued job's answer; and whether it was queued.
 
     Raises
     ------
@@ -164,6 +168,15 @@ def preview_upload(
         "name": name,
     }
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    if path.stat().st_size > db.settings().import_inline_max_mb * MB:
+        params = {
+            **{k: meta[k] for k in ("layer", "crs", "skip_invalid", "filename", "name")},
+            "bytes": path.stat().st_size,
+            "username": user.username,
+            "dry_run": True,
+            "token": token,
+        }
+        return _enqueue(user, params, path.read_bytes()), True
     try:
         result = import_path(
             db.conn(),
@@ -182,11 +195,16 @@ def preview_upload(
     body = answer(result, filename)
     body["token"] = token
     body["can_commit"] = not result.rejects or skip_invalid
-    return body
+    return body, False
 
 
-def commit_preview(user: User, token: str, *, retire_missing: bool = False) -> dict[str, Any]:
+def commit_preview(
+    user: User, token: str, *, retire_missing: bool = False
+) -> tuple[dict[str, Any], bool]:
     """Import the file a preview kept, as its user confirmed; the preview is then forgotten.
+
+    A file above GRIDSVC_IMPORT_INLINE_MAX_MB is imported by a queued job; the answer is then
+    the job's and the second value True.
 
     Raises
     ------
@@ -202,11 +220,22 @@ def commit_preview(user: User, token: str, *, retire_missing: bool = False) -> d
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta["user"] != user.id:
         raise NotFound("upload preview: expired or already imported; upload the file again")
+    path = folder / meta["name"]
+    if path.stat().st_size > db.settings().import_inline_max_mb * MB:
+        params = {
+            **{k: meta[k] for k in ("layer", "crs", "skip_invalid", "filename", "name")},
+            "bytes": path.stat().st_size,
+            "username": user.username,
+            "retire_missing": retire_missing,
+        }
+        data = path.read_bytes()
+        shutil.rmtree(folder, ignore_errors=True)
+        return _enqueue(user, params, data), True
     try:
         result = import_path(
             db.conn(),
             user,
-            folder / meta["name"],
+            path,
             layer=meta["layer"],
             filename=meta["filename"],
             settings=db.settings(),
@@ -221,7 +250,20 @@ def commit_preview(user: User, token: str, *, retire_missing: bool = False) -> d
         raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return answer(result, meta["filename"])
+    return answer(result, meta["filename"]), False
+
+
+def _enqueue(user: User, params: dict[str, Any], data: bytes) -> dict[str, Any]:
+    from gridsvc.web.jobs_api import enqueue
+
+    return enqueue(
+        user,
+        "import",
+        params,
+        street_id=user.street_id,
+        community_id=user.community_id,
+        payload=data,
+    )
 
 
 def _queue(user: User, upload: FileStorage, name: str, options: dict[str, Any]) -> dict[str, Any]:

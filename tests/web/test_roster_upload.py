@@ -175,3 +175,33 @@ def test_in_chromium_check_then_import(live_url, web, chromium, building, tmp_pa
         assert stored(web) == 2
     finally:
         context.close()
+
+
+def test_a_large_roster_is_checked_by_a_job_then_imported_by_another(web, building):
+    from gridsvc.jobs import execute_job
+    from gridsvc.web import create_app
+
+    _code, compound, number = building
+    settings = web.settings.with_(import_inline_max_mb=0.0001)  # 100 bytes: every file queues
+    app = create_app({"TESTING": True, "GRIDSVC_SETTINGS": settings, "GRIDSVC_NO_QUEUE": True})
+    try:
+        client = app.test_client()
+        login_form(client, "admin")
+        queued = upload(client, roster(compound, number))
+        assert queued.status_code == 303, queued.get_data(as_text=True)[:300]
+        job_id = int(queued.headers["Location"].rsplit("/", 1)[1])
+        execute_job(web.settings, job_id)
+        page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+        assert 'id="import-preview"' in page and "将新增 2" in page
+        assert stored(web) == 0
+        token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+        form = {"csrf_token": csrf_token(page), "token": token, "action": "commit"}
+        committed = client.post("/upload", data=form)
+        assert committed.status_code == 303
+        second = int(committed.headers["Location"].rsplit("/", 1)[1])
+        assert second != job_id and stored(web) == 0
+        execute_job(web.settings, second)
+        assert stored(web) == 2
+        assert "导入完成" in client.get(f"/jobs/{second}").get_data(as_text=True)
+    finally:
+        app.extensions["gridsvc.engine"].dispose()
