@@ -305,15 +305,30 @@ def test_a_bad_birth_date_is_a_named_reject(district, keyed, tmp_path):
 
 
 def test_cli_dry_run_report_then_import(scratch_url, tmp_path):
-    from gridsvc.cli import cli
-
     engine = create_engine(scratch_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "TRUNCATE households, members, buildings, grids, communities, streets CASCADE"
-        )
         make_district(conn)
     engine.dispose()
+    try:
+        _cli_dry_run_report_then_import(scratch_url, tmp_path)
+    finally:  # the scratch database is shared: leave it as found
+        engine = create_engine(scratch_url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "DELETE FROM households WHERE community_id IN "
+                    "(SELECT id FROM communities WHERE code = :c)"
+                ),
+                {"c": COMMUNITY},
+            )
+            conn.execute(text("DELETE FROM buildings WHERE code = 'B1'"))
+            conn.execute(text("DELETE FROM streets WHERE code = :s"), {"s": COMMUNITY[:9]})
+        engine.dispose()
+
+
+def _cli_dry_run_report_then_import(scratch_url, tmp_path):
+    from gridsvc.cli import cli
+
     path = write_csv(
         tmp_path / "roster.csv",
         ["户主姓名", "居住地址"],
@@ -331,10 +346,13 @@ def test_cli_dry_run_report_then_import(scratch_url, tmp_path):
     assert done.exit_code == 0, done.output
     engine = create_engine(scratch_url)
     with engine.connect() as conn:
-        codes = conn.execute(text("SELECT code FROM households ORDER BY code")).scalars().all()
+        codes = (
+            conn.execute(text("SELECT code FROM households WHERE code LIKE 'B1-%' ORDER BY code"))
+            .scalars()
+            .all()
+        )
     engine.dispose()
     assert codes == ["B1-2-501", "B1-2-502"]
-    assert COMMUNITY
 
 
 def test_the_demo_loads_from_generated_address_rosters(conn, settings, tmp_path):
