@@ -21,13 +21,16 @@ DEMO_STREET := 530102001
 # worker runs beside the server (pairing runs and large imports from the pages) and stops with it.
 DEMO_ADMIN_PASSWORD ?=
 DEMO_VIEWER_PASSWORD ?=
+# make demo DEMO_ROSTERS=1: households and members come from generated address rosters
+# (住户信息表, 党员花名册) through the address matcher instead of points (docs/addresses.md).
+DEMO_ROSTERS ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test install db browser assets report serve lint bench clean wheel wheelhouse lock \
 	docker-lint docs
 
 demo: install db assets
-	$(ENV) GRIDSVC_DEMO_ADMIN_PASSWORD='$(DEMO_ADMIN_PASSWORD)' GRIDSVC_DEMO_VIEWER_PASSWORD='$(DEMO_VIEWER_PASSWORD)' $(BIN)/gridsvc demo --users
+	$(ENV) GRIDSVC_DEMO_ADMIN_PASSWORD='$(DEMO_ADMIN_PASSWORD)' GRIDSVC_DEMO_VIEWER_PASSWORD='$(DEMO_VIEWER_PASSWORD)' $(BIN)/gridsvc demo --users $(if $(DEMO_ROSTERS),--address-rosters --rosters-dir out/rosters)
 	$(ENV) $(BIN)/gridsvc pair --street $(DEMO_STREET) --level all
 	$(ENV) $(BIN)/gridsvc report --street $(DEMO_STREET) --out out/demo-report.html
 	@echo "report: out/demo-report.html"

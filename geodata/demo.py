@@ -15,7 +15,9 @@ measured by walking distance. ``households`` above one street's worth tiles stre
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -25,6 +27,7 @@ from sqlalchemy import Connection
 
 from geodata.load import load_layer
 from geodata.projection import to_lonlat
+from gridsvc.settings import Settings
 
 DISTRICT = "530102"  # 昆明市五华区 (GB/T 2260); the demo sits in Kunming's UTM zone.
 ORIGIN_LONLAT = (102.70, 25.05)
@@ -43,6 +46,8 @@ INELIGIBLE_RATE = {"retired": 0.2, "resident": 0.08, "in_service": 0.1, "mobile"
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘")
 GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国红梅玉兵文辉")
 STREET_NAMES = ["华山", "护国", "大观", "龙翔", "丰宁", "莲华", "红云", "黑林铺", "普吉", "西翥"]
+#: The compound (小区) of each of a community's nine grids: 翠湖东苑, 翠湖花园 ...
+COMPOUND_SUFFIXES = ("东苑", "西苑", "南苑", "北苑", "花园", "小区", "家园", "新村", "雅居")
 COMMUNITY_WORDS = ["翠湖", "文林", "青云", "钱局", "先生坡", "五一", "光华", "福林", "兴苑", "金碧"]
 
 
@@ -94,6 +99,8 @@ def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistri
                 "floors",
                 "party_org",
                 "available_site",
+                "compound",
+                "number",
                 "community_code",
                 "grid_code",
             ],
@@ -109,6 +116,8 @@ def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistri
                 "disabled",
                 "low_income",
                 "children",
+                "unit",
+                "room",
                 "building_code",
                 "grid_code",
                 "community_code",
@@ -122,6 +131,8 @@ def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistri
                 "phone",
                 "kind",
                 "eligible",
+                "unit",
+                "room",
                 "building_code",
                 "grid_code",
                 "community_code",
@@ -139,17 +150,155 @@ def generate_demo(*, seed: int = 1, households: int | None = None) -> DemoDistri
 
 
 def load_demo(
-    conn: Connection, *, seed: int = 1, households: int | None = None, progress: bool = False
+    conn: Connection,
+    *,
+    seed: int = 1,
+    households: int | None = None,
+    progress: bool = False,
+    address_rosters: bool = False,
+    settings: Settings | None = None,
+    rosters_dir: Path | None = None,
 ) -> dict[str, int]:
-    """Generate the demo district and load it in the caller's transaction; return counts."""
+    """Generate the demo district and load it in the caller's transaction; return counts.
+
+    With ``address_rosters`` households and members come the way communities keep them: as a
+    住户信息表 and a 党员花名册 (XLSX, Chinese headers) that name each person by address only,
+    written to ``rosters_dir`` (default a temporary folder) and imported through the importer,
+    which resolves every address to its building (:mod:`geodata.rosters`).
+    """
     district = generate_demo(seed=seed, households=households)
     counts = {}
+    roster_layers = ("households", "members") if address_rosters else ()
     for name, frame in district.layers.items():
+        if name in roster_layers:
+            continue
         result = load_layer(conn, name, frame, source=f"demo:{name}", progress=progress)
         if result.rejects:  # generated data is valid by construction; fail loudly if not
             raise RuntimeError(f"demo {name}: {result.rejects[0]}")
         counts[name] = result.loaded
+    if address_rosters:
+        counts.update(_import_rosters(conn, district, seed, settings or Settings(), rosters_dir))
     return counts
+
+
+def _import_rosters(
+    conn: Connection, district: DemoDistrict, seed: int, settings: Settings, folder: Path | None
+) -> dict[str, int]:
+    from geodata.importer import import_file
+
+    counts = {}
+    with tempfile.TemporaryDirectory(prefix="gridsvc-demo-rosters-") as scratch:
+        target = Path(folder or scratch)
+        target.mkdir(parents=True, exist_ok=True)
+        for layer, path in write_rosters(district, target, seed=seed).items():
+            result = import_file(conn, layer, path, settings=settings, created_by="demo")
+            counts[layer] = result.loaded
+    return counts
+
+
+#: 住户信息表 and 党员花名册 headers, as communities and branch secretaries export them.
+HOUSEHOLD_ROSTER = (
+    "户主姓名",
+    "联系电话",
+    "家庭人口",
+    "居住地址",
+    "独居老人",
+    "残疾",
+    "低保",
+    "儿童",
+)
+MEMBER_ROSTER = (
+    "姓名",
+    "性别",
+    "出生日期",
+    "所在支部",
+    "联系电话",
+    "居住地址",
+    "党员类型",
+    "是否可结对",
+)
+_MEMBER_TYPES = {"retired": "退休", "in_service": "在职", "mobile": "流动党员", "resident": "居民"}
+
+
+def write_rosters(district: DemoDistrict, folder: Path, *, seed: int = 1) -> dict[str, Path]:
+    """The demo's households and members as address rosters (XLSX): ``{layer: path}``.
+
+    Addresses take the forms clerks write: "翠湖东苑3号楼2单元501室", "翠湖东苑3栋2-501",
+    "翠湖东苑三号楼二单元五〇一", full-width digits, a leading district and street name.
+    """
+    from geodata.addresses import chinese_numeral
+
+    rng = np.random.default_rng(seed + 7919)
+    buildings = district.layers["buildings"].set_index("code")
+    street_frame = district.layers["streets"]
+    streets = dict(zip(street_frame["code"], street_frame["name"], strict=True))
+    yes = np.array(["否", "是"])
+
+    def addresses(frame: pd.DataFrame) -> list[str]:
+        b = buildings.loc[frame["building_code"]]
+        forms = rng.integers(0, 5, len(frame))
+        full = str.maketrans("0123456789-", "０１２３４５６７８９－")
+        out = []
+        for c, n, u, r, f, code in zip(
+            b["compound"],
+            b["number"],
+            frame["unit"],
+            frame["room"],
+            forms,
+            frame["community_code"],
+            strict=True,
+        ):
+            out.append(
+                (
+                    f"{c}{n}号楼{u}单元{r}室",
+                    f"{c}{n}栋{u}-{r}",
+                    f"{c}{chinese_numeral(int(n))}号楼{chinese_numeral(int(u))}单元"
+                    f"{chinese_numeral(int(r), style='digits')}",
+                    f"{c}{n}#{u}-{r}".translate(full),
+                    f"五华区{streets[code[:9]]}{c} {n} 幢 {u} 单元 {r}",
+                )[f]
+            )
+        return out
+
+    hh = district.layers["households"]
+    households = pd.DataFrame(
+        {
+            HOUSEHOLD_ROSTER[0]: hh["name"],
+            HOUSEHOLD_ROSTER[1]: hh["phone"],
+            HOUSEHOLD_ROSTER[2]: hh["size"],
+            HOUSEHOLD_ROSTER[3]: addresses(hh),
+            HOUSEHOLD_ROSTER[4]: yes[hh["elderly_alone"].astype(int)],
+            HOUSEHOLD_ROSTER[5]: yes[hh["disabled"].astype(int)],
+            HOUSEHOLD_ROSTER[6]: yes[hh["low_income"].astype(int)],
+            HOUSEHOLD_ROSTER[7]: yes[hh["children"].astype(int)],
+        }
+    )
+    m = district.layers["members"]
+    retired = (m["kind"] == "retired").to_numpy()
+    year = np.where(retired, rng.integers(1940, 1963, len(m)), rng.integers(1965, 2001, len(m)))
+    births = [
+        f"{y}-{mo:02d}-{d:02d}"
+        for y, mo, d in zip(
+            year, rng.integers(1, 13, len(m)), rng.integers(1, 29, len(m)), strict=True
+        )
+    ]
+    branch = buildings.loc[m["building_code"], "grid_code"].str[-1].map("第{}支部".format)
+    members = pd.DataFrame(
+        {
+            MEMBER_ROSTER[0]: m["name"],
+            MEMBER_ROSTER[1]: rng.choice(["男", "女"], len(m)),
+            MEMBER_ROSTER[2]: births,
+            MEMBER_ROSTER[3]: branch.to_numpy(),
+            MEMBER_ROSTER[4]: m["phone"],
+            MEMBER_ROSTER[5]: addresses(m),
+            MEMBER_ROSTER[6]: m["kind"].map(_MEMBER_TYPES),
+            MEMBER_ROSTER[7]: yes[m["eligible"].astype(int)],
+        }
+    )
+    paths = {"households": folder / "住户信息表.xlsx", "members": folder / "党员花名册.xlsx"}
+    households.to_excel(paths["households"], index=False)
+    members.to_excel(paths["members"], index=False)
+    return paths
 
 
 # --- layout ------------------------------------------------------------------------------------
@@ -256,6 +405,10 @@ def _buildings(
     number = b.groupby("community_idx").cumcount() + 1
     b["code"] = b["community_code"] + "B" + number.map("{:03d}".format)
     b["name"] = number.map("{}号楼".format)
+    b["number"] = number.map(str)
+    word = comms["name"].str.removesuffix("社区").to_numpy()[b["community_idx"]]
+    place = b["grid_code"].str[-3:].astype(int).to_numpy() - 1
+    b["compound"] = word + np.asarray(COMPOUND_SUFFIXES, dtype=object)[place % 9]
     b["floors"] = np.where(
         b["kind"] == "residential", rng.integers(6, 19, len(b)), rng.integers(2, 12, len(b))
     )
@@ -293,6 +446,13 @@ def _households(res: pd.DataFrame, per_comm: np.ndarray, rng: np.random.Generato
     )
     number = hh.groupby("community_code").cumcount() + 1
     hh["code"] = hh["community_code"] + "H" + number.map("{:05d}".format)
+    # flats filled unit by unit, two per floor: unit 1 rooms 101, 102, 201 ... then unit 2
+    floors = res["floors"].to_numpy()[b]
+    j = hh.groupby("building_code").cumcount().to_numpy()
+    per_unit = 2 * floors
+    hh["unit"] = (j // per_unit + 1).astype(str)
+    hh["room"] = ((j % per_unit) // 2 + 1) * 100 + j % 2 + 1
+    hh["room"] = hh["room"].astype(str)
     n = len(hh)
     hh["name"] = _names(rng, n)
     hh["phone"] = _phones(rng, n)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, text
 
 from geodata.layers import get_layer
 from geodata.load import load_layer
 from geodata.readers import read_input
+from geodata.rosters import ROSTER_LAYERS, ReportRow, Roster, prepare_roster, write_report
 from geodata.schema import ImportLog
-from geodata.validate import validate
+from geodata.validate import Validated, validate
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.settings import Settings
 
@@ -40,6 +42,12 @@ class ImportResult:
     encoding: str | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    report: tuple[ReportRow, ...] = ()
+    report_path: Path | None = None
+    missing: tuple[str, ...] = ()
+    retired: int = 0
+    id_numbers: str | None = None
+    dry_run: bool = False
 
     @property
     def loaded(self) -> int:
@@ -77,6 +85,9 @@ def import_file(
     progress: bool = False,
     created_by: str | None = None,
     on_stage: StageHook | None = None,
+    dry_run: bool = False,
+    report_path: str | Path | None = None,
+    retire_missing: bool = False,
 ) -> ImportResult:
     """Import ``path`` into ``layer``: all-or-nothing unless ``skip_invalid``.
 
@@ -110,6 +121,15 @@ def import_file(
     on_stage
         Called as each stage begins and when the load is done (:data:`StageHook`): for a
         background job's progress. Nothing is called after a rejection.
+    dry_run
+        Read, resolve, validate and load in a savepoint that is rolled back: the result tells
+        what an import would do (counts, rejects, the match report, missing records) and no
+        record is rejected by raising. Nothing is written, not even the import log.
+    report_path
+        Households and members: write the address match report (one row per record) here.
+    retire_missing
+        Households and members of an address roster: mark the records of the roster's
+        communities that the file does not hold as moved out (they are always reported).
 
     Raises
     ------
@@ -131,13 +151,30 @@ def import_file(
             encoding=encoding,
             layer=spec.name,
         )
+        roster = Roster(raw)
+        if spec.name in ROSTER_LAYERS:
+            roster = prepare_roster(conn, raw, spec, settings=settings, columns=dict(columns or {}))
+            raw = roster.raw
         stage("validating", len(raw.frame))
         checked = validate(raw, spec, crs=crs, max_vertices=settings.max_vertices, columns=columns)
+        checked = _merge(roster, checked)
     except InputRejected as exc:
-        _log(conn, spec.name, source, 0, 0, len(exc.rejects), 0, started, created_by)
+        if not dry_run:
+            _log(conn, spec.name, source, 0, 0, len(exc.rejects), 0, started, created_by)
         raise
+    report = None
+    if report_path is not None and roster.addressed:
+        report = write_report(roster.report, report_path)
     rejects = list(checked.rejects)
+    noted: dict[str, Any] = {
+        "report": roster.report,
+        "report_path": report,
+        "id_numbers": roster.id_numbers,
+        "dry_run": dry_run,
+    }
     if rejects and not skip_invalid:
+        if dry_run:
+            return _result(spec.name, source, rejects, checked, raw.encoding, started, **noted)
         _reject(conn, spec.name, source, rejects, len(checked.repairs), started, created_by)
     stage("loading", len(checked.frame))
     with conn.begin_nested() as savepoint:
@@ -149,9 +186,26 @@ def import_file(
             skip_invalid=skip_invalid,
             progress=progress,
         )
-        if loaded.rejects and not skip_invalid:
+        missing: tuple[str, ...] = ()
+        retired = 0
+        if not loaded.rejects or skip_invalid:
+            missing, retired = _missing(conn, spec.table, checked, roster, retire_missing)
+        if dry_run or (loaded.rejects and not skip_invalid):
             savepoint.rollback()
     rejects = sorted([*rejects, *loaded.rejects], key=lambda r: (r.record or 0, r.field or ""))
+    if dry_run:
+        return _result(
+            spec.name,
+            source,
+            rejects,
+            checked,
+            raw.encoding,
+            started,
+            inserted=loaded.inserted,
+            updated=loaded.updated,
+            missing=missing,
+            **noted,
+        )
     if loaded.rejects and not skip_invalid:
         _reject(conn, spec.name, source, rejects, len(checked.repairs), started, created_by)
     written = None
@@ -181,6 +235,82 @@ def import_file(
         checked.crs,
         raw.encoding,
         time.perf_counter() - started,
+        missing=missing,
+        retired=retired,
+        **noted,
+    )
+
+
+def _merge(roster: Roster, checked: Validated) -> Validated:
+    """The roster step's rejects joined to validation's; its rejected records out of the frame.
+
+    A record whose address matched no building is also "missing geometry" to the validator,
+    and one without a found code has an empty code: those echoes are left out.
+    """
+    if not roster.rejects:
+        return checked
+    bad = roster.rejected_records
+    echoes = {"code", "geometry"}
+    kept = [r for r in checked.rejects if not (r.record in bad and r.field in echoes)]
+    rejects = sorted([*roster.rejects, *kept], key=lambda r: (r.record or 0, r.field or ""))
+    frame = checked.frame[~checked.frame["_record"].isin(bad)]
+    return replace(checked, frame=frame, rejects=tuple(rejects))
+
+
+def _missing(
+    conn: Connection, table: str, checked: Validated, roster: Roster, retire: bool
+) -> tuple[tuple[str, ...], int]:
+    """Codes of the roster's communities' records the file does not hold (not yet moved out);
+    with ``retire``, mark them moved out. Records in the file are moved in again."""
+    if not roster.addressed or not roster.community_ids:
+        return (), 0
+    in_file = {str(c) for c in checked.frame["code"]}
+    rows = conn.execute(
+        text(f"SELECT code, moved_out_at IS NOT NULL FROM {table} WHERE community_id = ANY(:c)"),
+        {"c": list(roster.community_ids)},
+    ).all()
+    back = [code for code, gone in rows if gone and code in in_file]
+    if back:
+        conn.execute(
+            text(f"UPDATE {table} SET moved_out_at = NULL WHERE code = ANY(:b)"), {"b": back}
+        )
+    missing = sorted(code for code, gone in rows if not gone and code not in in_file)
+    if not retire or not missing:
+        return tuple(missing), 0
+    retired = conn.execute(
+        text(f"UPDATE {table} SET moved_out_at = now() WHERE code = ANY(:m)"), {"m": missing}
+    ).rowcount
+    return tuple(missing), retired
+
+
+def _result(
+    layer: str,
+    source: str,
+    rejects: list[Reject],
+    checked: Validated,
+    encoding: str | None,
+    started: float,
+    *,
+    inserted: int = 0,
+    updated: int = 0,
+    missing: tuple[str, ...] = (),
+    **noted: Any,
+) -> ImportResult:
+    """The result of a dry run: what the import would do; nothing written."""
+    return ImportResult(
+        layer,
+        source,
+        inserted,
+        updated,
+        tuple(rejects),
+        checked.repairs,
+        None,
+        checked.ignored,
+        checked.crs,
+        encoding,
+        time.perf_counter() - started,
+        missing=missing,
+        **noted,
     )
 
 

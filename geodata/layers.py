@@ -2,7 +2,8 @@
 
 Importers validate against these specs, the loader writes by them, exporters read by them and the
 README documents them. A field's ``kind`` is one of ``text``, ``int``, ``bool``, ``enum``,
-``list`` (comma- or semicolon-separated text) or ``code`` (text of a fixed digit pattern).
+``list`` (comma- or semicolon-separated text), ``code`` (text of a fixed digit pattern), ``date``
+(ISO date) or ``hash`` (a keyed hash made on import, :mod:`geodata.rosters`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ _PERSON = (
     Field("name", sensitive=True, doc="name (masked in exports)"),
     Field("phone", sensitive=True, doc="phone (masked in exports)"),
 )
+#: Where in its building a household or member lives, and the keyed hash of a 身份证号.
+_DWELLING = (
+    Field("unit", doc="unit (单元), e.g. 2; from the address when not given"),
+    Field("room", doc="room (门牌/室), e.g. 501; from the address when not given"),
+    Field(
+        "id_hash",
+        "hash",
+        sensitive=True,
+        doc="keyed hash of a 身份证号 column (the number itself is never stored)",
+    ),
+)
 _OWN_LOAD = (
     Field("min_load", "int", doc="own minimum load (overrides street/community)"),
     Field("max_load", "int", doc="own maximum load"),
@@ -116,6 +128,8 @@ LAYERS: dict[str, Layer] = {
                 Field("floors", "int", doc="floors above ground, 1-200"),
                 Field("party_org", doc="party organisation covering it (commercial buildings)"),
                 Field("available_site", "bool", doc="may host a new Red Station"),
+                Field("compound", doc="compound (小区/院落); from the name when absent"),
+                Field("number", doc="number in its compound (3, A); from a name like 3号楼"),
             ),
             (
                 Parent("community_code", "communities", "community_id"),
@@ -135,6 +149,7 @@ LAYERS: dict[str, Layer] = {
                 Field("disabled", "bool", sensitive=True, doc="disabled member"),
                 Field("low_income", "bool", sensitive=True, doc="low income"),
                 Field("children", "bool", sensitive=True, doc="children in the household"),
+                *_DWELLING,
             ),
             (
                 Parent("building_code", "buildings", "building_id"),
@@ -142,7 +157,7 @@ LAYERS: dict[str, Layer] = {
                 Parent("community_code", "communities", "community_id"),
             ),
             geometry_required=False,
-            doc="户: point, or building_code alone (point = building's inner point)",
+            doc="户: point, building_code, or an address (point = building's inner point)",
         ),
         Layer(
             "members",
@@ -155,6 +170,10 @@ LAYERS: dict[str, Layer] = {
                 Field("eligible", "bool", doc="can serve (age, health, willingness); default true"),
                 Field("available", "bool", doc="planner's switch; default true"),
                 *_OWN_LOAD,
+                Field("gender", "enum", choices=("male", "female"), doc="性别: 男/女"),
+                Field("birth_date", "date", sensitive=True, doc="出生日期 (age is never shown)"),
+                Field("branch", doc="所在支部: the party branch"),
+                *_DWELLING,
             ),
             (
                 Parent("building_code", "buildings", "building_id"),
@@ -162,7 +181,7 @@ LAYERS: dict[str, Layer] = {
                 Parent("community_code", "communities", "community_id"),
             ),
             geometry_required=False,
-            doc="党员: home point, or building_code alone",
+            doc="党员: home point, building_code, or an address",
         ),
         Layer(
             "cadres",

@@ -21,6 +21,7 @@ import shapely
 from sqlalchemy import Connection, text
 from tqdm import tqdm
 
+from geodata.addresses import building_parts
 from geodata.layers import Layer, get_layer
 from gridsvc.errors import Reject
 
@@ -79,6 +80,8 @@ def load_layer(
     """
     started = time.perf_counter()
     layer = get_layer(layer_name)
+    if layer.name == "buildings":
+        frame = with_building_parts(frame)
     _stage(conn, layer, frame, progress=progress)
     rejects = _parent_rejects(conn, layer, source)
     if rejects and not skip_invalid:
@@ -91,6 +94,20 @@ def load_layer(
     inserted, updated = _upsert(conn, layer, given=set(frame.columns))
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
     return LoadResult(layer.name, inserted, updated, tuple(rejects), time.perf_counter() - started)
+
+
+def with_building_parts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Buildings with ``compound`` and ``number`` filled from names like "翠湖小区3号楼" where
+    the frame gives none (a given value is kept)."""
+    if "name" not in frame.columns:
+        return frame
+    parts = [building_parts(n if isinstance(n, str) else None) for n in frame["name"]]
+    out = frame.copy()
+    for i, column in enumerate(("compound", "number")):
+        derived = pd.Series([p[i] for p in parts], index=frame.index, dtype=object)
+        given = out[column] if column in out.columns else pd.Series(None, index=frame.index)
+        out[column] = given.where(given.notna(), derived).astype(object)
+    return out
 
 
 # --- staging -----------------------------------------------------------------------------------
@@ -206,7 +223,16 @@ def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]
 
 # --- upsert ------------------------------------------------------------------------------------
 
-_CASTS = {"int": "::int", "bool": "::boolean", "list": "", "text": "", "enum": "", "code": ""}
+_CASTS = {
+    "int": "::int",
+    "bool": "::boolean",
+    "list": "",
+    "text": "",
+    "enum": "",
+    "code": "",
+    "date": "::date",
+    "hash": "",
+}
 
 
 def _value_sql(layer: Layer, name: str) -> str:

@@ -9,13 +9,14 @@ that are unique per layer; re-importing updates by code. Roads are stored as Mul
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -146,6 +147,8 @@ class Building(Base):
     floors: Mapped[int | None] = mapped_column(Integer)
     party_org: Mapped[str | None] = mapped_column(Text)
     available_site: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    compound: Mapped[str | None] = mapped_column(Text)
+    number: Mapped[str | None] = mapped_column(Text)
     community_id: Mapped[int | None] = _fk("communities.id")
     grid_id: Mapped[int | None] = _fk("grids.id")
     geom = _multipolygon()
@@ -169,6 +172,10 @@ class Household(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     low_income: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     children: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    unit: Mapped[str | None] = mapped_column(Text)
+    room: Mapped[str | None] = mapped_column(Text)
+    id_hash: Mapped[str | None] = mapped_column(Text, index=True)
+    moved_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     building_id: Mapped[int | None] = _fk("buildings.id")
     grid_id: Mapped[int | None] = _fk("grids.id")
     community_id: Mapped[int | None] = _fk("communities.id")
@@ -181,6 +188,7 @@ class Member(_LoadRange, Base):
     __tablename__ = "members"
     __table_args__ = (
         CheckConstraint(_in("kind", MEMBER_KINDS), name="kind"),
+        CheckConstraint("gender IS NULL OR gender IN ('male', 'female')", name="gender"),
         CheckConstraint("min_load >= 0 AND min_load <= max_load", name="load_range"),
         CheckConstraint("code <> ''", name="code_not_empty"),
     )
@@ -192,6 +200,13 @@ class Member(_LoadRange, Base):
     kind: Mapped[str] = mapped_column(Text, default="resident")
     eligible: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     available: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    gender: Mapped[str | None] = mapped_column(Text)
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    branch: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+    room: Mapped[str | None] = mapped_column(Text)
+    id_hash: Mapped[str | None] = mapped_column(Text, index=True)
+    moved_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     building_id: Mapped[int | None] = _fk("buildings.id")
     grid_id: Mapped[int | None] = _fk("grids.id")
     community_id: Mapped[int | None] = _fk("communities.id")

@@ -73,6 +73,18 @@ GRIDSVC_IMPORT_INLINE_MAX_MB
     background job queue (``gridsvc worker``), with progress on the job page. Default 2: about
     15,000 households of CSV, 3 s (a 2.5 MB file of 18,620 took 3.4-3.9 s on 2 busy cores, ten
     times that 28 s and 570 MB); 0 queues every upload.
+GRIDSVC_ID_NUMBERS
+    What an import does with a 身份证号 column: ``hash`` keeps a keyed hash (HMAC-SHA256 under a
+    key derived from GRIDSVC_SECRET_KEY, required then) used only to find the same person in the
+    next import; ``drop`` leaves the column out. The number itself is never stored. Default
+    ``hash``.
+GRIDSVC_ADDRESS_FUZZY_MIN
+    Address matching: a compound name that matches no compound exactly or normalised is taken
+    as the closest one only when their similarity (0-1, rapidfuzz ratio of the normalised names)
+    is at least this. Default 0.85.
+GRIDSVC_ADDRESS_FUZZY_MARGIN
+    ... and only when the closest stands this far (0-1) above the next candidate; otherwise the
+    record is rejected as ambiguous, naming both. Default 0.1.
 GRIDSVC_DEMO_ADMIN_PASSWORD, GRIDSVC_DEMO_VIEWER_PASSWORD
     Passwords ``gridsvc demo --users`` gives the demo logins ``demo`` (admin) and ``viewer``
     when it creates them (``make demo DEMO_ADMIN_PASSWORD=...`` sets them). Empty (the
@@ -153,6 +165,9 @@ class Settings:
     session_hours: float = 8.0
     max_upload_mb: float = 50.0
     import_inline_max_mb: float = 2.0
+    id_numbers: str = "hash"
+    address_fuzzy_min: float = 0.85
+    address_fuzzy_margin: float = 0.1
     demo_admin_password: str = field(default="", repr=False)
     demo_viewer_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -206,6 +221,12 @@ def _retention_days(text: str) -> int:
     return days
 
 
+def _fraction(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"expected a number from 0 to 1, got {value!r}")
+    return value
+
+
 def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
@@ -236,6 +257,9 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "SESSION_HOURS": ("session_hours", float),
     "MAX_UPLOAD_MB": ("max_upload_mb", float),
     "IMPORT_INLINE_MAX_MB": ("import_inline_max_mb", float),
+    "ID_NUMBERS": ("id_numbers", lambda v: _choice(v, ("hash", "drop"))),
+    "ADDRESS_FUZZY_MIN": ("address_fuzzy_min", lambda v: _fraction(float(v))),
+    "ADDRESS_FUZZY_MARGIN": ("address_fuzzy_margin", lambda v: _fraction(float(v))),
     "DEMO_ADMIN_PASSWORD": ("demo_admin_password", str),
     "DEMO_VIEWER_PASSWORD": ("demo_viewer_password", str),
     "WORKERS": ("workers", int),

@@ -68,6 +68,17 @@ def db_init(ctx: click.Context) -> None:
     show_default=True,
     help="Where random demo passwords are written (readable by you only).",
 )
+@click.option(
+    "--address-rosters",
+    is_flag=True,
+    help="Load households and members the way communities keep them: generated address "
+    "rosters (住户信息表, 党员花名册; XLSX) imported through the address matcher.",
+)
+@click.option(
+    "--rosters-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --address-rosters: keep the generated roster files in this folder.",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -76,6 +87,8 @@ def demo(
     kunming: bool,
     users: bool,
     users_file: Path,
+    address_rosters: bool,
+    rosters_dir: Path | None,
 ) -> None:
     """Generate and load a deterministic demo district (running it again updates it by code)."""
     from geodata.demo import load_demo
@@ -86,7 +99,15 @@ def demo(
         if kunming:
             summary = load_kunming(conn, progress=True)
         else:
-            summary = load_demo(conn, seed=seed, households=households, progress=True)
+            summary = load_demo(
+                conn,
+                seed=seed,
+                households=households,
+                progress=True,
+                address_rosters=address_rosters,
+                settings=get_settings(ctx),
+                rosters_dir=rosters_dir,
+            )
     for layer, count in summary.items():
         click.echo(f"{layer:12s} {count:>9,d}")
     if users:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import getpass
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from geodata.layers import LAYERS
 from gridsvc.cli._common import check_one_scope, get_engine, get_settings, scope_options
 from gridsvc.errors import InputRejected
+
+if TYPE_CHECKING:
+    from geodata.importer import ImportResult
 
 
 def _columns(values: tuple[str, ...]) -> dict[str, str]:
@@ -56,6 +61,24 @@ def _columns(values: tuple[str, ...]) -> dict[str, str]:
     metavar="FIELD=COLUMN",
     help="Read FIELD from the file's COLUMN, e.g. --column code=id. Repeatable.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check everything and report what the import would do; write nothing.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Households and members given by address: write the match report (one row per "
+    "record: address, parsed parts, matched building, how it matched or why not) to this CSV.",
+)
+@click.option(
+    "--retire-missing",
+    is_flag=True,
+    help="Households and members given by address: mark those of the roster's communities "
+    "that the file no longer holds as moved out (they are reported either way).",
+)
 @click.pass_context
 def import_(
     ctx: click.Context,
@@ -66,6 +89,9 @@ def import_(
     rejects_path: Path | None,
     encoding: str | None,
     columns: tuple[str, ...],
+    dry_run: bool,
+    report_path: Path | None,
+    retire_missing: bool,
 ) -> None:
     """Import LAYER from PATH (GeoJSON, GeoPackage, zipped Shapefile, CSV or XLSX).
 
@@ -89,13 +115,23 @@ def import_(
                 skip_invalid=skip_invalid,
                 rejects_path=rejects_path,
                 columns=mapping,
-                progress=True,
+                progress=not dry_run,
                 created_by=getpass.getuser(),
+                dry_run=dry_run,
+                report_path=report_path,
+                retire_missing=retire_missing,
             )
         except InputRejected:
             conn.commit()  # only the import_log row: the import itself was rolled back
             raise
-        conn.commit()
+        if dry_run:
+            conn.rollback()
+        else:
+            conn.commit()
+    _echo_roster(result)
+    if dry_run:
+        _echo_dry_run(result, skip_invalid)
+        return
     click.echo(
         f"{result.layer}: {result.inserted:,d} inserted, {result.updated:,d} updated, "
         f"{len({r.record for r in result.rejects}):,d} rejected, {len(result.repairs):,d} "
@@ -107,6 +143,43 @@ def import_(
         click.echo(f"  ignored columns: {', '.join(result.ignored_columns)}")
     if result.rejects_path:
         click.echo(f"  rejects written to {result.rejects_path}")
+
+
+def _echo_roster(result: ImportResult) -> None:
+    """The address part of an import: matches, ID numbers, missing records."""
+    if result.report:
+        counts = Counter(row.match or "unmatched" for row in result.report)
+        shown = ", ".join(f"{how} {n:,d}" for how, n in sorted(counts.items()))
+        click.echo(f"addresses: {shown}")
+    if result.report_path:
+        click.echo(f"  match report written to {result.report_path}")
+    if result.id_numbers:
+        click.echo(f"  身份证号 column: {result.id_numbers} (never stored in clear)")
+    if result.missing:
+        verb = (
+            "marked moved out"
+            if result.retired
+            else "not in this file (--retire-missing marks them moved out)"
+        )
+        click.echo(f"  {len(result.missing):,d} {result.layer} of these communities {verb}")
+
+
+def _echo_dry_run(result: ImportResult, skip_invalid: bool) -> None:
+    records = len({r.record for r in result.rejects})
+    if records and not skip_invalid:
+        raise InputRejected(
+            f"dry run: {result.source} would be rejected: {records:,d} records "
+            "(fix them, or use --skip-invalid to import the rest); nothing written",
+            list(result.rejects),
+        )
+    for reject in result.rejects[:20]:
+        click.echo(f"  {reject}")
+    if len(result.rejects) > 20:
+        click.echo(f"  ... and {len(result.rejects) - 20:,d} more")
+    click.echo(
+        f"dry run: {result.layer}: {result.inserted:,d} would be inserted, {result.updated:,d} "
+        f"updated, {records:,d} rejected; nothing written"
+    )
 
 
 @click.command("export")

@@ -96,12 +96,13 @@ def load_scope(
         conn,
         "SELECT id AS household_id, code, community_id, grid_id, building_id, elderly_alone, "
         "disabled, children, ST_X(geom) AS lon, ST_Y(geom) AS lat "
-        "FROM households WHERE community_id = ANY(%(ids)s)",
+        "FROM households WHERE community_id = ANY(%(ids)s) AND moved_out_at IS NULL",
         p,
     )
     members = _frame(
         conn,
-        "SELECT m.id AS member_id, m.code, m.kind, m.eligible, m.available, m.community_id, "
+        "SELECT m.id AS member_id, m.code, m.kind, m.eligible, "
+        "(m.available AND m.moved_out_at IS NULL) AS available, m.community_id, "
         "m.grid_id, m.building_id, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat, "
         f"{range_sql('households', person='m', community='c', street='s')} "
         "FROM members m JOIN communities c ON c.id = m.community_id "

@@ -123,7 +123,7 @@ def suggest_sites(
     hh = _frame(
         conn,
         "SELECT elderly_alone, disabled, children, ST_X(geom) AS lon, ST_Y(geom) AS lat "
-        "FROM households WHERE community_id = :c",
+        "FROM households WHERE community_id = :c AND moved_out_at IS NULL",
         {"c": comm.id},
     )
     stations = _frame(conn, "SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat FROM stations", {})

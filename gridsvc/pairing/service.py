@@ -153,7 +153,7 @@ def _households(db: Db, community_ids: list[int]) -> pd.DataFrame:
         "SELECT h.id, h.code, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, "
         "coalesce(h.building_id, -1) AS building, coalesce(h.grid_id, -1) AS grid, "
         "h.community_id AS community FROM households h "
-        "WHERE h.community_id = ANY(:ids) ORDER BY h.id",
+        "WHERE h.community_id = ANY(:ids) AND h.moved_out_at IS NULL ORDER BY h.id",
         {"ids": community_ids},
     )
 
@@ -163,7 +163,8 @@ def _members(db: Db, community_ids: list[int], settings: Settings) -> pd.DataFra
         db,
         "SELECT m.id, m.code, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat, "
         "coalesce(m.building_id, -1) AS building, coalesce(m.grid_id, -1) AS grid, "
-        "m.community_id AS community, (m.eligible AND m.available) AS eligible, "
+        "m.community_id AS community, "
+        "(m.eligible AND m.available AND m.moved_out_at IS NULL) AS eligible, "
         f"{range_sql('households', person='m', community='c', street='s')} "
         "FROM members m JOIN communities c ON c.id = m.community_id "
         "JOIN streets s ON s.id = c.street_id WHERE m.community_id = ANY(:ids) ORDER BY m.id",

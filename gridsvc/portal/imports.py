@@ -57,6 +57,8 @@ def import_path(
     skip_invalid: bool = False,
     on_stage: StageHook | None = None,
     job_id: int | None = None,
+    dry_run: bool = False,
+    retire_missing: bool = False,
 ) -> ImportResult:
     """Import the saved upload ``path`` into ``layer`` in the caller's transaction; audit it.
 
@@ -66,6 +68,12 @@ def import_path(
         The name the user gave the file (audit entries).
     job_id
         The background job doing it, noted in the audit entry.
+    dry_run
+        Only tell what the import would do (counts, rejects, the address match report): nothing
+        is written and nothing audited.
+    retire_missing
+        Mark the households/members of an address roster's communities that the file no longer
+        holds as moved out.
 
     Raises
     ------
@@ -85,12 +93,20 @@ def import_path(
             skip_invalid=skip_invalid,
             created_by=user.username,
             on_stage=on_stage,
+            dry_run=dry_run,
+            retire_missing=retire_missing,
         )
     except InputRejected as exc:
+        if dry_run:
+            raise
         details = {"rejects": len(exc.rejects), **noted}
         audit.record(conn, "import_rejected", user=user, target=target, details=details)
         raise
+    if dry_run:
+        return result
     details = {"inserted": result.inserted, "updated": result.updated, **noted}
+    if result.retired:
+        details["retired"] = result.retired
     audit.record(conn, "import", user=user, target=target, details=details)
     return result
 
@@ -109,6 +125,15 @@ def answer(result: ImportResult, filename: str) -> dict[str, Any]:
         "ignored_columns": list(result.ignored_columns),
         "crs": result.crs,
         "seconds": round(result.seconds, 3),
+        "dry_run": result.dry_run,
+        "report": [
+            {**row.to_dict(), "why": row.why, "args": dict(row.args)}
+            for row in result.report[:SHOWN]
+        ],
+        "matched": sum(1 for row in result.report if row.building_code),
+        "missing": len(result.missing),
+        "retired": result.retired,
+        "id_numbers": result.id_numbers,
     }
 
 
@@ -133,6 +158,8 @@ def import_job(conn: Connection, job: Job, *, settings: Settings, progress: Prog
                 skip_invalid=bool(params.get("skip_invalid")),
                 on_stage=_stage_progress(progress),
                 job_id=job.id,
+                dry_run=bool(params.get("dry_run")),
+                retire_missing=bool(params.get("retire_missing")),
             )
         except InputRejected as exc:
             rejects = exc.rejects
@@ -146,7 +173,12 @@ def import_job(conn: Connection, job: Job, *, settings: Settings, progress: Prog
             }
             return Outcome(result, error=exc.message, output=_csv(rejects, Path(folder)))
         output = done.rejects_path.read_bytes() if done.rejects_path else None
+        if done.dry_run and done.rejects:
+            output = _csv(done.rejects, Path(folder))
     body = answer(done, params["filename"])
+    if params.get("dry_run"):  # a preview: the upload page's token confirms it
+        body["token"] = params.get("token")
+        body["can_commit"] = not done.rejects or bool(params.get("skip_invalid"))
     return Outcome(
         {**body, "rejects": body["rejects"][:SHOWN], "repairs": body["repairs"][:SHOWN]},
         output=output,

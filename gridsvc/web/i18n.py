@@ -105,6 +105,82 @@ LABELS: dict[str, dict[str, str]] = {
     "role": {"zh": "角色", "en": "Role"},
     "run_pairing": {"zh": "运行结对(后台)", "en": "Run pairing (background)"},
     "size_limit": {"zh": "文件大小上限", "en": "Size limit"},
+    "check_first": {"zh": "检查(先不导入)", "en": "Check (nothing imported yet)"},
+    "preview_title": {"zh": "导入前核对", "en": "Check before importing"},
+    "would_insert": {"zh": "将新增", "en": "Would insert"},
+    "would_update": {"zh": "将更新", "en": "Would update"},
+    "matched_count": {"zh": "地址已匹配楼栋", "en": "Addresses matched to a building"},
+    "missing_count": {
+        "zh": "本表中已没有的现有记录",
+        "en": "Existing records no longer in this file",
+    },
+    "retire_missing": {
+        "zh": "将这些记录标记为已迁出(不删除)",
+        "en": "Mark them as moved out (nothing is deleted)",
+    },
+    "retired_count": {"zh": "已标记迁出", "en": "Marked moved out"},
+    "confirm_import": {"zh": "确认导入", "en": "Import now"},
+    "cannot_commit": {
+        "zh": "有被拒记录：请修正文件后重新上传，或勾选“跳过无效记录”",
+        "en": "Some records are rejected: fix the file and upload it again, or skip them",
+    },
+    "id_numbers_hashed": {
+        "zh": "身份证号：仅保存加密散列，用于下次导入识别同一人，不保存号码本身",
+        "en": "ID numbers: only a keyed hash is kept, to recognise the same person next time",
+    },
+    "id_numbers_dropped": {
+        "zh": "身份证号：已舍弃，不保存",
+        "en": "ID numbers: left out, not stored",
+    },
+    "address_report": {"zh": "地址匹配结果", "en": "Address matching"},
+    "address": {"zh": "地址", "en": "Address"},
+    "compound": {"zh": "小区", "en": "Compound"},
+    "building_no": {"zh": "楼号", "en": "Building"},
+    "unit": {"zh": "单元", "en": "Unit"},
+    "room": {"zh": "室", "en": "Room"},
+    "matched_building": {"zh": "匹配楼栋", "en": "Matched building"},
+    "how_matched": {"zh": "匹配方式", "en": "How"},
+    "match_exact": {"zh": "名称一致", "en": "exact"},
+    "match_normalised": {"zh": "规范化后一致", "en": "normalised"},
+    "match_fuzzy": {"zh": "相似名称", "en": "similar name"},
+    "match_community": {"zh": "社区内楼号", "en": "number in the community"},
+    "match_building_code": {"zh": "楼栋编码", "en": "building code"},
+    "match_point": {"zh": "坐标", "en": "point"},
+    "match_none": {"zh": "未匹配", "en": "not matched"},
+    "why_empty": {"zh": "地址为空", "en": "empty address"},
+    "why_no_number": {"zh": "地址中没有楼号", "en": "no building number"},
+    "why_unreadable": {"zh": "无法识别的数字：{value}", "en": "unreadable number: {value}"},
+    "why_no_compound": {"zh": "未写小区名称", "en": "no compound named"},
+    "why_no_building": {
+        "zh": "{compound}没有{number}号楼",
+        "en": "no building {number} in {compound}",
+    },
+    "why_no_such_compound": {"zh": "没有这个小区", "en": "no such compound"},
+    "why_no_such_compound_near": {
+        "zh": "没有这个小区(最接近：{closest}，相似度 {score})",
+        "en": "no such compound (closest {closest}, {score})",
+    },
+    "why_no_compounds": {"zh": "楼栋图层中没有小区", "en": "no compound in the buildings layer"},
+    "why_ambiguous_compound": {
+        "zh": "小区不明确：{first}({first_score})或{second}({second_score})",
+        "en": "ambiguous compound: {first} ({first_score}) or {second} ({second_score})",
+    },
+    "why_ambiguous_building": {
+        "zh": "楼栋不明确：{compound}的{number}号楼有{first}和{second}",
+        "en": "ambiguous building {number} of {compound}: {first} or {second}",
+    },
+    "why_community_no_building": {
+        "zh": "未写小区名称，社区内也没有{number}号楼",
+        "en": "no compound named, and no building {number} in the community",
+    },
+    "why_community_ambiguous": {
+        "zh": "未写小区名称，社区内的{number}号楼有{first}和{second}",
+        "en": "no compound named, and building {number} of the community is {first} or {second}",
+    },
+    "why_no_room": {
+        "zh": "没有门牌号：无编码的住户需要门牌号才能区分",
+        "en": "no room number: a household without a code needs one to be told apart",
+    },
 }
 
 

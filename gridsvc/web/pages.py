@@ -274,24 +274,24 @@ def upload() -> Any:
 
     user = current_user()
     require(user, admin=True)
-    result = rejected = None
+    result = rejected = preview = None
     status = 200
     if request.method == "POST":
         from gridsvc.web import uploads
 
-        file = request.files.get("file")
         try:
-            if file is None:
-                raise InputRejected("upload: no file given", [])
-            result, queued = uploads.take_upload(
-                user,
-                file,
-                layer=request.form.get("layer", ""),
-                crs=request.form.get("crs") or None,
-                skip_invalid=request.form.get("skip_invalid") == "on",
-            )
-            if queued:
-                return redirect(url_for(".job", job_id=result["id"]), 303)
+            if request.form.get("action") == "commit":
+                result, queued = uploads.commit_preview(
+                    user,
+                    request.form.get("token", ""),
+                    retire_missing=request.form.get("retire_missing") == "on",
+                )
+                if queued:
+                    return redirect(url_for(".job", job_id=result["id"]), 303)
+            else:
+                preview, queued_job = _preview_or_queue(user, uploads)
+                if queued_job is not None:
+                    return redirect(url_for(".job", job_id=queued_job), 303)
         except InputRejected as exc:
             rejected, status = exc, 422
     settings = db.settings()
@@ -299,10 +299,25 @@ def upload() -> Any:
         "upload.html",
         layers=list(LAYER_SPECS),
         result=result,
+        preview=preview,
         rejected=rejected,
         limit=int(settings.max_upload_mb),
         inline_mb=settings.import_inline_max_mb,
     ), status
+
+
+def _preview_or_queue(user: Any, uploads: Any) -> tuple[dict[str, Any] | None, int | None]:
+    """A file's dry run to confirm (a larger one: the queued job doing it, by its id)."""
+    file = request.files.get("file")
+    if file is None or not file.filename:
+        raise InputRejected("upload: no file given", [])
+    options = {
+        "layer": request.form.get("layer", ""),
+        "crs": request.form.get("crs") or None,
+        "skip_invalid": request.form.get("skip_invalid") == "on",
+    }
+    body, queued = uploads.preview_upload(user, file, **options)
+    return (None, body["id"]) if queued else (body, None)
 
 
 @bp.route("/audit")

@@ -143,6 +143,20 @@ class ImportArgs(Schema):
     layer = fields.String(required=True, validate=validate.OneOf(list(LAYERS)))
     crs = fields.String(validate=validate.Length(max=40))
     skip_invalid = fields.Boolean(load_default=False)
+    dry_run = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Only report what the import would do (and the address "
+            "match report of households/members); nothing is written."
+        },
+    )
+    retire_missing = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Mark households/members of an address roster's communities "
+            "that the file no longer holds as moved out."
+        },
+    )
 
 
 class ImportFile(Schema):
