@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from geodata.layers import get_layer
 from geodata.load import load_layer
 from geodata.readers import read_input
 from geodata.schema import ImportLog
+from geodata.sheets import write_csv_rows
 from geodata.validate import validate
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.settings import Settings
@@ -54,13 +54,10 @@ def default_rejects_path(path: str | Path) -> Path:
 
 
 def write_rejects(rejects: list[Reject] | tuple[Reject, ...], path: str | Path) -> Path:
-    """Write rejects as CSV (UTF-8 with BOM so Excel shows Chinese); return the path."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["source", "record", "field", "reason", "value"])
-        writer.writeheader()
-        writer.writerows(r.to_dict() for r in rejects)
-    return path
+    """Write rejects as CSV (UTF-8 with BOM so Excel shows Chinese; formula-like values
+    neutralised, :mod:`geodata.sheets`); return the path."""
+    fields = ["source", "record", "field", "reason", "value"]
+    return write_csv_rows((r.to_dict() for r in rejects), fields, path)
 
 
 def import_file(

@@ -179,6 +179,17 @@ def _hex_wkb(geoms: np.ndarray, *, multi: str) -> list[str | None]:
 # --- checks ------------------------------------------------------------------------------------
 
 
+#: The singular noun of each parent layer, for reject reasons.
+_NOUNS = {
+    "streets": "street",
+    "communities": "community",
+    "grids": "grid",
+    "buildings": "building",
+    "households": "household",
+    "members": "member",
+}
+
+
 def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]:
     rejects: list[Reject] = []
     for parent in layer.parents:
@@ -191,7 +202,7 @@ def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]
             )
         )
         rejects += [
-            Reject(source, rec, parent.field, f"unknown {parent.layer[:-1]} code", value)
+            Reject(source, rec, parent.field, f"unknown {_NOUNS[parent.layer]} code", value)
             for rec, value in rows
         ]
     if not layer.geometry_required and "building_code" in layer.field_names:
