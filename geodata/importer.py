@@ -127,6 +127,8 @@ def import_file(
             max_mb=settings.max_import_mb,
             encoding=encoding,
             layer=spec.name,
+            max_unzipped_mb=settings.max_unzipped_mb,
+            max_zip_ratio=settings.max_zip_ratio,
         )
         stage("validating", len(raw.frame))
         checked = validate(raw, spec, crs=crs, max_vertices=settings.max_vertices, columns=columns)

