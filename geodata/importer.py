@@ -15,7 +15,7 @@ from geodata.readers import read_input
 from geodata.schema import ImportLog
 from geodata.sheets import write_csv_rows
 from geodata.validate import validate
-from gridsvc.errors import InputRejected, Reject
+from gridsvc.errors import Forbidden, InputRejected, Reject
 from gridsvc.settings import Settings
 
 #: ``on_stage(stage, records)``: the import reached ``stage`` (``reading``, ``validating``,
@@ -139,17 +139,21 @@ def import_file(
     if rejects and not skip_invalid:
         _reject(conn, spec.name, source, rejects, len(checked.repairs), started, created_by)
     stage("loading", len(checked.frame))
-    with conn.begin_nested() as savepoint:
-        loaded = load_layer(
-            conn,
-            spec.name,
-            checked.frame,
-            source=source,
-            skip_invalid=skip_invalid,
-            progress=progress,
-        )
-        if loaded.rejects and not skip_invalid:
-            savepoint.rollback()
+    try:
+        with conn.begin_nested() as savepoint:
+            loaded = load_layer(
+                conn,
+                spec.name,
+                checked.frame,
+                source=source,
+                skip_invalid=skip_invalid,
+                progress=progress,
+            )
+            if loaded.rejects and not skip_invalid:
+                savepoint.rollback()
+    except Forbidden:  # codes of records outside the caller's scope: nothing loaded
+        _log(conn, spec.name, source, 0, 0, len(checked.frame), 0, started, created_by)
+        raise
     rejects = sorted([*rejects, *loaded.rejects], key=lambda r: (r.record or 0, r.field or ""))
     if loaded.rejects and not skip_invalid:
         _reject(conn, spec.name, source, rejects, len(checked.repairs), started, created_by)

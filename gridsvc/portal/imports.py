@@ -17,7 +17,7 @@ from geodata.importer import ImportResult, StageHook, import_file, write_rejects
 from geodata.layers import LAYERS
 from gridsvc.accounts import audit
 from gridsvc.accounts.users import User
-from gridsvc.errors import InputRejected, NotFound, Reject
+from gridsvc.errors import Forbidden, InputRejected, NotFound, Reject
 from gridsvc.jobs import Job, Outcome, Progress, job_input
 from gridsvc.settings import Settings
 
@@ -86,8 +86,8 @@ def import_path(
             created_by=user.username,
             on_stage=on_stage,
         )
-    except InputRejected as exc:
-        details = {"rejects": len(exc.rejects), **noted}
+    except (InputRejected, Forbidden) as exc:
+        details = {"rejects": len(getattr(exc, "rejects", ())), **noted}
         audit.record(conn, "import_rejected", user=user, target=target, details=details)
         raise
     details = {"inserted": result.inserted, "updated": result.updated, **noted}
