@@ -305,12 +305,29 @@ def init_app(app: Flask) -> None:
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    api = Api(app)
+    api = GridsvcApi(app)
     from gridsvc.web import jobs_api
 
     api.register_blueprint(bp)
     api.register_blueprint(jobs_api.bp)
+    _one_scope_in_bodies(api)
     app.extensions["gridsvc.api"] = api
+
+
+class GridsvcApi(Api):
+    """flask-smorest's Api documenting the error body the app really answers
+    (``{"error", "message", "details"}``, :mod:`gridsvc.web.errors`)."""
+
+    ERROR_SCHEMA = schemas.ErrorBody
+
+
+def _one_scope_in_bodies(api: Api) -> None:
+    """JSON bodies with ``street`` and ``community`` say in the schema that not both are given
+    (query parameters can only say it in words: :data:`schemas.ONE_SCOPE`)."""
+    for name, schema in api.spec.components.schemas.items():
+        properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        if name.endswith("Args") and {"street", "community"} <= set(properties):
+            schema["not"] = {"required": ["street", "community"]}
 
 
 def clear_cache() -> None:

@@ -105,6 +105,10 @@ LABELS: dict[str, dict[str, str]] = {
     "role": {"zh": "角色", "en": "Role"},
     "run_pairing": {"zh": "运行结对(后台)", "en": "Run pairing (background)"},
     "size_limit": {"zh": "文件大小上限", "en": "Size limit"},
+    "radius_invalid": {
+        "zh": "步行半径须为规定范围内的米数",
+        "en": "The walking radius must be a number of metres within the allowed range",
+    },
 }
 
 

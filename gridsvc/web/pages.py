@@ -156,16 +156,21 @@ def roster() -> str:
 
 
 @bp.route("/blindspots", methods=["GET", "POST"])
-def blindspots() -> str:
-    """Blind spots with counts and lists; station suggestions (planners, POST)."""
+def blindspots() -> Any:
+    """Blind spots with counts and lists; station suggestions (planners, POST): a radius that
+    is not a number of metres within the API's bounds answers 422 with the page and why."""
     communities = _communities()
     community = _chosen_community(communities)
     spots = find_blindspots(db.conn(), community_code=community, settings=db.settings())
-    sites = None
+    sites, problem = None, None
     if request.method == "POST":
         user = current_user()
         require(user, plan=True)
-        radius = _radius(request.form.get("radius_m", "500"))
+        try:
+            radius = _radius(request.form.get("radius_m", "500"))
+        except InputRejected:
+            problem = request.form.get("radius_m", "")[:40]
+    if request.method == "POST" and problem is None:
         run = suggest_sites(
             db.conn(),
             community_code=community,
@@ -182,7 +187,9 @@ def blindspots() -> str:
         community=community,
         spots=spots.to_dict(limit=50),
         sites=sites,
-    )
+        radius_m=RADIUS_M,
+        problem=problem,
+    ), (200 if problem is None else 422)
 
 
 def _radius(text: str) -> float:

@@ -8,6 +8,10 @@ from marshmallow import Schema as BaseSchema
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
 from geodata.layers import LAYERS
+from gridsvc.coverage.blindspots import KINDS
+
+#: Said of every street/community pair: the API takes one of them, never both.
+ONE_SCOPE = "Give street or community, not both (422 when both are given)."
 
 STREET = validate.Regexp(r"^[0-9]{9}$", error="a 9-digit street code")
 COMMUNITY = validate.Regexp(r"^[0-9]{12}$", error="a 12-digit community code")
@@ -39,8 +43,8 @@ class _OneScope:
 class ScopeArgs(_OneScope, Schema):
     """A street or a community (none: the caller's whole scope)."""
 
-    street = fields.String(validate=STREET)
-    community = fields.String(validate=COMMUNITY)
+    street = fields.String(validate=STREET, metadata={"description": ONE_SCOPE})
+    community = fields.String(validate=COMMUNITY, metadata={"description": ONE_SCOPE})
 
 
 class CommunityArgs(Schema):
@@ -52,7 +56,10 @@ class CommunityArgs(Schema):
 class BlindspotArgs(ScopeArgs):
     """Scope, kinds and how many rows of each kind."""
 
-    kind = fields.List(fields.String(validate=validate.Length(max=40)))
+    kind = fields.List(
+        fields.String(validate=validate.OneOf(KINDS)),
+        metadata={"description": "Kinds to list (repeatable); default every kind."},
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
 
 
@@ -121,8 +128,8 @@ class JobArgs(_OneScope, Schema):
     """A background pairing run of a street or a community."""
 
     kind = fields.String(required=True, validate=validate.OneOf(["pairing"]))
-    street = fields.String(validate=STREET)
-    community = fields.String(validate=COMMUNITY)
+    street = fields.String(validate=STREET, metadata={"description": ONE_SCOPE})
+    community = fields.String(validate=COMMUNITY, metadata={"description": ONE_SCOPE})
 
 
 class ProposalArgs(Schema):
@@ -149,3 +156,21 @@ class ImportFile(Schema):
     """The uploaded file."""
 
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class ErrorBody(BaseSchema):
+    """The body of every error the API answers (4xx and 5xx)."""
+
+    error = fields.String(
+        required=True,
+        metadata={"description": "Error class, e.g. InputRejected, NotFound, InvalidRequest"},
+    )
+    message = fields.String(
+        required=True, metadata={"description": "What went wrong, naming the field or record"}
+    )
+    details = fields.Raw(
+        metadata={
+            "description": "Rejected records ({source, record, field, reason, value}) or, "
+            "for invalid parameters, the messages per location and field"
+        }
+    )

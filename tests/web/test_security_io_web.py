@@ -256,3 +256,23 @@ def test_map_search_with_nul_or_a_long_query(app, web):
     assert client.get("/map?q=" + "x" * 65).status_code == 422
     api = client.get("/api/search?q=a%00b", headers=bearer(web, "viewer_a"))
     assert api.status_code == 422 and api.get_json()["details"][0]["field"] == "q"
+
+
+def test_one_queued_pairing_job_per_planner_and_scope(client, web):
+    from gridsvc.jobs import execute_job
+
+    h = bearer(web, "planner_a")
+    ask = {"kind": "pairing", "community": COMMUNITY_A}
+    first = client.post("/api/jobs", json=ask, headers=h)
+    assert first.status_code == 202, first.data[:300]
+    again = client.post("/api/jobs", json=ask, headers=h)
+    assert again.status_code == 202 and again.get_json()["existing"] is True
+    assert again.get_json()["id"] == first.get_json()["id"]
+    other = client.post("/api/jobs", json=ask, headers=bearer(web, "planner_a2"))
+    assert other.get_json()["id"] != first.get_json()["id"]  # another planner's own job
+    for body in (first.get_json(), other.get_json()):
+        execute_job(web.settings, body["id"])
+    after = client.post("/api/jobs", json=ask, headers=h)
+    assert after.get_json()["existing"] is False
+    assert after.get_json()["id"] != first.get_json()["id"]
+    execute_job(web.settings, after.get_json()["id"])
