@@ -21,6 +21,7 @@ from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 
 bp = Blueprint("api", __name__, url_prefix="/api", description="gridsvc JSON and GeoJSON API")
+bp.ARGUMENTS_PARSER = schemas.StrictParser()
 _GEOJSON_CACHE: OrderedDict[tuple[int, int], bytes] = OrderedDict()
 _CACHE_LOCK = Lock()
 CACHE_ENTRIES = 64
@@ -150,7 +151,7 @@ def search(args: dict[str, Any]) -> dict[str, Any]:
     return {"results": search_codes(db.conn(), args["q"])}
 
 
-@bp.route("/records/<string:kind>/<string:code>")
+@bp.route("/records/<any(household, member, building):kind>/<string:code>")
 @bp.arguments(schemas.DetailArgs, location="query")
 @bp.response(200)
 def record(args: dict[str, Any], kind: str, code: str) -> dict[str, Any]:
@@ -281,6 +282,7 @@ def add_token(args: dict[str, Any], username: str) -> tuple[dict[str, Any], int]
 @bp.arguments(schemas.ImportFile, location="files")
 @bp.response(200)
 @bp.alt_response(202, description="Queued as a background import job: poll its ``url``.")
+@bp.doc(requestBody={"required": True, "content": {"multipart/form-data": schemas.IMPORT_FORM}})
 def upload(args: dict[str, Any], files: dict[str, Any]) -> dict[str, Any] | tuple[dict, int]:
     """Import a file into a layer (admins).
 
@@ -323,11 +325,18 @@ class GridsvcApi(Api):
 
 def _one_scope_in_bodies(api: Api) -> None:
     """JSON bodies with ``street`` and ``community`` say in the schema that not both are given
-    (query parameters can only say it in words: :data:`schemas.ONE_SCOPE`)."""
-    for name, schema in api.spec.components.schemas.items():
+    (query parameters can only say it in words: :data:`schemas.ONE_SCOPE`), and a new user
+    that only an admin may be unscoped."""
+    for schema in api.spec.components.schemas.values():
         properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
-        if name.endswith("Args") and {"street", "community"} <= set(properties):
+        if {"street", "community"} <= set(properties):
             schema["not"] = {"required": ["street", "community"]}
+        if "role" in properties and "street" in properties:  # NewUser: only an admin unscoped
+            schema["anyOf"] = [
+                {"properties": {"role": {"enum": ["admin"]}}},
+                {"required": ["street"]},
+                {"required": ["community"]},
+            ]
 
 
 def clear_cache() -> None:

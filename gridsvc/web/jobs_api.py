@@ -20,6 +20,7 @@ from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 
 bp = Blueprint("jobs", __name__, url_prefix="/api", description="Background jobs and proposals")
+bp.ARGUMENTS_PARSER = schemas.StrictParser()
 
 
 def queue_url() -> str:
