@@ -16,9 +16,7 @@ from sqlalchemy.engine import make_url
 from webhelpers import bearer
 
 # werkzeug leaves spooled files of refused uploads to the garbage collector
-EXAMPLES = int(
-    __import__("os").environ.get("ST_EXAMPLES", "60")
-)  # per operation: about 25 operations give well over 1,000 cases
+EXAMPLES = 60  # per operation: about 25 operations give well over 1,000 cases
 CASES: list[str] = []
 
 
