@@ -18,7 +18,7 @@ import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from io_helpers import make_district, run, write_csv, write_zipped_shapefile
+from io_helpers import make_district, run, shapefile_bomb, write_csv, write_zipped_shapefile
 from io_helpers import write_xlsx as write_xlsx_rows
 from shapely import Point
 from sqlalchemy import text
@@ -154,30 +154,6 @@ def test_cli_export_neutralises(scratch, settings, tmp_path):
 
 # --- archives (item 4) -------------------------------------------------------------------------
 
-GIB = 1 << 30
-
-
-def shapefile_bomb(path: Path, *, padding: int = GIB) -> Path:
-    """A ~1 MB zip holding a one-point Shapefile (no .cpg) whose .dbf is followed by ``padding``
-    zero bytes: streamed into the archive, never held in memory or on disk unzipped."""
-    folder = path.with_suffix("")
-    folder.mkdir()
-    points = gpd.GeoDataFrame({"code": ["S1"], "name": ["站"]}, geometry=[Point(114.31, 30.585)])
-    points.set_crs(4326).to_file(folder / "s.shp", engine="pyogrio", encoding="utf-8")
-    chunk = bytes(1 << 24)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for part in sorted(folder.iterdir()):
-            if part.suffix == ".cpg":
-                continue
-            if part.suffix != ".dbf":
-                archive.write(part, part.name)
-                continue
-            with archive.open(part.name, "w", force_zip64=True) as out:
-                out.write(part.read_bytes())
-                for _ in range(padding // len(chunk)):
-                    out.write(chunk)
-    return path
-
 
 @pytest.fixture(scope="module")
 def bomb(tmp_path_factory) -> Path:
@@ -269,3 +245,53 @@ def tracemalloc_peak(action) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+# --- bad input through the CLI (items 8, 11, 12) -----------------------------------------------
+
+
+def test_cli_csv_with_nul_is_a_named_reject_with_an_import_log_row(scratch, tmp_path):
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"code,name,lon,lat\nS1,ok,114.31,30.585\nS2,bad\x00name,114.31,30.585\n")
+    result = CliRunner().invoke(
+        cli,
+        ["import", "stations", str(path), "--crs", "4326"],
+        env={"GRIDSVC_DATABASE_URL": scratch},
+    )
+    assert result.exit_code == 3, result.output
+    assert "nul.csv, record 2, field name: holds a control character (such as NUL)" in result.output
+    engine = make_engine(scratch)
+    with engine.begin() as conn:
+        logged = conn.execute(
+            text("DELETE FROM import_log WHERE source = 'nul.csv' RETURNING rejected, inserted")
+        ).all()
+        stations = conn.scalar(text("SELECT count(*) FROM stations WHERE code IN ('S1', 'S2')"))
+    engine.dispose()
+    assert [tuple(r) for r in logged] == [(1, 0)] and stations == 0
+
+
+def test_codes_lengths_and_parent_nouns(conn, settings, tmp_path):
+    make_district(conn)
+    header = ["code", "name", "phone", "lon", "lat", "community_code"]
+    rows = [
+        ["H/1", "甲", "", 114.31, 30.585, ""],
+        ["=1+1", "乙", "", 114.31, 30.585, ""],
+        ["H" * 65, "丙", "", 114.31, 30.585, ""],
+        ["H4", "丁" * 101, "1" * 33, 114.31, 30.585, ""],
+        ["H5", "戊", "", 114.31, 30.585, "420106001099"],
+        ["户-6", "己", "", 114.31, 30.585, ""],
+    ]
+    path = write_csv(tmp_path / "h.csv", header, rows)
+    with pytest.raises(InputRejected) as caught:
+        run(conn, settings, "households", path, crs="4326")
+    found = {(r.record, r.field): r.reason for r in caught.value.rejects}
+    assert "letters, digits" in found[(1, "code")] and "letters, digits" in found[(2, "code")]
+    assert found[(3, "code")] == "65 characters, more than the 64 allowed"
+    assert found[(4, "name")] == "101 characters, more than the 100 allowed"
+    assert found[(4, "phone")] == "33 characters, more than the 32 allowed"
+    assert 6 not in {r.record for r in caught.value.rejects}  # Chinese letters are fine
+    rows = [["H5", "戊", "", 114.31, 30.585, "420106001099"]]
+    path = write_csv(tmp_path / "h5.csv", header, rows)
+    with pytest.raises(InputRejected) as caught:
+        run(conn, settings, "households", path, crs="4326")
+    assert [r.reason for r in caught.value.rejects] == ["unknown community code"]

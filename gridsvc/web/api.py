@@ -151,7 +151,7 @@ def search(args: dict[str, Any]) -> dict[str, Any]:
     return {"results": search_codes(db.conn(), args["q"])}
 
 
-@bp.route("/records/<any(household, member, building):kind>/<string:code>")
+@bp.route("/records/<string:kind>/<string:code>")
 @bp.arguments(schemas.DetailArgs, location="query")
 @bp.response(200)
 def record(args: dict[str, Any], kind: str, code: str) -> dict[str, Any]:
@@ -313,7 +313,17 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(bp)
     api.register_blueprint(jobs_api.bp)
     _one_scope_in_bodies(api)
+    _record_kinds(api)
     app.extensions["gridsvc.api"] = api
+
+
+def _record_kinds(api: Api) -> None:
+    """``/api/records/{kind}/{code}``: the route takes any text (an unknown kind answers 422
+    naming it); the document lists the kinds."""
+    item = api.spec._paths.get("/api/records/{kind}/{code}", {})  # registered paths
+    for parameter in item.get("parameters", []):
+        if parameter.get("name") == "kind":
+            parameter["schema"] = dict(schemas.RECORD_KIND["schema"])
 
 
 class GridsvcApi(Api):

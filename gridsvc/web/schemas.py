@@ -212,3 +212,13 @@ IMPORT_FORM = {
         },
     }
 }
+
+
+#: The ``kind`` path parameter of ``/api/records/{kind}/{code}`` as documented (an unknown kind
+#: answers 422 naming it, so the route takes any text).
+RECORD_KIND = {
+    "in": "path",
+    "name": "kind",
+    "required": True,
+    "schema": {"type": "string", "enum": ["household", "member", "building"]},
+}

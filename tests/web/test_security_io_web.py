@@ -276,3 +276,15 @@ def test_one_queued_pairing_job_per_planner_and_scope(client, web):
     assert after.get_json()["existing"] is False
     assert after.get_json()["id"] != first.get_json()["id"]
     execute_job(web.settings, after.get_json()["id"])
+
+
+def test_zip_bomb_upload_is_refused_unread(client, web, tmp_path):
+    from io_helpers import shapefile_bomb
+
+    bomb = shapefile_bomb(tmp_path / "bomb.zip", padding=256 << 20)  # 256 MB of zeros, ~0.3 MB
+    before = import_logs(web, "bomb.zip")
+    response = upload(client, web, "admin_b", "bomb.zip", bomb.read_bytes(), layer="stations")
+    assert response.status_code == 422, response.data[:500]
+    reason = response.get_json()["details"][0]["reason"]
+    assert "'s.dbf' would grow" in reason and "GRIDSVC_MAX_ZIP_RATIO" in reason
+    assert import_logs(web, "bomb.zip") == before + 1
