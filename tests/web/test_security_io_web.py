@@ -288,3 +288,40 @@ def test_zip_bomb_upload_is_refused_unread(client, web, tmp_path):
     reason = response.get_json()["details"][0]["reason"]
     assert "'s.dbf' would grow" in reason and "GRIDSVC_MAX_ZIP_RATIO" in reason
     assert import_logs(web, "bomb.zip") == before + 1
+
+
+def test_a_second_ask_waits_for_the_first_and_gets_its_job(web):
+    """Two transactions asking at once: the second blocks on the advisory lock until the first
+    commits its job, then finds it (without the lock both would find none and queue two)."""
+    import threading
+
+    from gridsvc.jobs import active_job, create_job
+
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        user = conn.scalar(text("SELECT id FROM users WHERE username = 'planner_a'"))
+        street = conn.scalar(text("SELECT id FROM streets WHERE code = '530102001'"))
+    scope = {"user_id": user, "street_id": street, "community_id": None}
+    found: list = []
+    first = engine.connect()
+    first.begin()
+    try:
+        assert active_job(first, "pairing", **scope) is None
+        job = create_job(first, "pairing", params={}, **scope)
+
+        def second() -> None:
+            with engine.begin() as conn:
+                found.append(active_job(conn, "pairing", **scope))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive() and found == []  # waiting on the first's lock
+        first.commit()
+        thread.join(timeout=10)
+        assert found == [(job, "queued")]
+    finally:
+        first.close()
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM jobs WHERE id = :i"), {"i": job})
+        engine.dispose()
