@@ -63,10 +63,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from gridsvc.web import api, auth, db, errors, hardening, i18n, pages
 
-    hardening.init_app(app)
     db.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
+    hardening.init_app(app)  # after auth: a request without credentials is 401 first
     api.init_app(app)
     pages.init_app(app)
     errors.init_app(app)
