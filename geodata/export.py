@@ -23,6 +23,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from geodata.layers import LAYERS, Layer
+from geodata.sheets import write_csv, write_xlsx
 from gridsvc.errors import InputRejected, NotFound, Reject
 
 log = logging.getLogger(__name__)
@@ -293,12 +294,13 @@ def tabular(frame: gpd.GeoDataFrame) -> pd.DataFrame:
 
 
 def write_frame(frame: gpd.GeoDataFrame, path: Path, *, layer: str, fmt: str) -> None:
-    """Write ``frame`` in ``fmt`` (geojson, gpkg, csv, xlsx)."""
+    """Write ``frame`` in ``fmt`` (geojson, gpkg, csv, xlsx); CSV and XLSX cells are never
+    formulas (:mod:`geodata.sheets`)."""
     if fmt == "geojson":
         frame.to_file(path, driver="GeoJSON", engine="pyogrio")
     elif fmt == "gpkg":
         frame.to_file(path, driver="GPKG", layer=layer, engine="pyogrio")
     elif fmt == "csv":
-        tabular(frame).to_csv(path, index=False, encoding="utf-8-sig")
+        write_csv(tabular(frame), path)
     else:
-        tabular(frame).to_excel(path, index=False, sheet_name=layer, engine="openpyxl")
+        write_xlsx({layer: tabular(frame)}, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -16,8 +15,9 @@ from geodata.load import load_layer
 from geodata.readers import read_input
 from geodata.rosters import ROSTER_LAYERS, ReportRow, Roster, prepare_roster, write_report
 from geodata.schema import ImportLog
+from geodata.sheets import write_csv_rows
 from geodata.validate import Validated, validate
-from gridsvc.errors import InputRejected, Reject
+from gridsvc.errors import Forbidden, InputRejected, Reject
 from gridsvc.settings import Settings
 
 #: ``on_stage(stage, records)``: the import reached ``stage`` (``reading``, ``validating``,
@@ -62,13 +62,10 @@ def default_rejects_path(path: str | Path) -> Path:
 
 
 def write_rejects(rejects: list[Reject] | tuple[Reject, ...], path: str | Path) -> Path:
-    """Write rejects as CSV (UTF-8 with BOM so Excel shows Chinese); return the path."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["source", "record", "field", "reason", "value"])
-        writer.writeheader()
-        writer.writerows(r.to_dict() for r in rejects)
-    return path
+    """Write rejects as CSV (UTF-8 with BOM so Excel shows Chinese; formula-like values
+    neutralised, :mod:`geodata.sheets`); return the path."""
+    fields = ["source", "record", "field", "reason", "value"]
+    return write_csv_rows((r.to_dict() for r in rejects), fields, path)
 
 
 def import_file(
@@ -150,6 +147,8 @@ def import_file(
             max_mb=settings.max_import_mb,
             encoding=encoding,
             layer=spec.name,
+            max_unzipped_mb=settings.max_unzipped_mb,
+            max_zip_ratio=settings.max_zip_ratio,
         )
         roster = Roster(raw)
         if spec.name in ROSTER_LAYERS:
@@ -177,21 +176,26 @@ def import_file(
             return _result(spec.name, source, rejects, checked, raw.encoding, started, **noted)
         _reject(conn, spec.name, source, rejects, len(checked.repairs), started, created_by)
     stage("loading", len(checked.frame))
-    with conn.begin_nested() as savepoint:
-        loaded = load_layer(
-            conn,
-            spec.name,
-            checked.frame,
-            source=source,
-            skip_invalid=skip_invalid,
-            progress=progress,
-        )
-        missing: tuple[str, ...] = ()
-        retired = 0
-        if not loaded.rejects or skip_invalid:
-            missing, retired = _missing(conn, spec.table, checked, roster, retire_missing)
-        if dry_run or (loaded.rejects and not skip_invalid):
-            savepoint.rollback()
+    try:
+        with conn.begin_nested() as savepoint:
+            loaded = load_layer(
+                conn,
+                spec.name,
+                checked.frame,
+                source=source,
+                skip_invalid=skip_invalid,
+                progress=progress,
+            )
+            missing: tuple[str, ...] = ()
+            retired = 0
+            if not loaded.rejects or skip_invalid:
+                missing, retired = _missing(conn, spec.table, checked, roster, retire_missing)
+            if dry_run or (loaded.rejects and not skip_invalid):
+                savepoint.rollback()
+    except Forbidden:  # codes of records outside the caller's scope: nothing loaded
+        if not dry_run:
+            _log(conn, spec.name, source, 0, 0, len(checked.frame), 0, started, created_by)
+        raise
     rejects = sorted([*rejects, *loaded.rejects], key=lambda r: (r.record or 0, r.field or ""))
     if dry_run:
         return _result(

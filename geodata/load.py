@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from geodata.addresses import building_parts
 from geodata.layers import Layer, get_layer
-from gridsvc.errors import Reject
+from gridsvc.errors import Forbidden, Reject
 
 CHUNK_ROWS = 50_000
 STAGE = "_gridsvc_stage"
@@ -91,7 +91,15 @@ def load_layer(
         bad = sorted({r.record for r in rejects if r.record is not None})
         conn.execute(text(f"DELETE FROM {STAGE} WHERE rec = ANY(:bad)"), {"bad": bad})
     _resolve(conn, layer)
-    inserted, updated = _upsert(conn, layer, given=set(frame.columns))
+    outside = _scope_rejects(conn, layer, source)
+    if outside and not skip_invalid:
+        conn.exec_driver_sql(f"DROP TABLE {STAGE}")
+        return LoadResult(layer.name, 0, 0, tuple(outside), time.perf_counter() - started)
+    if outside:
+        bad = sorted({r.record for r in outside if r.record is not None})
+        conn.execute(text(f"DELETE FROM {STAGE} WHERE rec = ANY(:bad)"), {"bad": bad})
+        rejects = sorted([*rejects, *outside], key=lambda r: (r.record or 0, r.field or ""))
+    inserted, updated = _upsert_in_scope(conn, layer, given=set(frame.columns))
     conn.exec_driver_sql(f"DROP TABLE {STAGE}")
     return LoadResult(layer.name, inserted, updated, tuple(rejects), time.perf_counter() - started)
 
@@ -196,6 +204,17 @@ def _hex_wkb(geoms: np.ndarray, *, multi: str) -> list[str | None]:
 # --- checks ------------------------------------------------------------------------------------
 
 
+#: The singular noun of each parent layer, for reject reasons.
+_NOUNS = {
+    "streets": "street",
+    "communities": "community",
+    "grids": "grid",
+    "buildings": "building",
+    "households": "household",
+    "members": "member",
+}
+
+
 def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]:
     rejects: list[Reject] = []
     for parent in layer.parents:
@@ -208,7 +227,7 @@ def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]
             )
         )
         rejects += [
-            Reject(source, rec, parent.field, f"unknown {parent.layer[:-1]} code", value)
+            Reject(source, rec, parent.field, f"unknown {_NOUNS[parent.layer]} code", value)
             for rec, value in rows
         ]
     if not layer.geometry_required and "building_code" in layer.field_names:
@@ -219,6 +238,67 @@ def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]
             Reject(source, rec, "geometry", "no geometry and no building_code") for (rec,) in rows
         ]
     return sorted(rejects, key=lambda r: (r.record or 0, r.field or ""))
+
+
+# --- scope: a caller under row-level security writes only inside its street or community --------
+
+#: Layers whose rows belong to a community, and those whose rows belong to a street.
+_BY_COMMUNITY = ("grids", "buildings", "households", "members", "stations")
+_BY_STREET = ("roads",)
+
+
+def _scoped(conn: Connection) -> str | None:
+    """The caller's scope when it is limited to a street or community (the web app's role
+    under row-level security), as words for a reject; None for the owner or an unscoped admin."""
+    row = conn.execute(
+        text(
+            "SELECT nullif(current_setting('app.street', true), ''), "
+            "nullif(current_setting('app.community', true), ''), "
+            "coalesce(current_setting('app.all', true), '') = 'on'"
+        )
+    ).one()
+    street, community, every = row
+    if every or (street is None and community is None):
+        return None
+    return "your street" if street is not None else "your community"
+
+
+def _scope_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]:
+    """Records that would land outside the caller's scope (where no community or street of its
+    own contains them): named, instead of a row-level security error at the upsert."""
+    scope = _scoped(conn)
+    if scope is None or layer.name not in (*_BY_COMMUNITY, *_BY_STREET, "cadres"):
+        return []
+    if layer.name in _BY_STREET:
+        where = "street_id IS NULL OR street_id NOT IN (SELECT id FROM streets)"
+    elif layer.name == "cadres":
+        where = (
+            "(community_id IS NULL OR community_id NOT IN (SELECT id FROM communities)) "
+            "AND (street_id IS NULL OR street_id NOT IN (SELECT id FROM streets))"
+        )
+    else:
+        where = "community_id IS NULL OR community_id NOT IN (SELECT id FROM communities)"
+    rows = conn.execute(text(f"SELECT rec FROM {STAGE} WHERE {where} ORDER BY rec"))
+    reason = f"lies outside {scope}: no community of yours contains it"
+    return [Reject(source, rec, "geometry", reason) for (rec,) in rows]
+
+
+def _upsert_in_scope(conn: Connection, layer: Layer, *, given: set[str]) -> tuple[int, int]:
+    """:func:`_upsert`; a code that already names a record outside the caller's scope (row-level
+    security refuses the update) is refused as :class:`Forbidden`, naming the codes it may."""
+    from psycopg.errors import InsufficientPrivilege
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with conn.begin_nested():
+            return _upsert(conn, layer, given=given)
+    except DBAPIError as exc:
+        if not isinstance(exc.orig, InsufficientPrivilege):
+            raise
+    raise Forbidden(
+        f"{layer.name}: some codes already belong to records outside your scope; "
+        "nothing imported (ask an administrator of that scope, or use other codes)"
+    )
 
 
 # --- upsert ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ geometry) come back as rejects with an empty geometry.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -19,7 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import geopandas as gpd
 import numpy as np
@@ -67,6 +68,8 @@ def read_input(
     max_mb: float = 1024.0,
     encoding: str | None = None,
     layer: str | None = None,
+    max_unzipped_mb: float = 1024.0,
+    max_zip_ratio: float = 200.0,
 ) -> RawInput:
     """Read one import file, guarding size and nesting before any parsing.
 
@@ -84,12 +87,17 @@ def read_input(
         with or without BOM, then GB18030, which covers GBK and GB2312).
     layer
         The target layer's name: picks the like-named table of a multi-table GeoPackage.
+    max_unzipped_mb, max_zip_ratio
+        Archives (zipped Shapefile, XLSX) are refused unread when their members would
+        decompress to more than ``max_unzipped_mb`` in all, or one member of 1 MB or more
+        would grow more than ``max_zip_ratio`` times (:func:`check_archive`).
 
     Raises
     ------
     InputRejected
         The file as a whole cannot be read: unknown format, too large, too deeply nested, not
-        decodable, no header, several tables and none named ``layer``.
+        decodable, no header, several tables and none named ``layer``, an archive that would
+        decompress too far.
     """
     path = Path(path)
     source = path.name
@@ -104,6 +112,8 @@ def read_input(
         _refuse(source, f"file is {size_mb:.0f} MB, more than the {max_mb:g} MB cap")
     if kind == "geojson":
         return read_geojson(path, max_nesting=max_nesting)
+    if path.suffix.lower() in ARCHIVES:
+        check_archive(path, max_unzipped_mb=max_unzipped_mb, max_ratio=max_zip_ratio)
     if kind in {"gpkg", "shapefile"}:
         return read_ogr(path, encoding=encoding, layer=layer)
     table = read_csv_rows(path, encoding) if kind == "csv" else read_xlsx_rows(path)
@@ -117,6 +127,55 @@ def _refuse(source: str, reason: str, field_name: str | None = None) -> NoReturn
     raise InputRejected(
         f"{source}: file rejected, nothing imported", [Reject(source, None, field_name, reason)]
     )
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+#: Suffixes of files that are zip archives (a zipped Shapefile, an XLSX workbook).
+ARCHIVES = (".zip", ".xlsx")
+#: Members smaller than this (uncompressed) are not judged by their ratio: tiny files of
+#: repeated bytes (a .cpg, an XLSX style sheet) compress well and are harmless.
+RATIO_FLOOR = 1 << 20
+#: How much of a Shapefile's ``.dbf`` records the encoding is detected from.
+ENCODING_SAMPLE = 1 << 20
+
+
+def check_archive(path: Path, *, max_unzipped_mb: float, max_ratio: float) -> None:
+    """Refuse a zip bomb before anything in it is read: from the central directory only.
+
+    The total uncompressed size must stay within ``max_unzipped_mb`` and no member of
+    :data:`RATIO_FLOOR` bytes or more may grow more than ``max_ratio`` times. Python's zip
+    reader stops at each member's declared size, so a directory that under-declares cannot
+    make a later read grow further.
+
+    Raises
+    ------
+    InputRejected
+        Naming the member, its sizes and the setting that refused it.
+    """
+    source = path.name
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        _refuse(source, f"not a readable zip archive: {exc}")
+    total = sum(m.file_size for m in members)
+    if total > max_unzipped_mb * 1e6:
+        _refuse(
+            source,
+            f"archive would decompress to {total / 1e6:,.0f} MB, more than the "
+            f"{max_unzipped_mb:g} MB cap (GRIDSVC_MAX_UNZIPPED_MB)",
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size >= RATIO_FLOOR and ratio > max_ratio:
+            _refuse(
+                source,
+                f"archive member {member.filename!r} would grow {ratio:,.0f} times "
+                f"({member.compress_size:,d} to {member.file_size:,d} bytes), more than the "
+                f"cap of {max_ratio:g} (GRIDSVC_MAX_ZIP_RATIO)",
+                "file",
+            )
 
 
 # --- GeoJSON -----------------------------------------------------------------------------------
@@ -271,7 +330,8 @@ def read_ogr(path: Path, *, encoding: str | None, layer: str | None) -> RawInput
 def _shapefile_encoding(path: Path) -> str | None:
     """The attribute encoding of a Shapefile without a ``.cpg``: detected from its ``.dbf``.
 
-    GDAL would read such a file as ISO-8859-1 and garble GBK names without a word.
+    GDAL would read such a file as ISO-8859-1 and garble GBK names without a word. Only the
+    header and the first :data:`ENCODING_SAMPLE` bytes of records are read, streamed.
     """
     if path.suffix.lower() == ".zip":
         with zipfile.ZipFile(path) as archive:
@@ -279,18 +339,33 @@ def _shapefile_encoding(path: Path) -> str | None:
             if any(n.lower().endswith(".cpg") for n in names):
                 return None
             dbf = next((n for n in names if n.lower().endswith(".dbf")), None)
-            data = archive.read(dbf) if dbf else b""
-    else:
-        if path.with_suffix(".cpg").exists() or not path.with_suffix(".dbf").exists():
-            return None
-        data = path.with_suffix(".dbf").read_bytes()
-    if len(data) < 32 or data[29] != 0:  # a language driver id names the code page
+            if dbf is None:
+                return None
+            with archive.open(dbf) as handle:
+                return _dbf_encoding(handle)
+    if path.with_suffix(".cpg").exists() or not path.with_suffix(".dbf").exists():
         return None
-    records = data[int.from_bytes(data[8:10], "little") :]
-    try:
-        return "UTF-8" if decode(records, None)[1] == "utf-8" else "GB18030"
-    except UnicodeDecodeError:
+    with path.with_suffix(".dbf").open("rb") as handle:
+        return _dbf_encoding(handle)
+
+
+def _dbf_encoding(handle: IO[bytes]) -> str | None:
+    """UTF-8 or GB18030 from a bounded sample of a ``.dbf``; None when its header names a code
+    page (GDAL honours it) or neither decodes."""
+    header = handle.read(32)
+    if len(header) < 32 or header[29] != 0:  # a language driver id names the code page
         return None
+    skip = int.from_bytes(header[8:10], "little") - 32
+    if skip > 0:
+        handle.read(skip)
+    sample = handle.read(ENCODING_SAMPLE)
+    for name, label in (("utf-8", "UTF-8"), ("gb18030", "GB18030")):
+        try:  # not final: a character cut at the sample's end is no error
+            codecs.getincrementaldecoder(name)().decode(sample, final=False)
+        except UnicodeDecodeError:
+            continue
+        return label
+    return None
 
 
 def _check_zip(path: Path) -> None:

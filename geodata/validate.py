@@ -48,6 +48,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "floors": ("层数", "楼层数"),
     "services": ("服务", "服务项目"),
 }
+#: Codes without a fixed digit pattern (buildings, households, people, stations, roads): letters
+#: (Chinese included), digits, ``_``, ``.`` and ``-``, starting with a letter or digit, at most
+#: :data:`MAX_CODE` characters. They appear in URLs (``/records/<kind>/<code>``) and exports:
+#: no ``/``, spaces, controls or formula characters.
+CODE_CHARS = re.compile(r"^[^\W_][\w.\-]*$")
+MAX_CODE = 64
+#: Longest text accepted per field (characters); other text fields :data:`MAX_TEXT`.
+MAX_LENGTHS = {"name": 100, "phone": 32, "party_org": 200, "services": 500}
+MAX_TEXT = 500
+#: Control characters no text field may hold (NUL breaks PostgreSQL text; tab, LF and CR are
+#: left to the length and code checks).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 #: Enum values accepted besides the canonical ones (Chinese labels).
 ENUM_ALIASES: dict[str, str] = {
     "住宅": "residential",
@@ -289,6 +302,7 @@ def _check_fields(
     spec: Layer, values: dict[str, np.ndarray], rejects: _Rejects
 ) -> dict[str, np.ndarray]:
     converted = dict(values)
+    _check_text(spec, values, rejects)
     _check_codes(spec, values, rejects)
     for f in spec.fields:
         if f.name not in values:
@@ -329,12 +343,56 @@ def _check_fields(
     return converted
 
 
+def _check_text(spec: Layer, values: dict[str, np.ndarray], rejects: _Rejects) -> None:
+    """Every text cell: no control characters (a NUL cannot be stored), bounded length."""
+    for name, column in values.items():
+        if name == "code" or name.endswith("_code"):
+            limit = MAX_CODE
+        else:
+            limit = MAX_LENGTHS.get(name, MAX_TEXT)
+        control = np.array([v is not None and bool(_CONTROL.search(v)) for v in column], bool)
+        rejects.add(control, name, "holds a control character (such as NUL)", _shown(column))
+        long = np.array([v is not None and len(v) > limit for v in column], bool) & ~control
+        rejects.add(
+            long,
+            name,
+            lambda i, column=column, limit=limit: (
+                f"{len(column[i]):,d} characters, more than the {limit} allowed"
+            ),
+            _shown(column),
+        )
+
+
+def _shown(column: np.ndarray) -> np.ndarray:
+    """Values as a reject shows them: controls escaped, cut to 80 characters."""
+    return np.array(
+        [
+            None if v is None else repr(v[:80])[1:-1] if _CONTROL.search(v) else v[:80]
+            for v in column
+        ],
+        dtype=object,
+    )
+
+
 def _check_codes(spec: Layer, values: dict[str, np.ndarray], rejects: _Rejects) -> None:
     codes = values["code"]
     empty = np.array([v is None for v in codes], dtype=bool)
     rejects.add(empty, "code", "required field is empty")
     if spec.code_pattern:
         _check_pattern("code", spec.code_pattern, codes, empty, rejects)
+    else:
+        odd = np.array(
+            [
+                v is not None
+                and len(v) <= MAX_CODE
+                and not _CONTROL.search(v)
+                and not CODE_CHARS.match(v)
+                for v in codes
+            ],
+            dtype=bool,
+        )
+        reason = "may hold only letters, digits, '_', '.' and '-', starting with a letter or digit"
+        rejects.add(odd, "code", reason, _shown(codes))
     series = pd.Series(codes)
     dupes = series.duplicated(keep="first").to_numpy() & ~empty
     first: dict[str | None, int] = {}

@@ -94,6 +94,32 @@ def create_job(
     )
 
 
+def active_job(
+    conn: Connection,
+    kind: str,
+    *,
+    user_id: int,
+    street_id: int | None,
+    community_id: int | None,
+) -> tuple[int, str] | None:
+    """The user's queued or running job of ``kind`` on this scope (id, status), if any.
+
+    Takes a transaction-level advisory lock on (kind, user, scope) first, so two requests at
+    once cannot both find none and queue two: the second waits for the first to commit.
+    """
+    key = f"job:{kind}:{user_id}:{street_id}:{community_id}"
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+    found = conn.execute(
+        text(
+            "SELECT id, status FROM jobs WHERE kind = :k AND user_id = :u "
+            "AND street_id IS NOT DISTINCT FROM :s AND community_id IS NOT DISTINCT FROM :c "
+            "AND status IN ('queued', 'running') ORDER BY id LIMIT 1"
+        ),
+        {"k": kind, "u": user_id, "s": street_id, "c": community_id},
+    ).first()
+    return None if found is None else (int(found.id), str(found.status))
+
+
 def defer_job(queue_url: str, job_id: int) -> None:
     """Put a recorded job on the queue (one connection, opened for it and closed)."""
     queue = _deferring_queue(queue_url)

@@ -49,6 +49,13 @@ GRIDSVC_MAX_NESTING
     Import: JSON nesting deeper than this is rejected. Default 32.
 GRIDSVC_MAX_IMPORT_MB
     Import: files larger than this many megabytes are refused before reading. Default 1024.
+GRIDSVC_MAX_UNZIPPED_MB
+    Import: an archive (zipped Shapefile, XLSX) whose members would decompress to more than
+    this many megabytes in all is refused before anything in it is read. Default 1024.
+GRIDSVC_MAX_ZIP_RATIO
+    Import: an archive member of 1 MB or more that would grow more than this many times when
+    decompressed is refused unread (a zip bomb: 1 GiB of zeros deflates about 1,000 times;
+    real Shapefile ``.dbf`` and XLSX parts stay well under 100). Default 200.
 GRIDSVC_TILES
     Base map of maps and reports: ``none``, ``osm``, ``gaode``, ``tianditu`` or an XYZ URL
     template (an intranet tile server). Default ``none``.
@@ -156,6 +163,8 @@ class Settings:
     max_vertices: int = 10_000
     max_nesting: int = 32
     max_import_mb: float = 1024.0
+    max_unzipped_mb: float = 1024.0
+    max_zip_ratio: float = 200.0
     tiles: str = "none"
     tianditu_key: str = ""
     lang: str = "zh"
@@ -248,6 +257,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MAX_VERTICES": ("max_vertices", int),
     "MAX_NESTING": ("max_nesting", int),
     "MAX_IMPORT_MB": ("max_import_mb", float),
+    "MAX_UNZIPPED_MB": ("max_unzipped_mb", lambda v: _positive(float(v))),
+    "MAX_ZIP_RATIO": ("max_zip_ratio", lambda v: _positive(float(v))),
     "TILES": ("tiles", str),
     "TIANDITU_KEY": ("tianditu_key", str),
     "LANG": ("lang", str),

@@ -11,7 +11,7 @@ from typing import Any
 import geopandas as gpd
 import openpyxl
 import pandas as pd
-from shapely import box
+from shapely import Point, box
 from sqlalchemy import Connection, text
 
 from geodata.importer import ImportResult, import_file
@@ -123,4 +123,26 @@ def write_zipped_shapefile(
         for part in folder.iterdir():
             if (prj or part.suffix != ".prj") and (cpg or part.suffix != ".cpg"):
                 archive.write(part, part.name)
+    return path
+
+
+def shapefile_bomb(path: Path, *, padding: int = 1 << 30) -> Path:
+    """A ~1 MB zip holding a one-point Shapefile (no .cpg) whose .dbf is followed by ``padding``
+    zero bytes: streamed into the archive, never held in memory or on disk unzipped."""
+    folder = path.with_suffix("")
+    folder.mkdir()
+    points = gpd.GeoDataFrame({"code": ["S1"], "name": ["站"]}, geometry=[Point(114.31, 30.585)])
+    points.set_crs(4326).to_file(folder / "s.shp", engine="pyogrio", encoding="utf-8")
+    chunk = bytes(1 << 24)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for part in sorted(folder.iterdir()):
+            if part.suffix == ".cpg":
+                continue
+            if part.suffix != ".dbf":
+                archive.write(part, part.name)
+                continue
+            with archive.open(part.name, "w", force_zip64=True) as out:
+                out.write(part.read_bytes())
+                for _ in range(padding // len(chunk)):
+                    out.write(chunk)
     return path

@@ -17,7 +17,7 @@ from geodata.importer import ImportResult, StageHook, import_file, write_rejects
 from geodata.layers import LAYERS
 from gridsvc.accounts import audit
 from gridsvc.accounts.users import User
-from gridsvc.errors import InputRejected, NotFound, Reject
+from gridsvc.errors import Forbidden, InputRejected, NotFound, Reject
 from gridsvc.jobs import Job, Outcome, Progress, job_input
 from gridsvc.settings import Settings
 
@@ -96,10 +96,10 @@ def import_path(
             dry_run=dry_run,
             retire_missing=retire_missing,
         )
-    except InputRejected as exc:
+    except (InputRejected, Forbidden) as exc:
         if dry_run:
             raise
-        details = {"rejects": len(exc.rejects), **noted}
+        details = {"rejects": len(getattr(exc, "rejects", ())), **noted}
         audit.record(conn, "import_rejected", user=user, target=target, details=details)
         raise
     if dry_run:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Connection
 
+from geodata.sheets import write_csv, write_xlsx
 from gridsvc.errors import NotFound
 from gridsvc.portal._sql import frame, pairs_exist
 from maps.safe import protect
@@ -123,15 +123,12 @@ def load_roster(
 
 
 def roster_xlsx(roster: Roster, *, sheet_names: tuple[str, str]) -> bytes:
-    """Both tables as one workbook (two sheets)."""
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        roster.households.to_excel(writer, sheet_name=sheet_names[0], index=False)
-        roster.members.to_excel(writer, sheet_name=sheet_names[1], index=False)
-    return buffer.getvalue()
+    """Both tables as one workbook (two sheets); no cell is a formula."""
+    return write_xlsx({sheet_names[0]: roster.households, sheet_names[1]: roster.members})
 
 
 def roster_csv(roster: Roster, *, table: str = "households") -> bytes:
-    """One table as CSV, UTF-8 with BOM so spreadsheet programs show Chinese."""
+    """One table as CSV, UTF-8 with BOM so spreadsheet programs show Chinese; formula-like
+    cells neutralised."""
     chosen = roster.households if table == "households" else roster.members
-    return chosen.to_csv(index=False).encode("utf-8-sig")
+    return write_csv(chosen)

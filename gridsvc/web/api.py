@@ -21,6 +21,7 @@ from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 
 bp = Blueprint("api", __name__, url_prefix="/api", description="gridsvc JSON and GeoJSON API")
+bp.ARGUMENTS_PARSER = schemas.StrictParser()
 _GEOJSON_CACHE: OrderedDict[tuple[int, int], bytes] = OrderedDict()
 _CACHE_LOCK = Lock()
 CACHE_ENTRIES = 64
@@ -281,6 +282,7 @@ def add_token(args: dict[str, Any], username: str) -> tuple[dict[str, Any], int]
 @bp.arguments(schemas.ImportFile, location="files")
 @bp.response(200)
 @bp.alt_response(202, description="Queued as a background import job: poll its ``url``.")
+@bp.doc(requestBody={"required": True, "content": {"multipart/form-data": schemas.IMPORT_FORM}})
 def upload(args: dict[str, Any], files: dict[str, Any]) -> dict[str, Any] | tuple[dict, int]:
     """Import a file into a layer (admins).
 
@@ -305,12 +307,46 @@ def init_app(app: Flask) -> None:
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    api = Api(app)
+    api = GridsvcApi(app)
     from gridsvc.web import jobs_api
 
     api.register_blueprint(bp)
     api.register_blueprint(jobs_api.bp)
+    _one_scope_in_bodies(api)
+    _record_kinds(api)
     app.extensions["gridsvc.api"] = api
+
+
+def _record_kinds(api: Api) -> None:
+    """``/api/records/{kind}/{code}``: the route takes any text (an unknown kind answers 422
+    naming it); the document lists the kinds."""
+    item = api.spec._paths.get("/api/records/{kind}/{code}", {})  # registered paths
+    for parameter in item.get("parameters", []):
+        if parameter.get("name") == "kind":
+            parameter["schema"] = dict(schemas.RECORD_KIND["schema"])
+
+
+class GridsvcApi(Api):
+    """flask-smorest's Api documenting the error body the app really answers
+    (``{"error", "message", "details"}``, :mod:`gridsvc.web.errors`)."""
+
+    ERROR_SCHEMA = schemas.ErrorBody
+
+
+def _one_scope_in_bodies(api: Api) -> None:
+    """JSON bodies with ``street`` and ``community`` say in the schema that not both are given
+    (query parameters can only say it in words: :data:`schemas.ONE_SCOPE`), and a new user
+    that only an admin may be unscoped."""
+    for schema in api.spec.components.schemas.values():
+        properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        if {"street", "community"} <= set(properties):
+            schema["not"] = {"required": ["street", "community"]}
+        if "role" in properties and "street" in properties:  # NewUser: only an admin unscoped
+            schema["anyOf"] = [
+                {"properties": {"role": {"enum": ["admin"]}}},
+                {"required": ["street"]},
+                {"required": ["community"]},
+            ]
 
 
 def clear_cache() -> None:

@@ -123,6 +123,8 @@ def current_app_lifetime() -> float:
 
 
 def _guard() -> object:
+    if request.routing_exception is not None:  # 404/405 (with Allow) before credentials or CSRF
+        return None
     if any("\x00" in str(v) for v in (request.view_args or {}).values()):
         abort(404, description="no such resource: the path contains a NUL byte")
     public = request.endpoint in PUBLIC or request.endpoint is None

@@ -53,7 +53,12 @@ def handle_http(exc: HTTPException) -> Response | tuple:
         message = f"request body too large: the limit is {limit // (1024 * 1024)} MB"
         return _reply(status, "TooLarge", message)
     message = exc.description or exc.name
-    return _reply(status, exc.name.replace(" ", ""), message)
+    reply = _reply(status, exc.name.replace(" ", ""), message)
+    allowed = getattr(exc, "valid_methods", None)
+    if status == 405 and allowed:  # RFC 9110: a 405 names the methods the resource allows
+        body, code = reply if isinstance(reply, tuple) else (reply, status)
+        return body, code, {"Allow": ", ".join(sorted(allowed))}
+    return reply
 
 
 def handle_unexpected(exc: Exception) -> Response | tuple:

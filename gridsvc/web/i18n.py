@@ -181,6 +181,20 @@ LABELS: dict[str, dict[str, str]] = {
         "zh": "没有门牌号：无编码的住户需要门牌号才能区分",
         "en": "no room number: a household without a code needs one to be told apart",
     },
+    "radius_label": {"zh": "步行半径(米)", "en": "Walking radius (m)"},
+    "kind_unpaired_households": {"zh": "未结对住户", "en": "Households without a member"},
+    "kind_members_without_cadre": {"zh": "无干部联系的党员", "en": "Members without a cadre"},
+    "kind_far_pairs": {"zh": "结对距离过远", "en": "Pairs too far apart"},
+    "kind_grids_without_members": {"zh": "无党员居住的网格", "en": "Grids where no member lives"},
+    "kind_station_gaps": {"zh": "驿站步行范围外的楼栋", "en": "Buildings beyond station reach"},
+    "kind_uncovered_commercial": {
+        "zh": "无党组织覆盖的商务楼宇",
+        "en": "Commercial buildings without a party organisation",
+    },
+    "radius_invalid": {
+        "zh": "步行半径须为规定范围内的米数",
+        "en": "The walking radius must be a number of metres within the allowed range",
+    },
 }
 
 

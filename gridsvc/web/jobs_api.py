@@ -20,6 +20,7 @@ from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 
 bp = Blueprint("jobs", __name__, url_prefix="/api", description="Background jobs and proposals")
+bp.ARGUMENTS_PARSER = schemas.StrictParser()
 
 
 def queue_url() -> str:
@@ -59,7 +60,11 @@ def enqueue(
 @bp.arguments(schemas.JobArgs)
 @bp.response(202)
 def start_job(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """Queue a pairing run of a street or community (planners); poll ``/api/jobs/<id>``."""
+    """Queue a pairing run of a street or community (planners); poll ``/api/jobs/<id>``.
+
+    A planner has at most one queued or running pairing job per scope: asking again answers
+    that job's id (``"existing": true``) instead of queuing another.
+    """
     user = current_user()
     require(user, plan=True)
     scope = resolve_scope(
@@ -75,8 +80,14 @@ def start_job(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
         street_id, community_id = int(scope.street_ids[0]), None
     elif scope.level == "community":
         street_id, community_id = None, int(scope.community_ids[0])
+    running = jobs.active_job(
+        db.conn(), args["kind"], user_id=user.id, street_id=street_id, community_id=community_id
+    )
+    if running is not None:
+        job_id, status = running
+        return {"id": job_id, "status": status, "url": f"/api/jobs/{job_id}", "existing": True}, 202
     body = enqueue(user, args["kind"], params, street_id=street_id, community_id=community_id)
-    return body, 202
+    return {**body, "existing": False}, 202
 
 
 @bp.route("/jobs/<int:job_id>")
@@ -162,8 +173,11 @@ IF_MATCH = {
     "name": "If-Match",
     "in": "header",
     "required": True,
-    "schema": {"type": "string"},
-    "description": 'The plan version you reviewed (the ETag of the proposal or plan), e.g. "3".',
+    "schema": {"type": "string", "pattern": r'^(W/)?("[0-9]{1,9}"|[0-9]{1,9})$'},
+    "example": '"3"',
+    "description": "The plan version you reviewed: the ETag of the proposal or plan, one "
+    'version of 1 to 9 digits, quoted as an ETag ("3"). 428 without it, 422 when malformed, '
+    "409 when the plan has moved on.",
 }
 
 

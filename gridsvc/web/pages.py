@@ -20,16 +20,21 @@ from sqlalchemy import text
 from gridsvc.accounts import audit
 from gridsvc.accounts.users import require
 from gridsvc.coverage import compute_coverage, find_blindspots, suggest_sites
-from gridsvc.errors import Conflict, GridsvcError, InputRejected
+from gridsvc.errors import Conflict, GridsvcError, InputRejected, Reject
 from gridsvc.pairing import service as pairing
 from gridsvc.portal import roster as roster_service
 from gridsvc.portal.proposals import load_proposal, render_diff_map
 from gridsvc.portal.search import record_details, search_codes
 from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
+from gridsvc.web.hardening import nonce_scripts
 from gridsvc.web.i18n import t
 
 bp = Blueprint("pages", __name__)
+#: Longest code search on the map page (the API's ``/api/search`` allows the same).
+MAX_QUERY = 64
+#: Bounds of a station suggestion's radius, as the API's (``schemas.SiteArgs``).
+RADIUS_M = (50.0, 3000.0)
 LAYERS = (
     "streets",
     "communities",
@@ -81,6 +86,11 @@ def map_page() -> str:
     communities = _communities()
     community = _chosen_community(communities)
     query = request.args.get("q", "").strip()
+    if len(query) > MAX_QUERY:
+        raise InputRejected(
+            f"query parameter 'q': at most {MAX_QUERY} characters, got {len(query):,d}",
+            [Reject("query", None, "q", f"longer than {MAX_QUERY} characters")],
+        )
     results = search_codes(db.conn(), query) if query else []
     return render_template(
         "map.html", communities=communities, community=community, q=query, results=results
@@ -98,7 +108,7 @@ def map_frame() -> Response:
     html = render_scope_map(
         db.conn(), community_code=community, settings=db.settings(), lang=current_lang()
     )
-    return Response(html, mimetype="text/html")
+    return Response(nonce_scripts(html), mimetype="text/html")
 
 
 @bp.route("/records/<string:kind>/<string:code>")
@@ -146,16 +156,21 @@ def roster() -> str:
 
 
 @bp.route("/blindspots", methods=["GET", "POST"])
-def blindspots() -> str:
-    """Blind spots with counts and lists; station suggestions (planners, POST)."""
+def blindspots() -> Any:
+    """Blind spots with counts and lists; station suggestions (planners, POST): a radius that
+    is not a number of metres within the API's bounds answers 422 with the page and why."""
     communities = _communities()
     community = _chosen_community(communities)
     spots = find_blindspots(db.conn(), community_code=community, settings=db.settings())
-    sites = None
+    sites, problem = None, None
     if request.method == "POST":
         user = current_user()
         require(user, plan=True)
-        radius = float(request.form.get("radius_m", 500))
+        try:
+            radius = _radius(request.form.get("radius_m", "500"))
+        except InputRejected:
+            problem = request.form.get("radius_m", "")[:40]
+    if request.method == "POST" and problem is None:
         run = suggest_sites(
             db.conn(),
             community_code=community,
@@ -172,7 +187,31 @@ def blindspots() -> str:
         community=community,
         spots=spots.to_dict(limit=50),
         sites=sites,
-    )
+        radius_m=RADIUS_M,
+        problem=problem,
+    ), (200 if problem is None else 422)
+
+
+def _radius(text: str) -> float:
+    """The form's ``radius_m``, in the API's bounds (metres).
+
+    Raises
+    ------
+    InputRejected
+        Naming the field and the bounds, for text that is not a number or lies outside them.
+    """
+    low, high = RADIUS_M
+    try:
+        radius = float(text)
+    except ValueError:
+        radius = float("nan")
+    if not low <= radius <= high:  # NaN fails too
+        reason = f"expected a number of metres from {low:g} to {high:g}"
+        raise InputRejected(
+            f"form field 'radius_m': {reason}, got {text[:40]!r}",
+            [Reject("form", None, "radius_m", reason, text[:40])],
+        )
+    return radius
 
 
 @bp.route("/rebalance", methods=["GET", "POST"])
@@ -263,7 +302,7 @@ def proposal_map(proposal_id: int) -> Response:
     from gridsvc.web.i18n import lang as current_lang
 
     html = render_diff_map(db.conn(), proposal_id, settings=db.settings(), lang=current_lang())
-    return Response(html, mimetype="text/html")
+    return Response(nonce_scripts(html), mimetype="text/html")
 
 
 @bp.route("/upload", methods=["GET", "POST"])

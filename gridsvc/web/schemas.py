@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from marshmallow import RAISE, ValidationError, fields, pre_load, validate, validates_schema
 from marshmallow import Schema as BaseSchema
-from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
+from webargs.flaskparser import FlaskParser
 
 from geodata.layers import LAYERS
+from gridsvc.coverage.blindspots import KINDS
+
+#: A new user's name through the API: Latin letters, digits, ``_ . @ -`` and Chinese characters.
+USERNAME = validate.Regexp(
+    r"^[A-Za-z0-9_.@\-\u4e00-\u9fff]{1,64}$",
+    error="1 to 64 letters (Latin or Chinese), digits, '_', '.', '@' or '-'",
+)
+#: Said of every street/community pair: the API takes one of them, never both.
+ONE_SCOPE = "Give street or community, not both (422 when both are given)."
 
 STREET = validate.Regexp(r"^[0-9]{9}$", error="a 9-digit street code")
 COMMUNITY = validate.Regexp(r"^[0-9]{12}$", error="a 12-digit community code")
 GRID = validate.Regexp(r"^[0-9]{15}$", error="a 15-digit grid code")
+#: Free text: no control characters but tab, line feed and carriage return (the app refuses
+#: them in any parameter; PostgreSQL refuses NUL).
+TEXT = validate.Regexp(
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$", error="no control characters such as NUL"
+)
+
+
+class StrictParser(FlaskParser):
+    """Query parameters the document does not name are refused (422 naming them), as unknown
+    JSON and form fields are: a misspelt ``comunity`` must not silently widen the answer."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": RAISE,
+    }
 
 
 class Schema(BaseSchema):
@@ -39,8 +64,8 @@ class _OneScope:
 class ScopeArgs(_OneScope, Schema):
     """A street or a community (none: the caller's whole scope)."""
 
-    street = fields.String(validate=STREET)
-    community = fields.String(validate=COMMUNITY)
+    street = fields.String(validate=STREET, metadata={"description": ONE_SCOPE})
+    community = fields.String(validate=COMMUNITY, metadata={"description": ONE_SCOPE})
 
 
 class CommunityArgs(Schema):
@@ -52,14 +77,17 @@ class CommunityArgs(Schema):
 class BlindspotArgs(ScopeArgs):
     """Scope, kinds and how many rows of each kind."""
 
-    kind = fields.List(fields.String(validate=validate.Length(max=40)))
+    kind = fields.List(
+        fields.String(validate=validate.OneOf(KINDS)),
+        metadata={"description": "Kinds to list (repeatable); default every kind."},
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
 
 
 class SearchArgs(Schema):
     """A code prefix."""
 
-    q = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    q = fields.String(required=True, validate=[validate.Length(min=1, max=64), TEXT])
 
 
 class DetailArgs(Schema):
@@ -96,15 +124,15 @@ class AuditArgs(Schema):
     """Newest first; optionally one action."""
 
     limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=5000))
-    action = fields.String(validate=validate.Length(max=40))
+    action = fields.String(validate=[validate.Length(max=40), TEXT])
     before_id = fields.Integer(validate=validate.Range(min=1))
 
 
 class NewUser(Schema):
     """A user to create."""
 
-    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    password = fields.String(required=True, validate=validate.Length(min=10, max=256))
+    username = fields.String(required=True, validate=USERNAME)
+    password = fields.String(required=True, validate=[validate.Length(min=10, max=256), TEXT])
     role = fields.String(required=True, validate=validate.OneOf(["viewer", "planner", "admin"]))
     street = fields.String(validate=STREET)
     community = fields.String(validate=COMMUNITY)
@@ -114,15 +142,15 @@ class NewUser(Schema):
 class TokenArgs(Schema):
     """A name for the new token."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=64), TEXT])
 
 
 class JobArgs(_OneScope, Schema):
     """A background pairing run of a street or a community."""
 
     kind = fields.String(required=True, validate=validate.OneOf(["pairing"]))
-    street = fields.String(validate=STREET)
-    community = fields.String(validate=COMMUNITY)
+    street = fields.String(validate=STREET, metadata={"description": ONE_SCOPE})
+    community = fields.String(validate=COMMUNITY, metadata={"description": ONE_SCOPE})
 
 
 class ProposalArgs(Schema):
@@ -134,14 +162,14 @@ class ProposalArgs(Schema):
 class DecisionArgs(Schema):
     """Why a proposal is accepted or rejected (kept in the audit log)."""
 
-    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    reason = fields.String(load_default="", validate=[validate.Length(max=500), TEXT])
 
 
 class ImportArgs(Schema):
     """The layer an uploaded file goes into, and its CRS when the file does not say."""
 
     layer = fields.String(required=True, validate=validate.OneOf(list(LAYERS)))
-    crs = fields.String(validate=validate.Length(max=40))
+    crs = fields.String(validate=[validate.Length(max=40), TEXT])
     skip_invalid = fields.Boolean(load_default=False)
     dry_run = fields.Boolean(
         load_default=False,
@@ -163,3 +191,48 @@ class ImportFile(Schema):
     """The uploaded file."""
 
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class ErrorBody(BaseSchema):
+    """The body of every error the API answers (4xx and 5xx)."""
+
+    error = fields.String(
+        required=True,
+        metadata={"description": "Error class, e.g. InputRejected, NotFound, InvalidRequest"},
+    )
+    message = fields.String(
+        required=True, metadata={"description": "What went wrong, naming the field or record"}
+    )
+    details = fields.Raw(
+        metadata={
+            "description": "Rejected records ({source, record, field, reason, value}) or, "
+            "for invalid parameters, the messages per location and field"
+        }
+    )
+
+
+#: The upload's multipart body as documented: the form fields of :class:`ImportArgs` and the
+#: file of :class:`ImportFile` in one schema (flask-smorest documents only the last of two).
+IMPORT_FORM = {
+    "schema": {
+        "type": "object",
+        "required": ["layer", "file"],
+        "additionalProperties": False,
+        "properties": {
+            "layer": {"type": "string", "enum": list(LAYERS)},
+            "crs": {"type": "string", "maxLength": 40, "pattern": TEXT.regex.pattern},
+            "skip_invalid": {"type": "boolean", "default": False},
+            "file": {"type": "string", "format": "binary"},
+        },
+    }
+}
+
+
+#: The ``kind`` path parameter of ``/api/records/{kind}/{code}`` as documented (an unknown kind
+#: answers 422 naming it, so the route takes any text).
+RECORD_KIND = {
+    "in": "path",
+    "name": "kind",
+    "required": True,
+    "schema": {"type": "string", "enum": ["household", "member", "building"]},
+}

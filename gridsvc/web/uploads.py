@@ -24,7 +24,7 @@ from typing import Any
 from werkzeug.datastructures import FileStorage
 
 from gridsvc.accounts.users import User
-from gridsvc.errors import InputRejected, NotFound, Reject
+from gridsvc.errors import Forbidden, InputRejected, NotFound, Reject
 from gridsvc.portal.imports import answer, check_layer, import_path
 from gridsvc.web import db
 
@@ -113,7 +113,7 @@ def _import_now(
             result = import_path(
                 db.conn(), user, path, filename=filename, settings=db.settings(), **options
             )
-        except InputRejected:
+        except (InputRejected, Forbidden):
             from flask import g
 
             g.commit_anyway = True  # keep the import_log and audit rows; the data is untouched

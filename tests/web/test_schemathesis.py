@@ -1,11 +1,17 @@
-"""Schemathesis against the app's own OpenAPI document: no server error in >= 1,000 cases."""
+"""Schemathesis against the app's own OpenAPI document, every built-in check (status codes,
+content types, headers and bodies as documented, invalid data rejected, valid data accepted, no
+server error), over >= 1,000 cases."""
 
 from __future__ import annotations
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    ignored_auth,
+    missing_required_header,
+    positive_data_acceptance,
+)
 from sqlalchemy.engine import make_url
 from webhelpers import bearer
 
@@ -37,11 +43,19 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", _app())
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_api_never_answers_5xx(case, web):
+def test_api_conforms_to_its_document(case, web):
     # An admin scoped to the tiny street B: every operation is reachable and cheap.
-    response = case.call(headers=bearer(web, "admin_b"))
+    headers = bearer(web, "admin_b")
+    if case.query and case.query.get("street") and case.query.get("community"):
+        del case.query["community"]  # documented: street or community, not both
+    response = case.call(headers=headers)
     CASES.append(f"{case.method} {case.path} {response.status_code}")
-    case.validate_response(response, checks=[not_a_server_error])
+    # 401 before CSRF for a request without credentials is the other half of issue 10 (h10a);
+    # until it is merged an unsafe request without Authorization answers 400.
+    excluded = [missing_required_header, ignored_auth]
+    if case.path == "/api/imports":  # a file's content is judged by the importer, not the schema
+        excluded.append(positive_data_acceptance)
+    case.validate_response(response, headers=headers, excluded_checks=excluded)
 
 
 @pytest.mark.slow
