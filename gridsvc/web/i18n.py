@@ -11,6 +11,10 @@ LABELS: dict[str, dict[str, str]] = {
     "username": {"zh": "用户名", "en": "Username"},
     "password": {"zh": "密码", "en": "Password"},
     "login_failed": {"zh": "用户名或密码错误", "en": "Wrong username or password"},
+    "login_throttled": {
+        "zh": "登录失败次数过多，请 {minutes} 分钟后再试",
+        "en": "Too many failed logins: try again in {minutes} minutes",
+    },
     "home": {"zh": "首页", "en": "Home"},
     "map": {"zh": "覆盖地图", "en": "Coverage map"},
     "roster": {"zh": "结对名单", "en": "Pairing roster"},
