@@ -212,8 +212,12 @@ def login() -> object:
 
 
 def start_session(user: User) -> None:
-    """A fresh session cookie for ``user`` (login, or a changed password)."""
+    """A fresh session cookie for ``user`` (login, or a changed password); the language chosen
+    before it is kept."""
+    chosen = session.get("lang")
     session.clear()
+    if chosen in ("zh", "en"):
+        session["lang"] = chosen
     session.permanent = True
     now = time.time()
     session.update(uid=user.id, ver=user.session_version, at=now, seen=now)

@@ -87,6 +87,28 @@ LABELS: dict[str, dict[str, str]] = {
         "zh": "用户名为 1 至 64 个字母、数字或 . _ - @（无空格、无 /）",
         "en": "1 to 64 letters, digits or . _ - @ (no spaces, no /)",
     },
+    "address": {"zh": "地址", "en": "Address"},
+    "act_login": {"zh": "登录", "en": "Log in"},
+    "act_login_failed": {"zh": "登录失败", "en": "Failed login"},
+    "act_login_locked": {"zh": "账号临时锁定", "en": "Account locked"},
+    "act_login_throttled": {"zh": "地址登录受限", "en": "Address throttled"},
+    "act_logout": {"zh": "退出", "en": "Log out"},
+    "act_user_add": {"zh": "新建用户", "en": "User created"},
+    "act_user_disable": {"zh": "停用用户", "en": "User disabled"},
+    "act_user_enable": {"zh": "启用用户", "en": "User enabled"},
+    "act_password_reset": {"zh": "重置密码", "en": "Password reset"},
+    "act_password_change": {"zh": "修改密码", "en": "Password changed"},
+    "act_token_issue": {"zh": "签发令牌", "en": "Token issued"},
+    "act_token_revoke": {"zh": "吊销令牌", "en": "Token revoked"},
+    "act_view_unmasked": {"zh": "查看未脱敏数据", "en": "Unmasked view"},
+    "act_export_unmasked": {"zh": "导出未脱敏数据", "en": "Unmasked export"},
+    "act_import": {"zh": "数据导入", "en": "Import"},
+    "act_import_rejected": {"zh": "导入被拒绝", "en": "Import rejected"},
+    "act_job_start": {"zh": "启动后台任务", "en": "Job started"},
+    "act_export_rejects": {"zh": "下载被拒记录", "en": "Rejects downloaded"},
+    "act_proposal": {"zh": "生成调整方案", "en": "Proposal made"},
+    "act_proposal_accept": {"zh": "接受调整方案", "en": "Proposal accepted"},
+    "act_proposal_reject": {"zh": "拒绝调整方案", "en": "Proposal rejected"},
     "login_throttled": {
         "zh": "登录失败次数过多，请 {minutes} 分钟后再试",
         "en": "Too many failed logins: try again in {minutes} minutes",
@@ -229,6 +251,11 @@ _REASONS: tuple[tuple[str, str], ...] = (
 )
 
 
+def action(name: str) -> str:
+    """An audit action in this request's language (the name itself when unknown)."""
+    return t(f"act_{name}") if f"act_{name}" in LABELS else name
+
+
 def reason(text: str) -> str:
     """A service's reason in this request's language (the text itself when unknown)."""
     import re
@@ -242,4 +269,4 @@ def reason(text: str) -> str:
 
 def init_app(app: Flask) -> None:
     """Make ``t``, ``lang`` and ``reason`` available to templates."""
-    app.jinja_env.globals.update(t=t, lang=lang, reason=reason)
+    app.jinja_env.globals.update(t=t, lang=lang, reason=reason, action=action)
