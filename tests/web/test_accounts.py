@@ -154,12 +154,16 @@ def test_street_admin_cannot_reach_other_scopes_through_the_api(client, web):
     assert all(e["street_id"] != street_b for e in entries)
 
 
-def test_audit_page_is_scoped(client, web):
+def test_audit_and_users_pages_are_scoped(client, web):
     login_form(client, "viewer_b")  # an entry of street B (its login)
     client.post("/logout", data={"csrf_token": csrf_token(client.get("/").get_data(True))})
     login_form(client, "admin_a")
     page = client.get("/audit").get_data(as_text=True)
     assert "admin_a" in page and "viewer_b" not in page and "admin_b" not in page
+    users = client.get("/users").get_data(as_text=True)
+    assert "viewer_a" in users and "viewer_b" not in users and ">admin<" not in users
+    assert client.get("/users/viewer_b").status_code == 404
+    assert client.get("/users/admin").status_code == 404
     owner_view = count(web, "SELECT count(*) FROM audit_log WHERE username = 'viewer_b'")
     assert owner_view > 0  # the entry exists; street A's admin just does not see it
 
