@@ -20,6 +20,7 @@ MongoDB, none of which a street office's server runs, and memory is per worker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -77,7 +78,7 @@ def log_in(
         {"a": begun.attempt_id, "ok": ok, "w": window},
     ).one()
     place = {"street_id": row.street_id, "community_id": row.community_id} if row else {}
-    if not ok:
+    if not ok or row is None:
         audit.record(conn, "login_failed", username=username, ip=ip, **place)
         _note_limits(conn, username, ip, counts, settings, place)
         return LoginResult(None)
@@ -85,7 +86,12 @@ def log_in(
 
 
 def _note_limits(
-    conn: Connection, username: str, ip: str | None, counts, settings: Settings, place: dict
+    conn: Connection,
+    username: str,
+    ip: str | None,
+    counts: Any,
+    settings: Settings,
+    place: dict[str, Any],
 ) -> None:
     """Audit the failure that locks an account or throttles an address (once each)."""
     if counts.account_failures == settings.login_max_failures:
