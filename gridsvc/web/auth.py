@@ -145,11 +145,11 @@ def _guard() -> object:
         g.user, g.via_token = None, False
     else:
         _load_user()
-    if not public and g.user is None:  # no credential: 401 before any CSRF check
+    if not public and g.user is None:  # no credential: 401 (or the login page) before CSRF
         if request.path.startswith("/api/"):
             abort(401, description="log in or send 'Authorization: Bearer <token>'")
-        if request.method in UNSAFE:
-            abort(401, description="log in first: the session has ended")
+        if request.method in UNSAFE:  # a form posted after the session ended: log in again
+            return redirect(url_for("auth.login", next=request.path), code=303)
         return redirect(url_for("auth.login", next=request.full_path))
     if request.method in UNSAFE and not g.via_token:
         csrf.protect()

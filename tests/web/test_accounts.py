@@ -404,10 +404,14 @@ def test_idle_session_ends(client, web):
 
 
 def test_unsafe_request_without_credentials_is_401_not_csrf(client):
-    for path in ("/api/jobs", "/api/users", "/api/users/viewer_a/tokens", "/rebalance"):
+    for path in ("/api/jobs", "/api/users", "/api/users/viewer_a/tokens", "/api/me/password"):
         answer = client.post(path, json={})
         assert answer.status_code == 401, (path, answer.status_code)
         assert "CSRF" not in answer.get_data(as_text=True)
+    assert client.delete("/api/users/viewer_a/tokens/1").status_code == 401
+    assert client.patch("/api/users/viewer_a", json={"active": False}).status_code == 401
+    page = client.post("/rebalance", data={"community": COMMUNITY_A})  # a form after logout
+    assert page.status_code == 303 and "/login?next=/rebalance" in page.headers["Location"]
 
 
 # --- the command line ----------------------------------------------------------------------

@@ -91,12 +91,14 @@ def _fingerprint(conn) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def b_objects(web, app) -> BObjects:
-    """A plan, a proposal and a job of community B (made by B's own admin)."""
+def b_objects(web, app) -> Iterator[BObjects]:
+    """A plan, a proposal and a job of community B (made by B's own admin); removed after the
+    module, so other modules find street B as the fixtures made it."""
     engine = owner_engine(web)
     with engine.begin() as conn:
         cid = conn.scalar(text("SELECT id FROM communities WHERE code = :c"), {"c": COMMUNITY_B})
-        if service.plan_version(conn, cid) == 0:
+        planned_here = service.plan_version(conn, cid) == 0
+        if planned_here:
             service.run_pairing(
                 conn, settings=web.settings, community_code=COMMUNITY_B, level="households"
             )
@@ -114,8 +116,15 @@ def b_objects(web, app) -> BObjects:
             )
         )
         fingerprint = _fingerprint(conn)
+    made_ids = {"p": made.get_json()["id"], "j": job.get_json()["id"], "c": cid}
+    yield BObjects(made_ids["j"], made_ids["p"], token_id, fingerprint)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM proposals WHERE id = :p"), made_ids)
+        conn.execute(text("DELETE FROM jobs WHERE id = :j"), made_ids)
+        if planned_here:
+            conn.execute(text("DELETE FROM plans WHERE community_id = :c"), made_ids)
+            conn.execute(text("DELETE FROM pairing_runs WHERE community_id = :c"), made_ids)
     engine.dispose()
-    return BObjects(job.get_json()["id"], made.get_json()["id"], token_id, fingerprint)
 
 
 # --- the routes ------------------------------------------------------------------------------
