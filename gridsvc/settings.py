@@ -73,6 +73,20 @@ GRIDSVC_COOKIE_SECURE
     plain HTTP (``make demo`` does, for its ``gridsvc serve`` step on 127.0.0.1).
 GRIDSVC_SESSION_HOURS
     Lifetime of a login session in hours. Default 8.
+GRIDSVC_SESSION_IDLE_MINUTES
+    A login session unused for this many minutes ends (besides its lifetime). Default 30.
+GRIDSVC_LOGIN_MAX_FAILURES
+    Failed logins of one account (the name typed) within GRIDSVC_LOGIN_WINDOW_MINUTES that lock
+    it until the oldest of them is that old; a good login or a password reset restarts the
+    count. Default 5.
+GRIDSVC_LOGIN_MAX_PER_ADDRESS
+    Failed or unfinished logins from one client address within the window after which that
+    address is refused, whatever the names tried. Default 20.
+GRIDSVC_LOGIN_WINDOW_MINUTES
+    The throttling window of both limits, in minutes. Default 15.
+GRIDSVC_PASSWORD_MIN_LENGTH
+    Shortest password accepted for new passwords (the policy also refuses blank ones, common
+    ones and ones containing the user name). Default 10.
 GRIDSVC_MAX_UPLOAD_MB
     Largest request body (uploads) the web app accepts, in megabytes. Default 50.
 GRIDSVC_IMPORT_INLINE_MAX_MB
@@ -172,6 +186,11 @@ class Settings:
     app_db_password: str = ""
     cookie_secure: bool = True
     session_hours: float = 8.0
+    session_idle_minutes: float = 30.0
+    login_max_failures: int = 5
+    login_max_per_address: int = 20
+    login_window_minutes: float = 15.0
+    password_min_length: int = 10
     max_upload_mb: float = 50.0
     import_inline_max_mb: float = 2.0
     id_numbers: str = "hash"
@@ -266,6 +285,11 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "APP_DB_PASSWORD": ("app_db_password", str),
     "COOKIE_SECURE": ("cookie_secure", _flag),
     "SESSION_HOURS": ("session_hours", float),
+    "SESSION_IDLE_MINUTES": ("session_idle_minutes", lambda v: _positive(float(v))),
+    "LOGIN_MAX_FAILURES": ("login_max_failures", lambda v: int(_positive(int(v)))),
+    "LOGIN_MAX_PER_ADDRESS": ("login_max_per_address", lambda v: int(_positive(int(v)))),
+    "LOGIN_WINDOW_MINUTES": ("login_window_minutes", lambda v: _positive(float(v))),
+    "PASSWORD_MIN_LENGTH": ("password_min_length", lambda v: int(_positive(int(v)))),
     "MAX_UPLOAD_MB": ("max_upload_mb", float),
     "IMPORT_INLINE_MAX_MB": ("import_inline_max_mb", float),
     "ID_NUMBERS": ("id_numbers", lambda v: _choice(v, ("hash", "drop"))),

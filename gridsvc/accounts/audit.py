@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
+from geodata.sheets import neutralise
 from gridsvc.accounts.users import User
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.settings import AUDIT_RETENTION_FLOOR_DAYS
@@ -23,7 +24,6 @@ EXPORT_COLUMNS = (
     "reason", "before", "after", "details", "ip",
 )  # fmt: skip
 #: A spreadsheet reads a cell starting with one of these as a formula (or DDE).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def record(
@@ -123,11 +123,8 @@ def export_rows(conn: Connection, start: datetime, end: datetime) -> Iterator[di
 
 
 def safe_cell(value: Any) -> str:
-    """A CSV cell a spreadsheet shows as text: a leading ``= + - @`` TAB or CR gets a ``'``."""
-    if value is None:
-        return ""
-    text_value = str(value)
-    return "'" + text_value if text_value.startswith(_FORMULA_START) else text_value
+    """A CSV cell a spreadsheet shows as text (:func:`geodata.sheets.neutralise`)."""
+    return "" if value is None else neutralise(str(value))
 
 
 def export_csv(

@@ -25,14 +25,10 @@ from gridsvc.accounts.users import User
 _COLUMNS = (
     "u.id, u.username, u.role, u.street_id, u.community_id, u.lang, u.active, u.session_version"
 )
-_BY_TOKEN = (
-    ", t.id AS token_id, t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
-    "AS stale FROM api_tokens t JOIN users u ON u.id = t.user_id "
-    "WHERE t.token_hash = %(token)s AND t.revoked_at IS NULL AND u.active"
-)
-_BY_SESSION = (
-    " FROM users u WHERE u.id = %(user_id)s AND u.session_version = %(version)s AND u.active"
-)
+# Before the request knows its user it has no scope and row-level security shows it no user:
+# SECURITY DEFINER functions (0008) return just the row the credential names.
+_BY_TOKEN = ", u.token_id, u.stale FROM gridsvc_token_user(%(token)s) u WHERE true"
+_BY_SESSION = " FROM gridsvc_session_user(%(user_id)s, %(version)s) u WHERE true"
 _SAME_USER = (
     " AND u.id = %(id)s AND u.username = %(username)s AND u.role = %(role)s"
     " AND u.street_id IS NOT DISTINCT FROM %(street_id)s::integer"

@@ -23,10 +23,14 @@ def scope_settings(user: User | None) -> dict[str, str]:
     """The transaction settings that limit rows to the user's scope (all empty when None).
 
     ``app.street``, ``app.community`` or ``app.all`` name the scope; ``app.plan`` is on for
-    planners and admins: only then may the app role write pairing tables (0005).
+    planners and admins: only then may the app role write pairing tables (0005). ``app.user`` is
+    the user's id (its own row of ``users``) and ``app.admin`` is on for admins: only then does
+    the app role see and write the users, tokens and audit entries of the scope (0008).
     """
-    street = community = every = plan = ""
+    street = community = every = plan = me = admin = ""
     if user is not None:
+        me = str(user.id)
+        admin = "on" if user.is_admin else ""
         if user.community_id is not None:
             community = str(user.community_id)
         elif user.street_id is not None:
@@ -34,7 +38,14 @@ def scope_settings(user: User | None) -> dict[str, str]:
         else:
             every = "on"
         plan = "on" if user.can_plan else ""
-    return {"app.street": street, "app.community": community, "app.all": every, "app.plan": plan}
+    return {
+        "app.street": street,
+        "app.community": community,
+        "app.all": every,
+        "app.plan": plan,
+        "app.user": me,
+        "app.admin": admin,
+    }
 
 
 def scope_sql(user: User | None) -> tuple[str, dict[str, str]]:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from gridsvc.accounts.passwords import hash_password, password_problems, verify_password
 from gridsvc.errors import Conflict, Forbidden, InputRejected, NotFound, Reject
 
 ROLES = ("viewer", "planner", "admin")
-#: OWASP ASVS 5.0 Appendix C: PBKDF2-HMAC-SHA256 with at least 600,000 iterations; we use 1M.
-PASSWORD_METHOD = "pbkdf2:sha256:1000000"
+#: A user name: it appears in URLs (``/api/users/<name>``) and in the audit log.
+USERNAME = re.compile(r"[\w.@-]{1,64}")
+#: Default of GRIDSVC_PASSWORD_MIN_LENGTH.
 MIN_PASSWORD = 10
-# A hash to check against when the user does not exist, so timing does not reveal names.
-_DUMMY = generate_password_hash("not a password", method=PASSWORD_METHOD)
 
 _SELECT = (
     "SELECT u.id, u.username, u.role, u.street_id, u.community_id, u.lang, u.active, "
@@ -75,11 +75,6 @@ class User:
         }
 
 
-def hash_password(password: str) -> str:
-    """A salted PBKDF2-SHA256 hash with 1,000,000 iterations."""
-    return generate_password_hash(password, method=PASSWORD_METHOD)
-
-
 def _user(row: object) -> User:
     return User(
         id=row.id,
@@ -110,19 +105,8 @@ def find_user(conn: Connection, username: str) -> User:
 
 
 def list_users(conn: Connection) -> list[User]:
-    """Every user, by name."""
+    """Every user the connection may see (the app role: its scope's, for an admin), by name."""
     return [_user(r) for r in conn.execute(text(_SELECT + "ORDER BY u.username"))]
-
-
-def authenticate(conn: Connection, username: str, password: str) -> User | None:
-    """The active user whose password matches, or None (same work whether or not they exist)."""
-    row = conn.execute(text(_SELECT + "WHERE u.username = :n"), {"n": username}).first()
-    stored = row.password_hash if row else _DUMMY
-    ok = check_password_hash(stored, password)
-    if not (row and ok and row.active):
-        return None
-    conn.execute(text("UPDATE users SET last_login_at = now() WHERE id = :i"), {"i": row.id})
-    return _user(row)
 
 
 def password_matches(conn: Connection, username: str, password: str) -> bool:
@@ -130,7 +114,7 @@ def password_matches(conn: Connection, username: str, password: str) -> bool:
     stored = conn.scalar(
         text("SELECT password_hash FROM users WHERE username = :n"), {"n": username}
     )
-    return stored is not None and check_password_hash(stored, password)
+    return stored is not None and verify_password(stored, password)[0]
 
 
 def end_sessions(conn: Connection, user_id: int) -> None:
@@ -155,19 +139,22 @@ def create_user(
     street_code: str | None = None,
     community_code: str | None = None,
     lang: str = "zh",
+    min_password_length: int = MIN_PASSWORD,
 ) -> User:
-    """Create a user; a viewer or planner needs a street or a community.
+    """Create a user; a viewer or planner needs a street or a community (no audit entry:
+    :func:`gridsvc.accounts.manage.add_user` is the service that checks the actor and audits).
 
     Raises
     ------
     InputRejected
-        Bad role, language, short password, both or no scope for a non-admin.
+        Bad role, language, a password the policy refuses, both or no scope for a non-admin.
     NotFound
         The street or community code does not exist.
     Conflict
         The username is taken.
     """
     problems = _check_new_user(username, password, role, street_code, community_code, lang)
+    problems += password_rejects(password, username=username, min_length=min_password_length)
     if problems:
         raise InputRejected(f"user {username!r}: {problems[0].reason}", problems)
     street_id = _id_of(conn, "streets", street_code) if street_code else None
@@ -205,12 +192,12 @@ def _check_new_user(
         return Reject("user", None, field, reason, value)
 
     problems = []
-    if not username or len(username) > 64 or not username.isprintable():
-        problems.append(bad("username", "1 to 64 printable characters", username))
+    if not USERNAME.fullmatch(username):
+        problems.append(
+            bad("username", "1 to 64 letters, digits or . _ - @ (no spaces, no /)", username)
+        )
     if role not in ROLES:
         problems.append(bad("role", f"expected one of {', '.join(ROLES)}", role))
-    if len(password) < MIN_PASSWORD:
-        problems.append(bad("password", f"at least {MIN_PASSWORD} characters"))
     if street_code and community_code:
         problems.append(bad("scope", "give a street or a community, not both"))
     if role != "admin" and not (street_code or community_code):
@@ -218,6 +205,12 @@ def _check_new_user(
     if lang not in ("zh", "en"):
         problems.append(bad("lang", "expected zh or en", lang))
     return problems
+
+
+def password_rejects(password: str, *, username: str, min_length: int) -> list[Reject]:
+    """The password policy's objections as rejects of field ``password`` (never the value)."""
+    problems = password_problems(password, username=username, min_length=min_length)
+    return [Reject("user", None, "password", reason) for reason in problems]
 
 
 def _id_of(conn: Connection, table: str, code: str) -> int:

@@ -122,8 +122,7 @@ def demo(
 
 def _demo_users(conn: Connection, settings: Settings) -> dict[str, str]:
     """Create the missing demo logins; the random passwords made, by user name."""
-    from gridsvc.accounts import audit
-    from gridsvc.accounts.users import create_user
+    from gridsvc.accounts.manage import add_user
     from gridsvc.cli.web import _existing
 
     street = conn.scalar(text("SELECT min(code) FROM streets"))
@@ -136,8 +135,15 @@ def _demo_users(conn: Connection, settings: Settings) -> dict[str, str]:
         if _existing(conn, name, given or None):
             continue
         secret = given or secrets.token_urlsafe(16)
-        user = create_user(conn, name, secret, role=role, street_code=street_code)
-        audit.record(conn, "user_add", username="cli", target=name, after=user.to_dict())
+        add_user(
+            conn,
+            None,
+            name,
+            secret,
+            role=role,
+            street_code=street_code,
+            min_password_length=settings.password_min_length,
+        )
         click.echo(f"user {name} ({role}, scope {street_code or 'all'})")
         if not given:
             made[name] = secret

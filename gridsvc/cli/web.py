@@ -1,4 +1,5 @@
-"""Web commands: ``gridsvc serve``, ``gridsvc worker`` and ``gridsvc user add|list|token``."""
+"""Web commands: ``gridsvc serve``, ``gridsvc worker`` and ``gridsvc user ...`` (add, list,
+token, tokens, revoke, disable, enable, password)."""
 
 from __future__ import annotations
 
@@ -79,23 +80,24 @@ def user_add(
     if_missing: bool,
 ) -> None:
     """Create a user; a viewer or planner needs --street or --community."""
-    from gridsvc.accounts import audit
-    from gridsvc.accounts.users import create_user, generate_password
+    from gridsvc.accounts.manage import add_user
+    from gridsvc.accounts.users import generate_password
 
     secret = password or generate_password()
     with get_engine(ctx).begin() as conn:
         if if_missing and _existing(conn, username, password):
             return
-        created = create_user(
+        created = add_user(
             conn,
+            None,
             username,
             secret,
             role=role,
             street_code=street_code,
             community_code=community_code,
             lang=lang,
+            min_password_length=get_settings(ctx).password_min_length,
         )
-        audit.record(conn, "user_add", username="cli", target=username, after=created.to_dict())
     scope = created.scope_code or "all"
     click.echo(f"user {username} ({role}, scope {scope})")
     if password is None:
@@ -137,11 +139,90 @@ def user_list(ctx: click.Context) -> None:
 @click.pass_context
 def user_token(ctx: click.Context, username: str, name: str) -> None:
     """Issue an API token (printed once) for scripts: ``Authorization: Bearer <token>``."""
-    from gridsvc.accounts import audit, tokens
-    from gridsvc.accounts.users import find_user
+    from gridsvc.accounts.manage import issue_token
 
     with get_engine(ctx).begin() as conn:
-        found = find_user(conn, username)
-        token = tokens.issue_token(conn, found.id, name)
-        audit.record(conn, "token_issue", username="cli", target=username)
+        _, token = issue_token(conn, None, username, name)
     click.echo(token)
+
+
+@user.command("tokens")
+@click.argument("username")
+@click.pass_context
+def user_tokens(ctx: click.Context, username: str) -> None:
+    """List a user's API tokens: id, name, first characters, created, last used, revoked."""
+    from gridsvc.accounts.manage import list_tokens
+
+    with get_engine(ctx).connect() as conn:
+        for tok in list_tokens(conn, None, username):
+            state = f"revoked {tok['revoked_at'][:19]}" if tok["revoked_at"] else "active"
+            used = (tok["last_used_at"] or "never")[:19]
+            click.echo(
+                f"{tok['id']:>6} {tok['name']:20s} {tok['prefix']}… "
+                f"created {tok['created_at'][:19]} used {used} {state}"
+            )
+
+
+@user.command("revoke")
+@click.argument("username")
+@click.argument("token_id", type=int)
+@click.pass_context
+def user_revoke(ctx: click.Context, username: str, token_id: int) -> None:
+    """Revoke one API token of a user (ids from ``gridsvc user tokens``); it stops at once."""
+    from gridsvc.accounts.manage import revoke_token
+
+    with get_engine(ctx).begin() as conn:
+        revoke_token(conn, None, username, token_id)
+    click.echo(f"user {username}: token {token_id} revoked")
+
+
+@user.command("disable")
+@click.argument("username")
+@click.pass_context
+def user_disable(ctx: click.Context, username: str) -> None:
+    """Disable a user: its sessions and tokens stop working at once."""
+    from gridsvc.accounts.manage import set_active
+
+    with get_engine(ctx).begin() as conn:
+        set_active(conn, None, username, False)
+    click.echo(f"user {username}: disabled")
+
+
+@user.command("enable")
+@click.argument("username")
+@click.pass_context
+def user_enable(ctx: click.Context, username: str) -> None:
+    """Enable a disabled user again (and lift a login lockout)."""
+    from gridsvc.accounts.manage import set_active
+
+    with get_engine(ctx).begin() as conn:
+        set_active(conn, None, username, True)
+    click.echo(f"user {username}: enabled")
+
+
+@user.command("password")
+@click.argument("username")
+@click.option(
+    "--password",
+    "password",
+    help="The new password. Default: read it from a prompt (--random: a random one, printed).",
+)
+@click.option("--random", "random_", is_flag=True, help="Make a random password and print it.")
+@click.pass_context
+def user_password(ctx: click.Context, username: str, password: str | None, random_: bool) -> None:
+    """Set (reset) a user's password: ends its sessions, lifts a lockout."""
+    from gridsvc.accounts.manage import reset_password
+
+    if password is None and not random_:
+        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with get_engine(ctx).begin() as conn:
+        secret = reset_password(
+            conn,
+            None,
+            username,
+            password,
+            min_password_length=get_settings(ctx).password_min_length,
+        )
+    click.echo(f"user {username}: password set; its sessions ended")
+    if random_:
+        click.echo(f"password: {secret}")

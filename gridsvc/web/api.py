@@ -10,8 +10,8 @@ from flask import Flask, Response, request
 from flask_smorest import Api, Blueprint
 from sqlalchemy import text
 
-from gridsvc.accounts import audit, tokens
-from gridsvc.accounts.users import User, create_user, list_users, require
+from gridsvc.accounts import audit
+from gridsvc.accounts.users import User, require
 from gridsvc.coverage import compute_coverage, find_blindspots, suggest_sites
 from gridsvc.errors import Forbidden
 from gridsvc.portal import roster as roster_service
@@ -225,58 +225,6 @@ def report(args: dict[str, Any]) -> Response:
     return _download(body.encode(), f"report-{code}.html", "text/html; charset=utf-8")
 
 
-@bp.route("/audit")
-@bp.arguments(schemas.AuditArgs, location="query")
-@bp.response(200)
-def audit_log(args: dict[str, Any]) -> dict[str, Any]:
-    """The audit log, newest first (admins)."""
-    require(current_user(), admin=True)
-    return {"entries": audit.list_entries(db.conn(), **args)}
-
-
-@bp.route("/users")
-@bp.response(200)
-def users() -> dict[str, Any]:
-    """Every user (admins)."""
-    require(current_user(), admin=True)
-    return {"users": [u.to_dict() for u in list_users(db.conn())]}
-
-
-@bp.route("/users", methods=["POST"])
-@bp.arguments(schemas.NewUser)
-@bp.response(201)
-def add_user(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """Create a user (admins)."""
-    admin = current_user()
-    require(admin, admin=True)
-    user = create_user(
-        db.conn(),
-        args["username"],
-        args["password"],
-        role=args["role"],
-        street_code=args.get("street"),
-        community_code=args.get("community"),
-        lang=args["lang"],
-    )
-    audit.record(db.conn(), "user_add", user=admin, target=user.username, after=user.to_dict())
-    return user.to_dict(), 201
-
-
-@bp.route("/users/<string:username>/tokens", methods=["POST"])
-@bp.arguments(schemas.TokenArgs)
-@bp.response(201)
-def add_token(args: dict[str, Any], username: str) -> tuple[dict[str, Any], int]:
-    """Issue an API token for a user (admins); the token is shown only here."""
-    from gridsvc.accounts.users import find_user
-
-    admin = current_user()
-    require(admin, admin=True)
-    user = find_user(db.conn(), username)
-    token = tokens.issue_token(db.conn(), user.id, args["name"])
-    audit.record(db.conn(), "token_issue", user=admin, target=user.username)
-    return {"username": user.username, "name": args["name"], "token": token}, 201
-
-
 @bp.route("/imports", methods=["POST"])
 @bp.arguments(schemas.ImportArgs, location="form")
 @bp.arguments(schemas.ImportFile, location="files")
@@ -308,10 +256,11 @@ def init_app(app: Flask) -> None:
         },
     )
     api = GridsvcApi(app)
-    from gridsvc.web import jobs_api
+    from gridsvc.web import jobs_api, users_api
 
     api.register_blueprint(bp)
     api.register_blueprint(jobs_api.bp)
+    api.register_blueprint(users_api.bp)
     _one_scope_in_bodies(api)
     _record_kinds(api)
     app.extensions["gridsvc.api"] = api

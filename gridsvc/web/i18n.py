@@ -11,6 +11,108 @@ LABELS: dict[str, dict[str, str]] = {
     "username": {"zh": "用户名", "en": "Username"},
     "password": {"zh": "密码", "en": "Password"},
     "login_failed": {"zh": "用户名或密码错误", "en": "Wrong username or password"},
+    # accounts: users page, own password, login throttling, policy reasons
+    "user": {"zh": "用户", "en": "User"},
+    "scope_code": {"zh": "街道或社区代码", "en": "Street or community code"},
+    "users_scope_note": {"zh": "仅显示和管理本范围内的用户", "en": "Users of your scope only"},
+    "manage": {"zh": "管理", "en": "Manage"},
+    "new_user": {"zh": "新建用户", "en": "New user"},
+    "create": {"zh": "创建", "en": "Create"},
+    "language": {"zh": "语言", "en": "Language"},
+    "role_viewer": {"zh": "查看员", "en": "Viewer"},
+    "role_planner": {"zh": "规划员", "en": "Planner"},
+    "role_admin": {"zh": "管理员", "en": "Admin"},
+    "state_active": {"zh": "启用", "en": "Active"},
+    "state_disabled": {"zh": "已停用", "en": "Disabled"},
+    "disable": {"zh": "停用", "en": "Disable"},
+    "enable": {"zh": "启用", "en": "Enable"},
+    "user_created": {"zh": "已创建用户", "en": "User created"},
+    "user_enabled": {"zh": "已启用用户", "en": "User enabled"},
+    "user_disabled": {
+        "zh": "已停用用户（其会话和令牌立即失效）",
+        "en": "User disabled (its sessions and tokens stop now)",
+    },
+    "reset_password": {"zh": "重置密码", "en": "Reset password"},
+    "new_password_once": {
+        "zh": "新密码（仅显示这一次，请当面转交）",
+        "en": "New password (shown this once only)",
+    },
+    "api_tokens": {"zh": "接口令牌", "en": "API tokens"},
+    "token_name": {"zh": "名称", "en": "Name"},
+    "token_prefix": {"zh": "开头字符", "en": "Starts with"},
+    "created": {"zh": "创建时间", "en": "Created"},
+    "last_used": {"zh": "最近使用", "en": "Last used"},
+    "never": {"zh": "从未", "en": "Never"},
+    "revoke": {"zh": "吊销", "en": "Revoke"},
+    "token_revoked": {"zh": "已吊销", "en": "Revoked"},
+    "no_tokens": {"zh": "没有令牌", "en": "No tokens"},
+    "issue_token": {"zh": "签发令牌", "en": "Issue a token"},
+    "new_token_once": {"zh": "新令牌（仅显示这一次）", "en": "New token (shown this once only)"},
+    "my_account": {"zh": "我的账号", "en": "My account"},
+    "change_password": {"zh": "修改密码", "en": "Change password"},
+    "current_password": {"zh": "当前密码", "en": "Current password"},
+    "new_password": {"zh": "新密码", "en": "New password"},
+    "confirm_password": {"zh": "确认新密码", "en": "Confirm the new password"},
+    "passwords_differ": {"zh": "两次输入的新密码不一致", "en": "The two new passwords differ"},
+    "password_changed": {
+        "zh": "密码已修改，其他会话已退出",
+        "en": "Password changed; your other sessions ended",
+    },
+    "password_rules": {
+        "zh": "密码规则：至少 {n} 个字符，不能为空白，不能包含用户名，"
+        "不能是常见密码，至少 4 种不同字符。",
+        "en": "Passwords: at least {n} characters, not blank, not containing the user name, "
+        "not a common password, at least 4 different characters.",
+    },
+    "not_done": {"zh": "未完成：", "en": "Not done:"},
+    "field_password": {"zh": "密码", "en": "Password"},
+    "field_username": {"zh": "用户名", "en": "Username"},
+    "field_role": {"zh": "角色", "en": "Role"},
+    "field_scope": {"zh": "范围", "en": "Scope"},
+    "field_lang": {"zh": "语言", "en": "Language"},
+    "field_None": {"zh": "输入", "en": "Input"},
+    "reason_blank": {"zh": "密码为空白", "en": "the password is blank"},
+    "reason_min_length": {"zh": "至少 {n} 个字符", "en": "at least {n} characters"},
+    "reason_max_length": {"zh": "最多 {n} 个字符", "en": "at most {n} characters"},
+    "reason_username": {"zh": "密码包含用户名", "en": "the password contains the user name"},
+    "reason_common": {"zh": "属于常见密码", "en": "a common password"},
+    "reason_distinct": {"zh": "至少 4 种不同字符", "en": "at least 4 different characters"},
+    "reason_same": {"zh": "新密码与当前密码相同", "en": "the new password is the current one"},
+    "reason_wrong_current": {"zh": "当前密码不正确", "en": "the current password is wrong"},
+    "reason_outside_scope": {"zh": "超出您的管理范围", "en": "outside your scope"},
+    "reason_taken": {"zh": "用户名已被占用", "en": "the username is taken"},
+    "reason_no_such_code": {"zh": "代码不存在或不在您的范围内", "en": "no such code in your scope"},
+    "reason_needs_scope": {"zh": "需要街道或社区代码", "en": "needs a street or a community"},
+    "reason_bad_username": {
+        "zh": "用户名为 1 至 64 个字母、数字或 . _ - @（无空格、无 /）",
+        "en": "1 to 64 letters, digits or . _ - @ (no spaces, no /)",
+    },
+    "address": {"zh": "地址", "en": "Address"},
+    "act_login": {"zh": "登录", "en": "Log in"},
+    "act_login_failed": {"zh": "登录失败", "en": "Failed login"},
+    "act_login_locked": {"zh": "账号临时锁定", "en": "Account locked"},
+    "act_login_throttled": {"zh": "地址登录受限", "en": "Address throttled"},
+    "act_logout": {"zh": "退出", "en": "Log out"},
+    "act_user_add": {"zh": "新建用户", "en": "User created"},
+    "act_user_disable": {"zh": "停用用户", "en": "User disabled"},
+    "act_user_enable": {"zh": "启用用户", "en": "User enabled"},
+    "act_password_reset": {"zh": "重置密码", "en": "Password reset"},
+    "act_password_change": {"zh": "修改密码", "en": "Password changed"},
+    "act_token_issue": {"zh": "签发令牌", "en": "Token issued"},
+    "act_token_revoke": {"zh": "吊销令牌", "en": "Token revoked"},
+    "act_view_unmasked": {"zh": "查看未脱敏数据", "en": "Unmasked view"},
+    "act_export_unmasked": {"zh": "导出未脱敏数据", "en": "Unmasked export"},
+    "act_import": {"zh": "数据导入", "en": "Import"},
+    "act_import_rejected": {"zh": "导入被拒绝", "en": "Import rejected"},
+    "act_job_start": {"zh": "启动后台任务", "en": "Job started"},
+    "act_export_rejects": {"zh": "下载被拒记录", "en": "Rejects downloaded"},
+    "act_proposal": {"zh": "生成调整方案", "en": "Proposal made"},
+    "act_proposal_accept": {"zh": "接受调整方案", "en": "Proposal accepted"},
+    "act_proposal_reject": {"zh": "拒绝调整方案", "en": "Proposal rejected"},
+    "login_throttled": {
+        "zh": "登录失败次数过多，请 {minutes} 分钟后再试",
+        "en": "Too many failed logins: try again in {minutes} minutes",
+    },
     "home": {"zh": "首页", "en": "Home"},
     "map": {"zh": "覆盖地图", "en": "Coverage map"},
     "roster": {"zh": "结对名单", "en": "Pairing roster"},
@@ -133,7 +235,6 @@ LABELS: dict[str, dict[str, str]] = {
         "en": "ID numbers: left out, not stored",
     },
     "address_report": {"zh": "地址匹配结果", "en": "Address matching"},
-    "address": {"zh": "地址", "en": "Address"},
     "compound": {"zh": "小区", "en": "Compound"},
     "building_no": {"zh": "楼号", "en": "Building"},
     "unit": {"zh": "单元", "en": "Unit"},
@@ -221,6 +322,40 @@ def t(key: str) -> str:
     return entry.get(lang(), entry["zh"]) if entry else key
 
 
+#: Reasons of the accounts services (English, in messages and rejects) and their labels.
+_REASONS: tuple[tuple[str, str], ...] = (
+    (r"the password is blank", "reason_blank"),
+    (r"at least (?P<n>\d+) characters", "reason_min_length"),
+    (r"at most (?P<n>\d+) characters", "reason_max_length"),
+    (r"contains the user name", "reason_username"),
+    (r"a common password", "reason_common"),
+    (r"at least 4 different characters", "reason_distinct"),
+    (r"is the current one", "reason_same"),
+    (r"current password is wrong", "reason_wrong_current"),
+    (r"outside the scope|only an admin without a scope|own scope only", "reason_outside_scope"),
+    (r"username is taken", "reason_taken"),
+    (r"no such (street|community) code", "reason_no_such_code"),
+    (r"needs a street or a community", "reason_needs_scope"),
+    (r"1 to 64 letters", "reason_bad_username"),
+)
+
+
+def action(name: str) -> str:
+    """An audit action in this request's language (the name itself when unknown)."""
+    return t(f"act_{name}") if f"act_{name}" in LABELS else name
+
+
+def reason(text: str) -> str:
+    """A service's reason in this request's language (the text itself when unknown)."""
+    import re
+
+    for pattern, key in _REASONS:
+        found = re.search(pattern, text or "")
+        if found:
+            return t(key).format(**found.groupdict())
+    return text
+
+
 def init_app(app: Flask) -> None:
-    """Make ``t`` and ``lang`` available to templates."""
-    app.jinja_env.globals.update(t=t, lang=lang)
+    """Make ``t``, ``lang`` and ``reason`` available to templates."""
+    app.jinja_env.globals.update(t=t, lang=lang, reason=reason, action=action)

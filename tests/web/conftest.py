@@ -85,6 +85,7 @@ def _users(engine: Engine) -> dict[str, str]:
         "planner_a": ("planner", STREET_A, None),
         "planner_a2": ("planner", None, COMMUNITY_A),
         "admin": ("admin", None, None),
+        "admin_a": ("admin", STREET_A, None),
         "admin_b": ("admin", STREET_B, None),
     }
     tokens = {}

@@ -382,11 +382,11 @@ def test_station_suggestions_follow_the_reach_metric_setting(web, metric):
     assert done.get_json()["distance_metric"] == metric
 
 
-def test_passwords_are_hashed_to_asvs_strength(web):
+def test_passwords_are_hashed_with_argon2id(web):
     engine = owner_engine(web)
     with engine.connect() as conn:
         hashes = conn.execute(text("SELECT password_hash FROM users")).scalars().all()
         stored = conn.execute(text("SELECT token_hash FROM api_tokens")).scalars().all()
     engine.dispose()
-    assert all(h.startswith("pbkdf2:sha256:1000000$") for h in hashes)
+    assert all(h.startswith("$argon2id$v=19$m=32768,t=2,p=1$") for h in hashes)
     assert all(len(h) == 64 and not h.startswith("gst_") for h in stored)

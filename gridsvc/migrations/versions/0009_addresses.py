@@ -2,7 +2,7 @@
 hash and a moved-out date; members gain gender, birth date and branch
 
 Revision ID: 0009_addresses
-Revises: 0007_jobs_rls
+Revises: 0008_accounts_security
 Create Date: 2026-12-07
 
 Rosters name a household by address ("翠湖小区3号楼2单元501室"), so a building carries the
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_addresses"
-down_revision = "0007_jobs_rls"
+down_revision = "0008_accounts_security"
 branch_labels = None
 depends_on = None
 
