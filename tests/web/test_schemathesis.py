@@ -7,11 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import (
-    ignored_auth,
-    missing_required_header,
-    positive_data_acceptance,
-)
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy.engine import make_url
 from webhelpers import bearer
 
@@ -50,9 +46,7 @@ def test_api_conforms_to_its_document(case, web):
         del case.query["community"]  # documented: street or community, not both
     response = case.call(headers=headers)
     CASES.append(f"{case.method} {case.path} {response.status_code}")
-    # 401 before CSRF for a request without credentials is the other half of issue 10 (h10a);
-    # until it is merged an unsafe request without Authorization answers 400.
-    excluded = [missing_required_header, ignored_auth]
+    excluded = []
     if case.path == "/api/imports":  # a file's content is judged by the importer, not the schema
         excluded.append(positive_data_acceptance)
     case.validate_response(response, headers=headers, excluded_checks=excluded)
