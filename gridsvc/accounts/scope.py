@@ -24,8 +24,10 @@ def scope_settings(user: User | None) -> dict[str, str]:
 
     ``app.street``, ``app.community`` or ``app.all`` name the scope; ``app.plan`` is on for
     planners and admins: only then may the app role write pairing tables (0005).
+    ``app.member`` / ``app.cadre`` (a member or cadre user's record id) narrow the scope to that
+    person's households and people (0010).
     """
-    street = community = every = plan = ""
+    street = community = every = plan = member = cadre = ""
     if user is not None:
         if user.community_id is not None:
             community = str(user.community_id)
@@ -34,7 +36,16 @@ def scope_settings(user: User | None) -> dict[str, str]:
         else:
             every = "on"
         plan = "on" if user.can_plan else ""
-    return {"app.street": street, "app.community": community, "app.all": every, "app.plan": plan}
+        member = str(user.member_id) if user.member_id is not None else ""
+        cadre = str(user.cadre_id) if user.cadre_id is not None else ""
+    return {
+        "app.street": street,
+        "app.community": community,
+        "app.all": every,
+        "app.plan": plan,
+        "app.member": member,
+        "app.cadre": cadre,
+    }
 
 
 def scope_sql(user: User | None) -> tuple[str, dict[str, str]]:

@@ -59,9 +59,13 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["viewer", "planner", "admin"]), required=True)
+@click.option(
+    "--role", type=click.Choice(["viewer", "planner", "admin", "member", "cadre"]), required=True
+)
 @click.option("--street", "street_code", metavar="CODE")
 @click.option("--community", "community_code", metavar="CODE")
+@click.option("--member", "member_code", metavar="CODE", help="The member a member user is.")
+@click.option("--cadre", "cadre_code", metavar="CODE", help="The cadre a cadre user is.")
 @click.option("--password", help="Default: a random one, printed once.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 @click.option(
@@ -74,11 +78,14 @@ def user_add(
     role: str,
     street_code: str | None,
     community_code: str | None,
+    member_code: str | None,
+    cadre_code: str | None,
     password: str | None,
     lang: str,
     if_missing: bool,
 ) -> None:
-    """Create a user; a viewer or planner needs --street or --community."""
+    """Create a user; a viewer or planner needs --street or --community, a member --member
+    CODE, a cadre --cadre CODE (their scope is their record's)."""
     from gridsvc.accounts import audit
     from gridsvc.accounts.users import create_user, generate_password
 
@@ -94,6 +101,8 @@ def user_add(
             street_code=street_code,
             community_code=community_code,
             lang=lang,
+            member_code=member_code,
+            cadre_code=cadre_code,
         )
         audit.record(conn, "user_add", username="cli", target=username, after=created.to_dict())
     scope = created.scope_code or "all"

@@ -306,10 +306,11 @@ def init_app(app: Flask) -> None:
         },
     )
     api = Api(app)
-    from gridsvc.web import jobs_api
+    from gridsvc.web import contacts_api, jobs_api
 
     api.register_blueprint(bp)
     api.register_blueprint(jobs_api.bp)
+    api.register_blueprint(contacts_api.bp)
     app.extensions["gridsvc.api"] = api
 
 

@@ -1,0 +1,193 @@
+"""Cadence and overdue households: who is due a contact, who is late, who was never reached.
+
+The data edge (:func:`load_cadence`) reads one frame per scope: every currently paired household
+with its member, vulnerability, cadence (community's, else street's, else the settings') and
+last contact at ``as_of``. The rest is pure pandas (:func:`classify`, :func:`member_figures`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from gridsvc.contacts.log import EFFECTIVE
+from gridsvc.contacts.times import local_iso, now_utc, parse_time
+from gridsvc.coverage._data import resolve_scope
+from gridsvc.errors import InputRejected, Reject
+from gridsvc.settings import Settings
+
+VULNERABLE = "(h.elderly_alone OR h.disabled OR h.low_income OR h.children)"
+DAY = 86_400.0
+#: Status of a household at ``as_of`` (map shading and phone pages).
+STATUSES = ("ok", "due_soon", "overdue", "never")
+DUE_SOON_DAYS = 7
+
+_FRAME_SQL = f"""
+WITH last AS (
+  SELECT c.household_id, max(c.contacted_at) AS last_at
+  FROM contacts c
+  WHERE c.community_id = ANY(:ids) AND c.contacted_at <= :as_of AND {EFFECTIVE}
+  GROUP BY c.household_id
+)
+SELECT h.id AS household_id, h.code AS household, h.grid_id, h.building_id, p.member_id,
+       m.code AS member, h.community_id, {VULNERABLE} AS vulnerable, l.last_at,
+       CASE WHEN {VULNERABLE}
+            THEN coalesce(co.contact_days_vulnerable, s.contact_days_vulnerable, :dv)
+            ELSE coalesce(co.contact_days, s.contact_days, :d) END AS cadence_days
+FROM current_household_pairs p
+JOIN households h ON h.id = p.household_id
+JOIN members m ON m.id = p.member_id
+JOIN communities co ON co.id = h.community_id
+JOIN streets s ON s.id = co.street_id
+LEFT JOIN last l ON l.household_id = h.id
+WHERE p.community_id = ANY(:ids)
+"""
+
+
+def load_cadence(
+    conn: Connection, community_ids: list[int], *, as_of: datetime, settings: Settings
+) -> pd.DataFrame:
+    """Every paired household of the communities with cadence and last contact at ``as_of``."""
+    rows = conn.execute(
+        text(_FRAME_SQL),
+        {
+            "ids": list(community_ids),
+            "as_of": as_of,
+            "d": settings.contact_days,
+            "dv": settings.contact_days_vulnerable,
+        },
+    )
+    frame = pd.DataFrame(rows.fetchall(), columns=list(rows.keys()))
+    if frame.empty:
+        frame = pd.DataFrame(columns=list(rows.keys()))
+    frame["last_at"] = pd.to_datetime(frame["last_at"], utc=True)
+    return frame
+
+
+def classify(frame: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """Add ``days_since``, ``due_at``, ``overdue_days``, ``overdue`` and ``status`` (pure).
+
+    A household is overdue when it was never contacted or its last contact is more than its
+    cadence days before ``as_of``; due soon when its due date falls within 7 days.
+    """
+    out = frame.copy()
+    stamp = pd.Timestamp(as_of).tz_convert("UTC")
+    age = (stamp - out["last_at"]).dt.total_seconds() / DAY
+    cadence = out["cadence_days"].astype(float)
+    out["days_since"] = np.floor(age)
+    out["due_at"] = out["last_at"] + pd.to_timedelta(cadence, unit="D")
+    never = out["last_at"].isna()
+    out["overdue_days"] = np.where(never, np.inf, age - cadence)
+    out["overdue"] = never | (age > cadence)
+    soon = ~out["overdue"] & (age > cadence - DUE_SOON_DAYS)
+    out["status"] = np.select([never, out["overdue"], soon], ["never", "overdue", "due_soon"], "ok")
+    return out
+
+
+def rank_overdue(frame: pd.DataFrame) -> pd.DataFrame:
+    """The overdue rows: vulnerable first, then longest overdue (never contacted longest)."""
+    late = frame[frame["overdue"]]
+    return late.sort_values(
+        ["vulnerable", "overdue_days", "household"], ascending=[False, False, True]
+    )
+
+
+def member_figures(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per member: households, overdue, contacted_share (contacted within cadence)."""
+    if frame.empty:
+        return pd.DataFrame(columns=["member", "households", "overdue", "contacted_share"])
+    grouped = frame.groupby("member", sort=True).agg(
+        households=("household", "size"), overdue=("overdue", "sum")
+    )
+    grouped["contacted_share"] = (1 - grouped["overdue"] / grouped["households"]).round(4)
+    return grouped.reset_index()
+
+
+@dataclass(frozen=True)
+class OverdueReport:
+    """The overdue list of a scope at ``as_of`` and each member's figures."""
+
+    as_of: datetime
+    zone: str
+    households: pd.DataFrame = field(repr=False)
+
+    @property
+    def overdue_frame(self) -> pd.DataFrame:
+        """Overdue rows, ranked."""
+        return rank_overdue(self.households)
+
+    @property
+    def members_frame(self) -> pd.DataFrame:
+        """Per-member figures."""
+        return member_figures(self.households)
+
+    def overdue_rows(self) -> list[dict[str, Any]]:
+        """The ``overdue`` list of the JSON contract (codes, Beijing time)."""
+        return [
+            {
+                "household": r.household,
+                "member": r.member,
+                "last_contact": local_iso(None if pd.isna(r.last_at) else r.last_at, self.zone),
+                "days_since": None if pd.isna(r.days_since) else int(r.days_since),
+                "cadence_days": int(r.cadence_days),
+                "vulnerable": bool(r.vulnerable),
+            }
+            for r in self.overdue_frame.itertuples()
+        ]
+
+    def member_rows(self) -> list[dict[str, Any]]:
+        """The ``members`` list of the JSON contract."""
+        return [
+            {
+                "member": r.member,
+                "households": int(r.households),
+                "overdue": int(r.overdue),
+                "contacted_share": float(r.contacted_share),
+            }
+            for r in self.members_frame.itertuples()
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"as_of", "overdue": [...], "members": [...]}``."""
+        return {
+            "as_of": local_iso(self.as_of, self.zone),
+            "overdue": self.overdue_rows(),
+            "members": self.member_rows(),
+        }
+
+
+def parse_as_of(value: str | datetime | None, zone: str) -> datetime:
+    """``--as-of``: a date means the end of that day in ``zone``; default now."""
+    if value is None or value == "":
+        return now_utc()
+    text_value = str(value).strip()
+    try:
+        when = parse_time(value, zone)
+    except ValueError:
+        raise InputRejected(
+            f"as_of {value!r}: not a date",
+            [Reject("query", None, "as_of", "expected a date like 2026-12-01", text_value)],
+        ) from None
+    if isinstance(value, str) and len(text_value) == 10:
+        when = when.replace(hour=23, minute=59, second=59)
+    return when
+
+
+def overdue(
+    conn: Connection,
+    *,
+    settings: Settings,
+    street_code: str | None = None,
+    community_code: str | None = None,
+    as_of: str | datetime | None = None,
+) -> OverdueReport:
+    """The overdue households and member figures of a street, a community or the whole scope."""
+    when = parse_as_of(as_of, settings.timezone)
+    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
+    frame = load_cadence(conn, scope.community_ids.tolist(), as_of=when, settings=settings)
+    return OverdueReport(when, settings.timezone, classify(frame, when))
