@@ -343,6 +343,6 @@ def _contacts(conn: Connection, scope: Scope) -> gpd.GeoDataFrame:
 
 def _as_text(value: str | None) -> str | None:
     """A cell a spreadsheet would run as a formula, kept as text (a leading apostrophe)."""
-    if value and value[0] in "=+-@\t\r":
+    if isinstance(value, str) and value and value[0] in "=+-@\t\r":
         return "'" + value
     return value

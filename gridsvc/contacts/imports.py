@@ -220,14 +220,12 @@ def import_contacts(
     clean, rejects = check_rows(
         frame, source=source, zone=settings.timezone, max_age_days=settings.contact_max_age_days
     )
+    bad_rows = {r.record for r in rejects}
+    _stage(conn, clean[~clean["row"].isin(bad_rows)])
+    found = conn.execute(text(_CODE_REJECTS), {"limit": MAX_REJECTS}).fetchall()
+    rejects += [Reject(source, r.row, r.field, r.reason, r.value) for r in found]
     if rejects:
         _raise(source, rejects, len(frame))
-    _stage(conn, clean)
-    found = conn.execute(text(_CODE_REJECTS), {"limit": MAX_REJECTS}).fetchall()
-    if found:
-        _raise(
-            source, [Reject(source, r.row, r.field, r.reason, r.value) for r in found], len(frame)
-        )
     inserted = conn.execute(text(_INSERT), {"user_id": user_id}).rowcount
     seconds = time.perf_counter() - started
     details = {"path": source, "rows": len(frame), "inserted": inserted}

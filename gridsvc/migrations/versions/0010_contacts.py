@@ -200,7 +200,9 @@ def _contacts() -> None:
     )
     op.execute("ALTER TABLE contacts ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE contacts FORCE ROW LEVEL SECURITY")
-    op.execute(f"CREATE POLICY app_read ON contacts FOR SELECT TO {APP_ROLE} USING ({CONTACT_SCOPE})")
+    op.execute(
+        f"CREATE POLICY app_read ON contacts FOR SELECT TO {APP_ROLE} USING ({CONTACT_SCOPE})"
+    )
     op.execute(
         f"CREATE POLICY app_insert ON contacts FOR INSERT TO {APP_ROLE} "
         f"WITH CHECK ({CONTACT_SCOPE})"
