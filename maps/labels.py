@@ -135,6 +135,11 @@ _LABELS: dict[str, tuple[str, str]] = {
         "无党组织覆盖的商务楼宇/市场",
         "Commercial buildings with no party org",
     ),
+    "overdue_contact": ("逾期未联系住户", "Households overdue for a contact"),
+    "days_since": ("距上次联系天数", "Days since last contact"),
+    "cadence_days": ("联系周期（天）", "Cadence (days)"),
+    "contacted": ("周期内已联系住户", "Contacted within cadence"),
+    "contacted_share": ("周期内联系率", "Contacted within cadence"),
     # report
     "report_title": ("网格党建覆盖报告", "Grid coverage report"),
     "generated_at": ("生成时间", "Generated"),

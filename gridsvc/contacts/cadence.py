@@ -17,7 +17,6 @@ from sqlalchemy import Connection, text
 
 from gridsvc.contacts.log import EFFECTIVE
 from gridsvc.contacts.times import local_iso, now_utc, parse_time
-from gridsvc.coverage._data import resolve_scope
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.settings import Settings
 
@@ -47,6 +46,14 @@ JOIN streets s ON s.id = co.street_id
 LEFT JOIN last l ON l.household_id = h.id
 WHERE p.community_id = ANY(:ids)
 """
+
+
+def contact_status(
+    conn: Connection, community_ids: list[int], *, settings: Settings, as_of: datetime | None = None
+) -> pd.DataFrame:
+    """:func:`load_cadence` classified at ``as_of`` (default now): what coverage reads."""
+    when = as_of or now_utc()
+    return classify(load_cadence(conn, community_ids, as_of=when, settings=settings), when)
 
 
 def load_cadence(
@@ -187,6 +194,8 @@ def overdue(
     as_of: str | datetime | None = None,
 ) -> OverdueReport:
     """The overdue households and member figures of a street, a community or the whole scope."""
+    from gridsvc.coverage._data import resolve_scope
+
     when = parse_as_of(as_of, settings.timezone)
     scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
     frame = load_cadence(conn, scope.community_ids.tolist(), as_of=when, settings=settings)

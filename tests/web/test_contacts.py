@@ -495,3 +495,26 @@ def test_user_import_binds_members_and_writes_passwords_once(world, tmp_path):
     with world.engine.connect() as conn:
         user = find_user(conn, "zhang")
     assert user.role == "member" and user.member_id is not None and user.community_code
+
+
+def test_coverage_counts_contacted_and_blind_spots_rank_overdue(world, client):
+    from gridsvc.coverage import compute_coverage, find_blindspots
+
+    client.post(
+        "/api/contacts",
+        json={"household": world.mine[8], "channel": "visit"},
+        headers=auth(world, "m1"),
+    )
+    with world.engine.connect() as conn:
+        report = compute_coverage(conn, community_code=world.community, settings=world.settings)
+        spots = find_blindspots(
+            conn, community_code=world.community, kinds=["overdue_contact"], settings=world.settings
+        )
+    summary = report.summary
+    assert 0 < summary["contacted"] < summary["paired"]
+    assert summary["contacted_share"] == pytest.approx(summary["contacted"] / summary["paired"])
+    late = spots["overdue_contact"]
+    assert len(late) == summary["paired"] - summary["contacted"]
+    assert world.mine[8] not in set(late["code"])
+    flags = late["vulnerable"].tolist()
+    assert flags == sorted(flags, reverse=True)
