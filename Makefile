@@ -21,6 +21,8 @@ DEMO_STREET := 530102001
 # worker runs beside the server (pairing runs and large imports from the pages) and stops with it.
 DEMO_ADMIN_PASSWORD ?=
 DEMO_VIEWER_PASSWORD ?=
+DEMO_MEMBER_PASSWORD ?=
+DEMO_CADRE_PASSWORD ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test install db browser assets report serve lint bench clean
@@ -28,9 +30,10 @@ PYTEST_ARGS ?=
 demo: install db assets
 	$(ENV) GRIDSVC_DEMO_ADMIN_PASSWORD='$(DEMO_ADMIN_PASSWORD)' GRIDSVC_DEMO_VIEWER_PASSWORD='$(DEMO_VIEWER_PASSWORD)' $(BIN)/gridsvc demo --users
 	$(ENV) $(BIN)/gridsvc pair --street $(DEMO_STREET) --level all
+	$(ENV) GRIDSVC_DEMO_MEMBER_PASSWORD='$(DEMO_MEMBER_PASSWORD)' GRIDSVC_DEMO_CADRE_PASSWORD='$(DEMO_CADRE_PASSWORD)' $(BIN)/gridsvc demo --contacts
 	$(ENV) $(BIN)/gridsvc report --street $(DEMO_STREET) --out out/demo-report.html
 	@echo "report: out/demo-report.html"
-	@echo "log in at http://$(HOST):$(PORT)/ as demo (admin) or viewer (viewer of street $(DEMO_STREET)); passwords: printed by gridsvc demo above, kept in .gridsvc-demo-users"
+	@echo "log in at http://$(HOST):$(PORT)/ as demo (admin), viewer (viewer of street $(DEMO_STREET)), member or cadre (phone pages at /my); passwords: printed by gridsvc demo above, kept in .gridsvc-demo-users"
 	$(ENV) $(BIN)/gridsvc worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
 	  GRIDSVC_COOKIE_SECURE=0 $(BIN)/gridsvc serve --host $(HOST) --port $(PORT)
 

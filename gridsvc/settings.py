@@ -77,6 +77,9 @@ GRIDSVC_DEMO_ADMIN_PASSWORD, GRIDSVC_DEMO_VIEWER_PASSWORD
     Passwords ``gridsvc demo --users`` gives the demo logins ``demo`` (admin) and ``viewer``
     when it creates them (``make demo DEMO_ADMIN_PASSWORD=...`` sets them). Empty (the
     default): random ones, printed once and written to ``.gridsvc-demo-users`` (mode 0600).
+GRIDSVC_DEMO_MEMBER_PASSWORD, GRIDSVC_DEMO_CADRE_PASSWORD
+    The same for the logins ``member`` and ``cadre`` that ``gridsvc demo --contacts`` creates
+    (a paired member of the demo street and their cadre) after pairing.
 GRIDSVC_WORKERS
     Processes for city-scale runs. Default: the number of CPU cores.
 GRIDSVC_TIMEZONE
@@ -164,6 +167,8 @@ class Settings:
     import_inline_max_mb: float = 2.0
     demo_admin_password: str = field(default="", repr=False)
     demo_viewer_password: str = field(default="", repr=False)
+    demo_member_password: str = field(default="", repr=False)
+    demo_cadre_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     timezone: str = "Asia/Shanghai"
     contact_days: int = 30
@@ -258,6 +263,8 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "IMPORT_INLINE_MAX_MB": ("import_inline_max_mb", float),
     "DEMO_ADMIN_PASSWORD": ("demo_admin_password", str),
     "DEMO_VIEWER_PASSWORD": ("demo_viewer_password", str),
+    "DEMO_MEMBER_PASSWORD": ("demo_member_password", str),
+    "DEMO_CADRE_PASSWORD": ("demo_cadre_password", str),
     "WORKERS": ("workers", int),
     "TIMEZONE": ("timezone", lambda v: _zone(v)),
     "CONTACT_DAYS": ("contact_days", lambda v: _positive_int(v)),

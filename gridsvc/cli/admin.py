@@ -62,6 +62,13 @@ def db_init(ctx: click.Context) -> None:
     "GRIDSVC_DEMO_VIEWER_PASSWORD, else random ones, printed once and written to --users-file.",
 )
 @click.option(
+    "--contacts",
+    is_flag=True,
+    help="After pairing (make demo does): six months of contacts for the current pairs, and the "
+    "logins member and cadre (a paired member and their cadre). Passwords: "
+    "GRIDSVC_DEMO_MEMBER_PASSWORD / GRIDSVC_DEMO_CADRE_PASSWORD, else random, as for --users.",
+)
+@click.option(
     "--users-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEMO_USERS_FILE,
@@ -75,6 +82,7 @@ def demo(
     households: int | None,
     kunming: bool,
     users: bool,
+    contacts: bool,
     users_file: Path,
 ) -> None:
     """Generate and load a deterministic demo district (running it again updates it by code)."""
@@ -82,6 +90,9 @@ def demo(
     from geodata.kunming import load_kunming
 
     engine = get_engine(ctx)
+    if contacts:
+        _demo_contacts(engine, get_settings(ctx), users_file)
+        return
     with engine.begin() as conn:
         if kunming:
             summary = load_kunming(conn, progress=True)
@@ -118,6 +129,61 @@ def _demo_users(conn: Connection, settings: Settings) -> dict[str, str]:
         user = create_user(conn, name, secret, role=role, street_code=street_code)
         audit.record(conn, "user_add", username="cli", target=name, after=user.to_dict())
         click.echo(f"user {name} ({role}, scope {street_code or 'all'})")
+        if not given:
+            made[name] = secret
+    return made
+
+
+def _demo_contacts(engine: object, settings: Settings, users_file: Path) -> None:
+    """Demo contacts for the current pairs and the logins member and cadre."""
+    from geodata.demo import load_demo_contacts
+
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        made = load_demo_contacts(
+            conn,
+            contact_days=settings.contact_days,
+            vulnerable_days=settings.contact_days_vulnerable,
+        )
+        click.echo(f"contacts {made:>9,d}" if made else "contacts: demo contacts already loaded")
+        secrets_made = _person_users(conn, settings)
+    if secrets_made:
+        _keep_passwords(users_file, secrets_made)
+        for name, secret in secrets_made.items():
+            click.echo(f"password of {name}: {secret}")
+        click.echo(f"demo passwords written to {users_file} (mode 0600); not shown again")
+
+
+def _person_users(conn: Connection, settings: Settings) -> dict[str, str]:
+    """The logins ``member`` (a paired member of the first community, with a cadre and some
+    households overdue) and ``cadre`` (that member's cadre), when missing."""
+    from gridsvc.accounts import audit
+    from gridsvc.accounts.users import create_user
+    from gridsvc.cli.web import _existing
+
+    pick = conn.execute(
+        text(
+            "SELECT m.code AS member, c.code AS cadre FROM current_household_pairs p "
+            "JOIN members m ON m.id = p.member_id "
+            "JOIN current_member_pairs mp ON mp.member_id = m.id "
+            "JOIN cadres c ON c.id = mp.cadre_id "
+            "WHERE c.community_id IS NOT NULL "
+            "GROUP BY m.code, c.code ORDER BY min(m.community_id), count(*) DESC, m.code LIMIT 1"
+        )
+    ).first()
+    if pick is None:
+        click.echo("no pairs yet: run gridsvc pair first for the member and cadre logins")
+        return {}
+    made = {}
+    for name, role, given, keyword in (
+        ("member", "member", settings.demo_member_password, {"member_code": pick.member}),
+        ("cadre", "cadre", settings.demo_cadre_password, {"cadre_code": pick.cadre}),
+    ):
+        if _existing(conn, name, given or None):
+            continue
+        secret = given or secrets.token_urlsafe(16)
+        user = create_user(conn, name, secret, role=role, **keyword)
+        audit.record(conn, "user_add", username="cli", target=name, after=user.to_dict())
+        click.echo(f"user {name} ({role} {next(iter(keyword.values()))})")
         if not given:
             made[name] = secret
     return made
