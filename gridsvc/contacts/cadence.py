@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from gridsvc.contacts.log import EFFECTIVE
 from gridsvc.contacts.times import local_iso, now_utc, parse_time
@@ -27,12 +27,6 @@ STATUSES = ("ok", "due_soon", "overdue", "never")
 DUE_SOON_DAYS = 7
 
 _FRAME_SQL = f"""
-WITH last AS (
-  SELECT c.household_id, max(c.contacted_at) AS last_at
-  FROM contacts c
-  WHERE c.community_id = ANY(:ids) AND c.contacted_at <= :as_of AND {EFFECTIVE}
-  GROUP BY c.household_id
-)
 SELECT h.id AS household_id, h.code AS household, h.grid_id, h.building_id, p.member_id,
        m.code AS member, h.community_id, {VULNERABLE} AS vulnerable, l.last_at,
        CASE WHEN {VULNERABLE}
@@ -43,7 +37,11 @@ JOIN households h ON h.id = p.household_id
 JOIN members m ON m.id = p.member_id
 JOIN communities co ON co.id = h.community_id
 JOIN streets s ON s.id = co.street_id
-LEFT JOIN last l ON l.household_id = h.id
+LEFT JOIN LATERAL (
+  SELECT c.contacted_at AS last_at FROM contacts c
+  WHERE c.household_id = h.id AND c.contacted_at <= :as_of AND {EFFECTIVE}
+  ORDER BY c.contacted_at DESC LIMIT 1
+) l ON true
 WHERE p.community_id = ANY(:ids)
 """
 
@@ -60,18 +58,21 @@ def load_cadence(
     conn: Connection, community_ids: list[int], *, as_of: datetime, settings: Settings
 ) -> pd.DataFrame:
     """Every paired household of the communities with cadence and last contact at ``as_of``."""
-    rows = conn.execute(
-        text(_FRAME_SQL),
-        {
-            "ids": list(community_ids),
-            "as_of": as_of,
-            "d": settings.contact_days,
-            "dv": settings.contact_days_vulnerable,
-        },
+    params = {
+        "ids": list(community_ids),
+        "as_of": as_of,
+        "d": settings.contact_days,
+        "dv": settings.contact_days_vulnerable,
+    }
+    sql = _FRAME_SQL.replace(":ids", "%(ids)s").replace(":as_of", "%(as_of)s")
+    sql = sql.replace(":dv", "%(dv)s").replace(":d", "%(d)s")
+    with conn.connection.driver_connection.cursor() as cursor:  # tuples: no Row objects
+        cursor.execute(sql, params)
+        names = [d.name for d in cursor.description]
+        rows = cursor.fetchall()
+    frame = pd.DataFrame(
+        dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {n: [] for n in names}
     )
-    frame = pd.DataFrame(rows.fetchall(), columns=list(rows.keys()))
-    if frame.empty:
-        frame = pd.DataFrame(columns=list(rows.keys()))
     frame["last_at"] = pd.to_datetime(frame["last_at"], utc=True)
     return frame
 
@@ -135,17 +136,21 @@ class OverdueReport:
 
     def overdue_rows(self) -> list[dict[str, Any]]:
         """The ``overdue`` list of the JSON contract (codes, Beijing time)."""
-        return [
+        late = self.overdue_frame
+        last = late["last_at"].dt.tz_convert(self.zone).dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+        last = last.str.replace(r"(\d\d)(\d\d)$", r"\1:\2", regex=True)
+        days = late["days_since"].astype("Int64").astype(object)
+        table = pd.DataFrame(
             {
-                "household": r.household,
-                "member": r.member,
-                "last_contact": local_iso(None if pd.isna(r.last_at) else r.last_at, self.zone),
-                "days_since": None if pd.isna(r.days_since) else int(r.days_since),
-                "cadence_days": int(r.cadence_days),
-                "vulnerable": bool(r.vulnerable),
+                "household": late["household"],
+                "member": late["member"],
+                "last_contact": last.astype(object).where(late["last_at"].notna(), None),
+                "days_since": days.where(days.notna(), None),
+                "cadence_days": late["cadence_days"].astype(int),
+                "vulnerable": late["vulnerable"].astype(bool),
             }
-            for r in self.overdue_frame.itertuples()
-        ]
+        )
+        return table.to_dict("records")
 
     def member_rows(self) -> list[dict[str, Any]]:
         """The ``members`` list of the JSON contract."""
