@@ -160,23 +160,14 @@ def _person_users(conn: Connection, settings: Settings) -> dict[str, str]:
     from gridsvc.accounts.users import create_user
     from gridsvc.cli.web import _existing
 
-    pick = conn.execute(
-        text(
-            "SELECT m.code AS member, c.code AS cadre FROM current_household_pairs p "
-            "JOIN members m ON m.id = p.member_id "
-            "JOIN current_member_pairs mp ON mp.member_id = m.id "
-            "JOIN cadres c ON c.id = mp.cadre_id "
-            "WHERE c.community_id IS NOT NULL "
-            "GROUP BY m.code, c.code ORDER BY min(m.community_id), count(*) DESC, m.code LIMIT 1"
-        )
-    ).first()
+    pick = _demo_person(conn, settings)
     if pick is None:
         click.echo("no pairs yet: run gridsvc pair first for the member and cadre logins")
         return {}
     made = {}
     for name, role, given, keyword in (
-        ("member", "member", settings.demo_member_password, {"member_code": pick.member}),
-        ("cadre", "cadre", settings.demo_cadre_password, {"cadre_code": pick.cadre}),
+        ("member", "member", settings.demo_member_password, {"member_code": pick[0]}),
+        ("cadre", "cadre", settings.demo_cadre_password, {"cadre_code": pick[1]}),
     ):
         if _existing(conn, name, given or None):
             continue
@@ -187,6 +178,33 @@ def _person_users(conn: Connection, settings: Settings) -> dict[str, str]:
         if not given:
             made[name] = secret
     return made
+
+
+def _demo_person(conn: Connection, settings: Settings) -> tuple[str, str] | None:
+    """A member of the first community with a community cadre whose households are mostly but
+    not all contacted within cadence (the pages then show both), and that cadre."""
+    from gridsvc.contacts.cadence import contact_status, member_figures
+
+    first = conn.scalar(text("SELECT min(community_id) FROM current_household_pairs"))
+    if first is None:
+        return None
+    figures = member_figures(contact_status(conn, [first], settings=settings))
+    rows = conn.execute(
+        text(
+            "SELECT m.code AS member, c.code AS cadre FROM current_member_pairs mp "
+            "JOIN members m ON m.id = mp.member_id JOIN cadres c ON c.id = mp.cadre_id "
+            "WHERE c.community_id IS NOT NULL AND m.code = ANY(:codes)"
+        ),
+        {"codes": figures["member"].tolist()},
+    ).all()
+    cadre_of = {r.member: r.cadre for r in rows}
+    figures = figures[figures["member"].isin(cadre_of)]
+    if figures.empty:
+        return None
+    figures = figures.assign(fit=(figures["contacted_share"] - 0.75).abs())
+    best = figures.sort_values(["fit", "households", "member"], ascending=[True, False, True])
+    member = best.iloc[0]["member"]
+    return str(member), cadre_of[member]
 
 
 def _keep_passwords(path: Path, made: dict[str, str]) -> None:

@@ -43,7 +43,12 @@ def household(code: str) -> str:
     """A household's card: building, masked phone, cadence state, 记一次联系, history."""
     user = _person()
     card = service.household_card(db.conn(), user, code, settings=db.settings())
-    return render_template("my_household.html", card=card, phone=None)
+    return render_template("my_household.html", card=card, phone=None, now_local=_now_local())
+
+
+def _now_local() -> str:
+    """Now in Beijing time as a ``datetime-local`` value (the form's default)."""
+    return service.today_text(db.settings()).replace(" ", "T")
 
 
 @bp.route("/households/<string:code>/phone", methods=["POST"])
@@ -52,7 +57,7 @@ def phone(code: str) -> str:
     user = _person()
     number = service.reveal_phone(db.conn(), user, code, ip=request.remote_addr)
     card = service.household_card(db.conn(), user, code, settings=db.settings())
-    return render_template("my_household.html", card=card, phone=number)
+    return render_template("my_household.html", card=card, phone=number, now_local=_now_local())
 
 
 @bp.route("/households/<string:code>/contact", methods=["POST"])
@@ -79,7 +84,10 @@ def contact(code: str) -> Any:
         message = exc.message if isinstance(exc, GridsvcError) else str(exc)
         card = service.household_card(db.conn(), user, code, settings=db.settings())
         status = exc.http_status if isinstance(exc, GridsvcError) else 422
-        return render_template("my_household.html", card=card, phone=None, error=message), status
+        page = render_template(
+            "my_household.html", card=card, phone=None, error=message, now_local=_now_local()
+        )
+        return page, status
     flash(f"{t('contact_logged')}：{code}", "ok")
     return redirect(url_for(".households"), 303)
 

@@ -518,3 +518,68 @@ def test_coverage_counts_contacted_and_blind_spots_rank_overdue(world, client):
     assert world.mine[8] not in set(late["code"])
     flags = late["vulnerable"].tolist()
     assert flags == sorted(flags, reverse=True)
+
+
+# --- the phone pages in a browser -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_url(world: World):
+    import threading
+
+    from waitress.server import create_server
+
+    from gridsvc.web import create_app
+
+    settings = world.settings.with_(secret_key="t" * 32, cookie_secure=False)
+    app = create_app({"GRIDSVC_SETTINGS": settings, "GRIDSVC_NO_QUEUE": True})
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    app.extensions["gridsvc.engine"].dispose()
+
+
+@pytest.mark.browser
+def test_member_on_a_phone_logs_a_contact_and_the_household_leaves_the_overdue_list(
+    world, live_url, chromium, client
+):
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: r.url.startswith(live_url) or outside.append(r.url))
+        page.goto(f"{live_url}/login")
+        page.fill("input[name=username]", "m1")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_url}/my/")
+        shown = page.locator("a.household").evaluate_all("els => els.map(e => e.dataset.code)")
+        assert sorted(shown) == sorted(world.mine)  # only their own households
+        late = [
+            c
+            for c, s in zip(
+                shown,
+                page.locator("a.household").evaluate_all("els => els.map(e => e.dataset.status)"),
+                strict=True,
+            )
+            if s in ("overdue", "never")
+        ]
+        target = late[0]
+        assert page.locator("#late-count").inner_text() == str(len(late))
+        page.click(f"a.household[data-code='{target}']")  # tap 1
+        page.click("#channel-visit")  # tap 2
+        page.wait_for_url(f"{live_url}/my/")
+        assert target in page.locator("#flash").inner_text()
+        status = page.locator(f"a.household[data-code='{target}']").get_attribute("data-status")
+        assert status in ("ok", "due_soon")  # due again within its cadence, not overdue
+        assert page.locator("#late-count").inner_text() == str(len(late) - 1)
+        overdue = client.get("/api/contacts/overdue", headers=auth(world, "m1")).get_json()
+        assert target not in {r["household"] for r in overdue["overdue"]}
+        # another member's household: refused on the page as through the API
+        other = page.goto(f"{live_url}/my/households/{world.theirs[0]}")
+        assert other.status in (403, 404)
+        assert not outside
+    finally:
+        context.close()

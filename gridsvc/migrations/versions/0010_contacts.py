@@ -70,6 +70,11 @@ AS $$
 $$;
 CREATE OR REPLACE FUNCTION gridsvc_refuse_contact_change() RETURNS trigger LANGUAGE plpgsql
 AS $$ BEGIN
+  -- A statement on contacts is refused; the cascade of removing its household, member or
+  -- user from the base data (a foreign-key action, one trigger level down) is not.
+  IF pg_trigger_depth() > 1 THEN
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+  END IF;
   RAISE EXCEPTION 'contacts is append-only: % refused (a correction is a new row)', TG_OP
     USING ERRCODE = 'insufficient_privilege';
 END $$;
