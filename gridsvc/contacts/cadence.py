@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from gridsvc.contacts.log import EFFECTIVE
 from gridsvc.contacts.times import local_iso, now_utc, parse_time
@@ -52,6 +52,34 @@ def contact_status(
     """:func:`load_cadence` classified at ``as_of`` (default now): what coverage reads."""
     when = as_of or now_utc()
     return classify(load_cadence(conn, community_ids, as_of=when, settings=settings), when)
+
+
+_OVERDUE_SQL = f"""
+WITH hh AS ({_FRAME_SQL}),
+st AS (
+  SELECT hh.*, (hh.last_at IS NULL
+                OR hh.last_at < CAST(:as_of AS timestamptz) - hh.cadence_days * interval '1 day')
+               AS overdue,
+         floor(extract(epoch FROM CAST(:as_of AS timestamptz) - hh.last_at) / 86400)::int
+           AS days_since
+  FROM hh
+)
+SELECT
+  (SELECT coalesce(json_agg(json_build_object(
+      'household', household, 'member', member,
+      'last_contact', to_char(last_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
+      'days_since', days_since, 'cadence_days', cadence_days, 'vulnerable', vulnerable)
+    ORDER BY vulnerable DESC, last_at IS NOT NULL,
+             extract(epoch FROM CAST(:as_of AS timestamptz) - last_at) / 86400 - cadence_days
+               DESC,
+             household), '[]'::json)
+   FROM st WHERE overdue) AS overdue,
+  (SELECT coalesce(json_agg(json_build_object(
+      'member', member, 'households', n, 'overdue', late,
+      'contacted_share', round(1 - late::numeric / n, 4)) ORDER BY member), '[]'::json)
+   FROM (SELECT member, count(*) AS n, count(*) FILTER (WHERE overdue) AS late
+         FROM st GROUP BY member) m) AS members
+"""
 
 
 def load_cadence(
@@ -197,11 +225,45 @@ def overdue(
     street_code: str | None = None,
     community_code: str | None = None,
     as_of: str | datetime | None = None,
-) -> OverdueReport:
-    """The overdue households and member figures of a street, a community or the whole scope."""
+    community_ids: list[int] | None = None,
+) -> OverdueList:
+    """The overdue households and member figures of a street, a community or the whole scope.
+
+    Computed in one statement (the JSON built by PostgreSQL, times in GRIDSVC_TIMEZONE): the
+    last contact of each paired household is one backward step on ``(household_id,
+    contacted_at)``. ``community_ids`` (instead of a code) is for batch callers.
+    """
     from gridsvc.coverage._data import resolve_scope
 
     when = parse_as_of(as_of, settings.timezone)
-    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
-    frame = load_cadence(conn, scope.community_ids.tolist(), as_of=when, settings=settings)
-    return OverdueReport(when, settings.timezone, classify(frame, when))
+    if community_ids is None:
+        scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
+        community_ids = scope.community_ids.tolist()
+    conn.execute(text("SELECT set_config('TimeZone', :z, true)"), {"z": settings.timezone})
+    row = conn.execute(
+        text(_OVERDUE_SQL),
+        {
+            "ids": list(community_ids),
+            "as_of": when,
+            "d": settings.contact_days,
+            "dv": settings.contact_days_vulnerable,
+        },
+    ).one()
+    return OverdueList(local_iso(when, settings.timezone), row.overdue, row.members)
+
+
+@dataclass(frozen=True)
+class OverdueList:
+    """The JSON contract of ``gridsvc contacts overdue``: as_of, overdue, members."""
+
+    as_of: str | None
+    overdue: list[dict[str, Any]]
+    members: list[dict[str, Any]]
+
+    def overdue_rows(self) -> list[dict[str, Any]]:
+        """The ``overdue`` list (codes, Beijing time)."""
+        return self.overdue
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"as_of", "overdue": [...], "members": [...]}``."""
+        return {"as_of": self.as_of, "overdue": self.overdue, "members": self.members}

@@ -147,6 +147,7 @@ LABELS: dict[str, dict[str, str]] = {
     "contacted_share": {"zh": "周期内联系率", "en": "Contacted within cadence"},
     "back": {"zh": "返回", "en": "Back"},
     "households_unit": {"zh": "户", "en": "households"},
+    "household_history": {"zh": "联系历史", "en": "Contact history"},
     "older": {"zh": "更早", "en": "Older"},
     "by": {"zh": "联系人", "en": "By"},
     "member_households_of": {"zh": "查看所联系住户", "en": "Their households"},
