@@ -136,4 +136,33 @@ def user_import(ctx: click.Context, path: Path, passwords_file: Path, encoding: 
         click.echo(f"{len(made):,d} random passwords written to {passwords_file} (mode 0600)")
 
 
-COMMANDS = (contacts,)
+@click.command()
+@click.option("--street", "street_code", metavar="CODE", required=True, help="9-digit street.")
+@click.option(
+    "--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day."
+)
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def digest(ctx: click.Context, street_code: str, start, end, out: Path) -> None:
+    """The half-monthly analysis paper of a street (民情分析): contacts by grid and member in the
+    period, households overdue and never reached, members with no contact, changes since the
+    previous period of the same length. One self-contained HTML file (offline, masked)."""
+    from gridsvc.contacts.report import render_digest
+
+    settings = get_settings(ctx)
+    with get_engine(ctx).connect() as conn:
+        html = render_digest(
+            conn,
+            street_code=street_code,
+            start=start.date(),
+            end=end.date(),
+            settings=settings,
+            lang=settings.lang,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    click.echo(f"{out}: {len(html.encode()) / 1024:.0f} KB (names and phones masked)")
+
+
+COMMANDS = (contacts, digest)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -583,3 +584,44 @@ def test_member_on_a_phone_logs_a_contact_and_the_household_leaves_the_overdue_l
         assert not outside
     finally:
         context.close()
+
+
+def test_digest_and_report_section_are_offline_and_masked(world, tmp_path):
+    from gridsvc.cli import cli
+
+    with world.engine.connect() as conn:
+        street = conn.scalar(text("SELECT min(code) FROM streets"))
+        name = conn.scalar(
+            text("SELECT name FROM households WHERE code = :c"), {"c": world.mine[0]}
+        )
+    today = datetime.now(BJ).date()
+    out = tmp_path / "digest.html"
+    env = {"GRIDSVC_DATABASE_URL": world.url}
+    args = ["digest", "--street", street, "--from", str(today - timedelta(days=14))]
+    result = CliRunner().invoke(cli, [*args, "--to", str(today), "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "民情分析半月报" in page and "联系情况" in page and "<svg" in page
+    assert "<script" not in page
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)  # nothing fetched
+    assert name and name not in page  # names masked (codes only)
+    backwards = CliRunner().invoke(
+        cli,
+        [
+            *args[:3],
+            "--from",
+            str(today),
+            "--to",
+            str(today - timedelta(days=1)),
+            "--out",
+            str(out),
+        ],
+        env=env,
+    )
+    assert backwards.exit_code == 3 and "--to" in backwards.output
+    report = tmp_path / "report.html"
+    made = CliRunner().invoke(
+        cli, ["report", "--community", world.community, "--out", str(report)], env=env
+    )
+    assert made.exit_code == 0, made.output
+    assert 'id="contacts-section"' in report.read_text(encoding="utf-8")
