@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Connection, text
 
 from gridsvc.accounts import audit
@@ -362,3 +363,28 @@ def _bound(value: str | datetime | None, zone: str, name: str) -> datetime | Non
             f"{name} {value!r}: not a date or time",
             [Reject("query", None, name, "expected ISO 8601 like 2026-12-01", str(value))],
         ) from None
+
+
+#: Contacts that count for a pair's churn (a rebalance keeps pairs that work), at most this many.
+CHURN_CONTACTS_MAX = 10
+CHURN_DAYS = 90
+
+
+def pair_contacts(conn: Connection, community_id: int, *, days: int = CHURN_DAYS) -> pd.Series:
+    """Contacts of the last ``days`` days between each household of a community and its current
+    member (household id -> count; households without any are absent)."""
+    rows = conn.execute(
+        text(
+            "SELECT p.household_id, count(*) AS n FROM current_household_pairs p "
+            "JOIN contacts c ON c.household_id = p.household_id AND c.member_id = p.member_id "
+            "WHERE p.community_id = :c AND c.contacted_at > now() - make_interval(days => :d) "
+            f"AND {EFFECTIVE} GROUP BY p.household_id"
+        ),
+        {"c": community_id, "d": days},
+    ).all()
+    return pd.Series({r.household_id: int(r.n) for r in rows}, dtype="int64")
+
+
+def churn_reason(contacts: int) -> str:
+    """``kept: 6 contacts in 90 days`` (the proposal's reason for a pair that stays)."""
+    return f"kept: {contacts} contacts in {CHURN_DAYS} days"

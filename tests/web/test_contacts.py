@@ -625,3 +625,26 @@ def test_digest_and_report_section_are_offline_and_masked(world, tmp_path):
     )
     assert made.exit_code == 0, made.output
     assert 'id="contacts-section"' in report.read_text(encoding="utf-8")
+
+
+def test_rebalance_keeps_pairs_with_recent_contacts_and_says_so(world):
+    from gridsvc.pairing.service import propose_rebalance
+
+    target = world.mine[-1]
+    with world.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO contacts (household_id, member_id, community_id, contacted_at, "
+                "channel, source) SELECT h.id, m.id, h.community_id, "
+                "now() - make_interval(days => d), 'visit', 'import' FROM households h, "
+                "members m, generate_series(1, 6) AS d WHERE h.code = :h AND m.code = :m"
+            ),
+            {"h": target, "m": world.m1},
+        )
+        proposal = propose_rebalance(
+            conn, community_code=world.community, settings=world.settings, time_limit=5
+        )
+    kept = {c["client"]: c for c in proposal.changes if c["kind"] == "kept"}
+    assert kept[target]["reason"] == "kept: 6 contacts in 90 days"
+    assert kept[target]["server"] == world.m1
+    assert not [c for c in proposal.changes if c["kind"] == "moved" and c["client"] == target]
