@@ -37,13 +37,21 @@ JOIN households h ON h.id = p.household_id
 JOIN members m ON m.id = p.member_id
 JOIN communities co ON co.id = h.community_id
 JOIN streets s ON s.id = co.street_id
-LEFT JOIN LATERAL (
+LAST_JOIN
+WHERE p.community_id = ANY(:ids)
+"""
+#: The last contact at a past ``as_of``: one backward step on (household_id, contacted_at).
+_LAST_AT = f"""LEFT JOIN LATERAL (
   SELECT c.contacted_at AS last_at FROM contacts c
   WHERE c.household_id = h.id AND c.contacted_at <= :as_of AND {EFFECTIVE}
   ORDER BY c.contacted_at DESC LIMIT 1
-) l ON true
-WHERE p.community_id = ANY(:ids)
-"""
+) l ON true"""
+#: The last contact now: the row ``contact_last`` keeps per household (0010).
+_LAST_NOW = "LEFT JOIN contact_last l ON l.household_id = h.id"
+
+
+def _frame_sql(now: bool) -> str:
+    return _FRAME_SQL.replace("LAST_JOIN", _LAST_NOW if now else _LAST_AT)
 
 
 def contact_status(
@@ -51,17 +59,18 @@ def contact_status(
 ) -> pd.DataFrame:
     """:func:`load_cadence` classified at ``as_of`` (default now): what coverage reads."""
     when = as_of or now_utc()
-    return classify(load_cadence(conn, community_ids, as_of=when, settings=settings), when)
+    frame = load_cadence(conn, community_ids, as_of=when, settings=settings, now=as_of is None)
+    return classify(frame, when)
 
 
-_OVERDUE_SQL = f"""
-WITH hh AS ({_FRAME_SQL}),
+_OVERDUE_SQL = """
+WITH hh AS (FRAME),
 st AS (
   SELECT hh.*, (hh.last_at IS NULL
                 OR hh.last_at < CAST(:as_of AS timestamptz) - hh.cadence_days * interval '1 day')
                AS overdue,
-         floor(extract(epoch FROM CAST(:as_of AS timestamptz) - hh.last_at) / 86400)::int
-           AS days_since
+         greatest(floor(extract(epoch FROM CAST(:as_of AS timestamptz) - hh.last_at) / 86400),
+                  0)::int AS days_since
   FROM hh
 )
 SELECT
@@ -83,16 +92,22 @@ SELECT
 
 
 def load_cadence(
-    conn: Connection, community_ids: list[int], *, as_of: datetime, settings: Settings
+    conn: Connection,
+    community_ids: list[int],
+    *,
+    as_of: datetime,
+    settings: Settings,
+    now: bool = False,
 ) -> pd.DataFrame:
-    """Every paired household of the communities with cadence and last contact at ``as_of``."""
+    """Every paired household of the communities with cadence and last contact at ``as_of``
+    (``now``: read the kept last contact instead of searching the log up to ``as_of``)."""
     params = {
         "ids": list(community_ids),
         "as_of": as_of,
         "d": settings.contact_days,
         "dv": settings.contact_days_vulnerable,
     }
-    sql = _FRAME_SQL.replace(":ids", "%(ids)s").replace(":as_of", "%(as_of)s")
+    sql = _frame_sql(now).replace(":ids", "%(ids)s").replace(":as_of", "%(as_of)s")
     sql = sql.replace(":dv", "%(dv)s").replace(":d", "%(d)s")
     with conn.connection.driver_connection.cursor() as cursor:  # tuples: no Row objects
         cursor.execute(sql, params)
@@ -240,8 +255,9 @@ def overdue(
         scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
         community_ids = scope.community_ids.tolist()
     conn.execute(text("SELECT set_config('TimeZone', :z, true)"), {"z": settings.timezone})
+    current = as_of is None or as_of == ""
     row = conn.execute(
-        text(_OVERDUE_SQL),
+        text(_OVERDUE_SQL.replace("FRAME", _frame_sql(current))),
         {
             "ids": list(community_ids),
             "as_of": when,

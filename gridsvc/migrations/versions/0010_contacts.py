@@ -15,6 +15,9 @@ Create Date: 2026-12-07
   without recursing into the policies that call them.
 - ``contacts``: append-only (no UPDATE/DELETE for anyone: a trigger refuses them); a correction
   is a new row whose ``supersedes`` names the row it replaces (one correction per row).
+- ``contact_last``: the last effective contact of each household, kept by a statement trigger on
+  ``contacts`` (a correction recomputes its household): the overdue list of "now" joins one row
+  per household instead of probing the log.
 - Contact cadence overrides on ``streets`` and ``communities`` (NULL: the settings).
 """
 
@@ -219,13 +222,67 @@ def _contacts() -> None:
     op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON contacts FROM {APP_ROLE}, PUBLIC")
     op.execute(f"GRANT SELECT, INSERT ON contacts TO {APP_ROLE}")
     op.execute(f"GRANT USAGE, SELECT ON SEQUENCE contacts_id_seq TO {APP_ROLE}")
+    _contact_last()
+
+
+LAST_FUNCTION = """
+CREATE OR REPLACE FUNCTION gridsvc_contact_last() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  INSERT INTO contact_last (household_id, community_id, last_at)
+  SELECT household_id, min(community_id), max(contacted_at) FROM new_rows
+  WHERE supersedes IS NULL GROUP BY household_id
+  ON CONFLICT (household_id) DO UPDATE
+    SET last_at = greatest(contact_last.last_at, excluded.last_at);
+  IF EXISTS (SELECT 1 FROM new_rows WHERE supersedes IS NOT NULL) THEN
+    INSERT INTO contact_last (household_id, community_id, last_at)
+    SELECT c.household_id, min(c.community_id), max(c.contacted_at) FROM contacts c
+    WHERE c.household_id IN (SELECT household_id FROM new_rows WHERE supersedes IS NOT NULL)
+      AND c.id NOT IN (SELECT supersedes FROM contacts WHERE supersedes IS NOT NULL)
+    GROUP BY c.household_id
+    ON CONFLICT (household_id) DO UPDATE SET last_at = excluded.last_at;
+  END IF;
+  RETURN NULL;
+END $$;
+"""
+
+
+def _contact_last() -> None:
+    op.create_table(
+        "contact_last",
+        sa.Column(
+            "household_id",
+            sa.Integer(),
+            sa.ForeignKey("households.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("community_id", sa.Integer(), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.execute(LAST_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER contacts_last AFTER INSERT ON contacts REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION gridsvc_contact_last()"
+    )
+    op.execute("ALTER TABLE contact_last ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE contact_last FORCE ROW LEVEL SECURITY")
+    scope = CONTACT_SCOPE
+    op.execute(f"CREATE POLICY app_read ON contact_last FOR SELECT TO {APP_ROLE} USING ({scope})")
+    op.execute(
+        "DO $$ BEGIN EXECUTE format('CREATE POLICY maintenance ON contact_last TO %I "
+        "USING (true) WITH CHECK (true)', current_user); END $$"
+    )
+    op.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON contact_last FROM {APP_ROLE}, PUBLIC")
+    op.execute(f"GRANT SELECT ON contact_last TO {APP_ROLE}")
 
 
 def downgrade() -> None:
     for table in PERSON_READ:
         for name in ("person_read", "person_insert", "person_update", "person_delete"):
             op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
+    op.drop_table("contact_last")
     op.drop_table("contacts")
+    op.execute("DROP FUNCTION IF EXISTS gridsvc_contact_last()")
     op.drop_index("ix_household_pairs_run_member", "household_pairs")
     for table in ("streets", "communities"):
         for column in ("contact_days", "contact_days_vulnerable"):
