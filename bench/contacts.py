@@ -255,6 +255,20 @@ def hammer(port: int, path: str, token: str, clients: int, total: int) -> list[f
     return latencies
 
 
+def _wait(port: int) -> None:
+    """Until the server answers (gunicorn imports the app first: seconds on a busy machine)."""
+    for _ in range(600):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/openapi.json")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
+
+
 def bench_page(engine, db: str, port: int, requests: int) -> None:
     with engine.begin() as conn:
         user_id = conn.scalar(text("SELECT id FROM users WHERE username = 'member'"))
@@ -277,12 +291,7 @@ def bench_page(engine, db: str, port: int, requests: int) -> None:
         start_new_session=True,
     )
     try:
-        for _ in range(150):
-            try:
-                hammer(port, "/api/me", token, 1, 1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        _wait(port)
         print(
             f"[4] the member's page /my/ ({households} households), gunicorn 2 sync workers, "
             f"50 clients, {requests:,d} requests; load average {load()}"

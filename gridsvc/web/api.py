@@ -256,6 +256,8 @@ def add_user(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
         street_code=args.get("street"),
         community_code=args.get("community"),
         lang=args["lang"],
+        member_code=args.get("member"),
+        cadre_code=args.get("cadre"),
     )
     audit.record(db.conn(), "user_add", user=admin, target=user.username, after=user.to_dict())
     return user.to_dict(), 201

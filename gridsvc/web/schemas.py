@@ -105,10 +105,15 @@ class NewUser(Schema):
 
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
     password = fields.String(required=True, validate=validate.Length(min=10, max=256))
-    role = fields.String(required=True, validate=validate.OneOf(["viewer", "planner", "admin"]))
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(["viewer", "planner", "admin", "member", "cadre"]),
+    )
     street = fields.String(validate=STREET)
     community = fields.String(validate=COMMUNITY)
     lang = fields.String(load_default="zh", validate=validate.OneOf(["zh", "en"]))
+    member = fields.String(validate=validate.Length(min=1, max=64))  # a member user's record
+    cadre = fields.String(validate=validate.Length(min=1, max=64))  # a cadre user's record
 
 
 class TokenArgs(Schema):

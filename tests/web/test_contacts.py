@@ -648,3 +648,32 @@ def test_rebalance_keeps_pairs_with_recent_contacts_and_says_so(world):
     assert kept[target]["reason"] == "kept: 6 contacts in 90 days"
     assert kept[target]["server"] == world.m1
     assert not [c for c in proposal.changes if c["kind"] == "moved" and c["client"] == target]
+
+
+def test_admin_binds_a_member_user_through_the_api(world, client):
+    with world.engine.begin() as conn:
+        admin = create_user(conn, "admin_c", PASSWORD, role="admin")
+        token = issue_token(conn, admin.id, "tests")
+    spare = world.cadre_members[0]
+    made = client.post(
+        "/api/users",
+        json={"username": "via_api", "password": PASSWORD, "role": "member", "member": spare},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    if made.status_code == 409:  # the member is already bound (another test): still refused
+        assert "already bound" in made.get_json()["message"]
+        return
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["role"] == "member"
+    again = client.post(
+        "/api/users",
+        json={"username": "via_api2", "password": PASSWORD, "role": "member", "member": spare},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert again.status_code == 409 and "already bound" in again.get_json()["message"]
+    unbound = client.post(
+        "/api/users",
+        json={"username": "via_api3", "password": PASSWORD, "role": "member"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert unbound.status_code == 422 and "member" in str(unbound.get_json())
