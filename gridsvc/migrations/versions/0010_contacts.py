@@ -44,33 +44,39 @@ CREATE OR REPLACE FUNCTION gridsvc_scope_person() RETURNS boolean LANGUAGE sql S
 AS $$ SELECT coalesce(current_setting('app.member', true), '') <> ''
           OR coalesce(current_setting('app.cadre', true), '') <> '' $$;
 CREATE OR REPLACE FUNCTION gridsvc_person_member_ids() RETURNS SETOF integer
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 20 SET search_path = public, pg_temp
+AS $$ BEGIN
+  -- plpgsql, not sql: the plan is cached per session (a SECURITY DEFINER sql function is
+  -- planned again at every call); ROWS: a person has few members and households, so the
+  -- planner walks the (run_id, member_id) index instead of hashing every household.
+  RETURN QUERY
   SELECT gridsvc_scope_member() WHERE gridsvc_scope_member() IS NOT NULL
   UNION
   SELECT mp.member_id FROM plans p
   JOIN member_pairs mp ON mp.run_id = p.member_run_id
   JOIN members m ON m.id = mp.member_id AND m.community_id = p.community_id
-  WHERE mp.cadre_id = gridsvc_scope_cadre()
-$$;
+  WHERE mp.cadre_id = gridsvc_scope_cadre();
+END $$;
 CREATE OR REPLACE FUNCTION gridsvc_person_household_ids() RETURNS SETOF integer
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 200 SET search_path = public, pg_temp
+AS $$ BEGIN
+  RETURN QUERY
   SELECT hp.household_id FROM plans p
   JOIN household_pairs hp ON hp.run_id = p.household_run_id
   JOIN households h ON h.id = hp.household_id AND h.community_id = p.community_id
-  WHERE hp.member_id IN (SELECT gridsvc_person_member_ids())
-$$;
+  WHERE hp.member_id IN (SELECT gridsvc_person_member_ids());
+END $$;
 CREATE OR REPLACE FUNCTION gridsvc_person_cadre_ids() RETURNS SETOF integer
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 2 SET search_path = public, pg_temp
+AS $$ BEGIN
+  RETURN QUERY
   SELECT gridsvc_scope_cadre() WHERE gridsvc_scope_cadre() IS NOT NULL
   UNION
   SELECT mp.cadre_id FROM plans p
   JOIN member_pairs mp ON mp.run_id = p.member_run_id
   JOIN members m ON m.id = mp.member_id AND m.community_id = p.community_id
-  WHERE mp.member_id = gridsvc_scope_member()
-$$;
+  WHERE mp.member_id = gridsvc_scope_member();
+END $$;
 CREATE OR REPLACE FUNCTION gridsvc_refuse_contact_change() RETURNS trigger LANGUAGE plpgsql
 AS $$ BEGIN
   -- A statement on contacts is refused; the cascade of removing its household, member or
