@@ -7,6 +7,7 @@ functions only shape the rows (masked names and phones, Beijing time, due dates)
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -14,7 +15,7 @@ from sqlalchemy import Connection, text
 
 from gridsvc.accounts import audit
 from gridsvc.accounts.users import User
-from gridsvc.contacts.cadence import contact_status, member_figures
+from gridsvc.contacts.cadence import DUE_SOON_DAYS, contact_status, member_figures
 from gridsvc.contacts.log import list_contacts
 from gridsvc.contacts.times import local_text, now_utc
 from gridsvc.errors import Forbidden, NotFound
@@ -39,26 +40,68 @@ def _community_ids(conn: Connection) -> list[int]:
     return conn.execute(text("SELECT id FROM communities")).scalars().all()
 
 
+_PERSON_ROWS = """
+SELECT h.id AS household_id, h.code, h.name, h.elderly_alone, h.disabled, h.low_income,
+       h.children, b.code AS building_code, b.name AS building_name, m.code AS member_code,
+       cl.last_at, (h.elderly_alone OR h.disabled OR h.low_income OR h.children) AS vulnerable,
+       CASE WHEN h.elderly_alone OR h.disabled OR h.low_income OR h.children
+            THEN coalesce(co.contact_days_vulnerable, s.contact_days_vulnerable, :dv)
+            ELSE coalesce(co.contact_days, s.contact_days, :d) END AS cadence_days
+FROM current_household_pairs p
+JOIN households h ON h.id = p.household_id
+JOIN members m ON m.id = p.member_id
+JOIN communities co ON co.id = h.community_id
+JOIN streets s ON s.id = co.street_id
+LEFT JOIN buildings b ON b.id = h.building_id
+LEFT JOIN contact_last cl ON cl.household_id = h.id
+WHERE (CAST(:member AS integer) IS NULL OR p.member_id = :member)
+"""
+
+
+def _status(last: datetime | None, cadence: int, now: datetime) -> tuple[str, datetime | None]:
+    """(status, due) of one household now (the rules of :func:`cadence.classify`)."""
+    if last is None:
+        return "never", None
+    due = last + timedelta(days=cadence)
+    if now > due:
+        return "overdue", due
+    return ("due_soon" if now > due - timedelta(days=DUE_SOON_DAYS) else "ok"), due
+
+
 def my_households(conn: Connection, user: User, *, settings: Settings) -> list[dict[str, Any]]:
-    """The person's households, due first: never contacted, then by due date (overdue first)."""
-    status = contact_status(conn, _community_ids(conn), settings=settings)
-    if user.role == "member":
-        status = status[status["member_id"] == user.member_id]
-    info = pd.DataFrame(
-        conn.execute(
-            text(_HOUSEHOLDS + "WHERE h.id = ANY(:ids)"), {"ids": status["household_id"].tolist()}
+    """The person's households, due first: never contacted, then by due date (overdue first).
+
+    One statement (row-level security limits it to the person's households) and plain Python:
+    the page a member opens many times a day.
+    """
+    member = user.member_id if user.role == "member" else None
+    rows = conn.execute(
+        text(_PERSON_ROWS),
+        {"member": member, "d": settings.contact_days, "dv": settings.contact_days_vulnerable},
+    ).mappings()
+    now = now_utc()
+    out = []
+    for r in rows:
+        status, due = _status(r["last_at"], int(r["cadence_days"]), now)
+        days = None if r["last_at"] is None else max(int((now - r["last_at"]).days), 0)
+        out.append(
+            {
+                "code": r["code"],
+                "name": mask_name(r["name"]),
+                "building": r["building_name"] or r["building_code"] or "",
+                "vulnerable": bool(r["vulnerable"]),
+                "flags": [f for f in FLAGS if r[f]],
+                "status": status,
+                "last_contact": local_text(r["last_at"], settings.timezone),
+                "due": local_text(due, settings.timezone)[:10],
+                "days_since": days,
+                "cadence_days": int(r["cadence_days"]),
+                "member": r["member_code"],
+                "_key": (r["last_at"] is not None, due or now, r["code"]),
+            }
         )
-        .mappings()
-        .all()
-    )
-    if status.empty or info.empty:
-        return []
-    rows = status.drop(columns=["member"]).merge(info, on="household_id")
-    rows = rows.assign(_never=rows["last_at"].isna()).sort_values(
-        ["_never", "due_at", "code"], ascending=[False, True, True], na_position="first"
-    )
-    zone = settings.timezone
-    return [_household_row(r, zone) for r in rows.to_dict("records")]
+    out.sort(key=lambda row: row.pop("_key"))
+    return out
 
 
 def _household_row(r: dict[str, Any], zone: str) -> dict[str, Any]:
