@@ -89,7 +89,7 @@ def _with_contacts(data: ScopeData, households: pd.DataFrame) -> pd.DataFrame:
         return households
     status = data.contacts.set_index("household_id")["status"]
     return households.assign(
-        contact_status=households["household_id"].map(status).fillna("").to_numpy()
+        contact_status=households["household_id"].map(status).astype(object).fillna("").to_numpy()
     )
 
 
