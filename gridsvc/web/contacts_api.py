@@ -27,7 +27,9 @@ class NewContact(Schema):
     lon = fields.Float(load_default=None, allow_none=True)
     lat = fields.Float(load_default=None, allow_none=True)
     member = fields.String(load_default=None, allow_none=True, validate=CODE)
-    corrects = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    corrects = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1, max=2**62)
+    )
 
 
 class ContactQuery(Schema):
