@@ -677,3 +677,21 @@ def test_admin_binds_a_member_user_through_the_api(world, client):
         headers={"Authorization": f"Bearer {token}"},
     )
     assert unbound.status_code == 422 and "member" in str(unbound.get_json())
+
+
+def test_phone_reveal_is_for_the_paired_member_and_audited(world, client):
+    before = _count(world, "SELECT count(*) FROM audit_log WHERE action = 'household_phone_reveal'")
+    with world.engine.connect() as conn:
+        phone = conn.scalar(
+            text("SELECT phone FROM households WHERE code = :c"), {"c": world.mine[0]}
+        )
+    for who, expected in (("m1", 200), ("cadre", 403), ("m2", 404)):
+        response = client.post(f"/my/households/{world.mine[0]}/phone", headers=auth(world, who))
+        if who == "cadre" and world.m1 not in world.cadre_members:
+            expected = 404  # not even visible to a cadre who is not m1's
+        assert response.status_code == expected, (who, response.status_code)
+        page = response.get_data(as_text=True)
+        if phone and who != "m1":
+            assert phone not in page
+    after = _count(world, "SELECT count(*) FROM audit_log WHERE action = 'household_phone_reveal'")
+    assert after == before + 1
