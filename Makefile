@@ -24,6 +24,8 @@ DEMO_VIEWER_PASSWORD ?=
 # make demo DEMO_ROSTERS=1: households and members come from generated address rosters
 # (住户信息表, 党员花名册) through the address matcher instead of points (docs/addresses.md).
 DEMO_ROSTERS ?=
+DEMO_MEMBER_PASSWORD ?=
+DEMO_CADRE_PASSWORD ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test install db browser assets report serve lint bench clean wheel wheelhouse lock \
@@ -32,9 +34,10 @@ PYTEST_ARGS ?=
 demo: install db assets
 	$(ENV) GRIDSVC_DEMO_ADMIN_PASSWORD='$(DEMO_ADMIN_PASSWORD)' GRIDSVC_DEMO_VIEWER_PASSWORD='$(DEMO_VIEWER_PASSWORD)' $(BIN)/gridsvc demo --users $(if $(DEMO_ROSTERS),--address-rosters --rosters-dir out/rosters)
 	$(ENV) $(BIN)/gridsvc pair --street $(DEMO_STREET) --level all
+	$(ENV) GRIDSVC_DEMO_MEMBER_PASSWORD='$(DEMO_MEMBER_PASSWORD)' GRIDSVC_DEMO_CADRE_PASSWORD='$(DEMO_CADRE_PASSWORD)' $(BIN)/gridsvc demo --contacts
 	$(ENV) $(BIN)/gridsvc report --street $(DEMO_STREET) --out out/demo-report.html
 	@echo "report: out/demo-report.html"
-	@echo "log in at http://$(HOST):$(PORT)/ as demo (admin) or viewer (viewer of street $(DEMO_STREET)); passwords: printed by gridsvc demo above, kept in .gridsvc-demo-users"
+	@echo "log in at http://$(HOST):$(PORT)/ as demo (admin), viewer (viewer of street $(DEMO_STREET)), member or cadre (phone pages at /my); passwords: printed by gridsvc demo above, kept in .gridsvc-demo-users"
 	$(ENV) $(BIN)/gridsvc worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
 	  GRIDSVC_COOKIE_SECURE=0 $(BIN)/gridsvc serve --host $(HOST) --port $(PORT)
 

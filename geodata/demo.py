@@ -652,3 +652,97 @@ def _names(rng: np.random.Generator, n: int) -> np.ndarray:
 def _phones(rng: np.random.Generator, n: int) -> np.ndarray:
     prefix = rng.choice(["138", "139", "150", "186", "177", "135"], n)
     return np.char.add(prefix, np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))
+
+
+# --- six months of contacts ---------------------------------------------------------------------
+
+CHANNEL_SHARES = {"visit": 0.5, "phone": 0.25, "wechat": 0.2, "other": 0.05}
+NOTES = [
+    "了解近况，身体健康",
+    "帮助预约社区医生",
+    "询问用水用电，无问题",
+    "老人独居，叮嘱注意防滑",
+    "反映楼道灯坏了，已报物业",
+    "送去社区活动通知",
+    "子女在外地，电话问候",
+    "协助办理医保手续",
+    "",
+    "",
+]
+#: Member habits: share of members, and the gap between contacts as a multiple of the cadence.
+HABITS = {"regular": (0.72, 0.55), "sporadic": (0.18, 1.6), "idle": (0.10, None)}
+NEVER_REACHED = 0.04
+
+
+def generate_contacts(
+    pairs: pd.DataFrame, *, now: pd.Timestamp, days: int = 182, seed: int = 1
+) -> pd.DataFrame:
+    """Contacts of the current pairs over the last ``days`` (pure).
+
+    ``pairs`` has ``household_id``, ``member_id``, ``community_id``, ``cadence_days``. Most
+    members are regular (a contact every ~0.55 cadence), some sporadic, some idle (nothing in the
+    last 100 days); 4 % of households were never reached; vulnerable households, whose cadence
+    is shorter, are contacted more often. Times fall between 08:30 and 20:30 Beijing time.
+    """
+    rng = np.random.default_rng(seed)
+    members = pairs["member_id"].unique()
+    habit = rng.choice(list(HABITS), size=len(members), p=[v[0] for v in HABITS.values()])
+    habit_of = pd.Series(habit, index=members)
+    hh = pairs.assign(habit=pairs["member_id"].map(habit_of).to_numpy())
+    hh = hh[rng.random(len(hh)) >= NEVER_REACHED]
+    factor = hh["habit"].map({k: v[1] or 0.0 for k, v in HABITS.items()}).to_numpy(float)
+    idle = (hh["habit"] == "idle").to_numpy()
+    span = np.where(idle, days - 100, days).astype(float)
+    gap = np.where(idle, 45.0, factor * hh["cadence_days"].to_numpy(float))
+    counts = rng.poisson(span / np.maximum(gap, 1.0))
+    rows = np.repeat(np.arange(len(hh)), counts)
+    start = now - pd.Timedelta(days=days)
+    day = np.floor(rng.random(len(rows)) * span[rows])
+    minutes = rng.integers(8 * 60 + 30, 20 * 60 + 30, len(rows))
+    local = (start.tz_convert("Asia/Shanghai").normalize() + pd.to_timedelta(day, unit="D")
+             + pd.to_timedelta(minutes, unit="m"))  # fmt: skip
+    at = pd.DatetimeIndex(local).tz_convert("UTC")
+    keep = at < now
+    picked = hh.iloc[rows[keep]]
+    channels = rng.choice(
+        list(CHANNEL_SHARES), size=int(keep.sum()), p=list(CHANNEL_SHARES.values())
+    )
+    return pd.DataFrame(
+        {
+            "household_id": picked["household_id"].to_numpy(),
+            "member_id": picked["member_id"].to_numpy(),
+            "community_id": picked["community_id"].to_numpy(),
+            "contacted_at": at[keep],
+            "channel": channels,
+            "note": rng.choice(NOTES, size=int(keep.sum())),
+        }
+    ).sort_values("contacted_at", ignore_index=True)
+
+
+def load_demo_contacts(conn: Connection, *, contact_days: int, vulnerable_days: int) -> int:
+    """Write six months of demo contacts for the current pairs (once: none when some exist)."""
+    from sqlalchemy import text
+
+    if conn.scalar(text("SELECT count(*) FROM contacts WHERE source = 'demo'")):
+        return 0
+    result = conn.execute(
+        text(
+            "SELECT p.household_id, p.member_id, h.community_id, CASE WHEN h.elderly_alone "
+            "OR h.disabled OR h.low_income OR h.children THEN :v ELSE :d END AS cadence_days "
+            "FROM current_household_pairs p JOIN households h ON h.id = p.household_id"
+        ),
+        {"v": vulnerable_days, "d": contact_days},
+    )
+    pairs = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    if pairs.empty:
+        return 0
+    frame = generate_contacts(pairs, now=pd.Timestamp.now(tz="UTC"))
+    columns = "household_id, member_id, community_id, contacted_at, channel, note, source"
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY contacts ({columns}) FROM STDIN") as copy:
+        for r in frame.itertuples(index=False):
+            copy.write_row(
+                (r.household_id, r.member_id, r.community_id, r.contacted_at.isoformat(),
+                 r.channel, r.note or None, "demo")
+            )  # fmt: skip
+    return len(frame)

@@ -304,3 +304,39 @@ def write_frame(frame: gpd.GeoDataFrame, path: Path, *, layer: str, fmt: str) ->
         write_csv(tabular(frame), path)
     else:
         write_xlsx({layer: tabular(frame)}, path)
+
+
+# --- contacts ----------------------------------------------------------------------------------
+
+
+@exporter("contacts")
+def _contacts(conn: Connection, scope: Scope) -> gpd.GeoDataFrame:
+    """The effective contacts (corrections applied) in the columns ``contacts import`` reads.
+
+    Times are in the session's time zone without an offset (the caller sets it to
+    GRIDSVC_TIMEZONE, Beijing time, which is what the import assumes); a note that a
+    spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR) is written as text.
+    """
+    where, params = "", {}
+    if scope.street_code:
+        where = "AND co.street_id IN (SELECT id FROM streets WHERE code = :street)"
+        params = {"street": scope.street_code}
+    elif scope.community_code:
+        where, params = "AND co.code = :comm", {"comm": scope.community_code}
+    result = conn.execute(
+        text(
+            "SELECT h.code AS household_code, m.code AS member_code, cd.code AS cadre_code, "
+            "to_char(c.contacted_at, 'YYYY-MM-DD HH24:MI:SS') AS contacted_at, c.channel, c.note, "
+            "c.source, ST_AsBinary(c.geom) AS wkb FROM contacts c "
+            "JOIN households h ON h.id = c.household_id "
+            "JOIN communities co ON co.id = c.community_id "
+            "LEFT JOIN members m ON m.id = c.member_id LEFT JOIN cadres cd ON cd.id = c.cadre_id "
+            "WHERE c.id NOT IN (SELECT supersedes FROM contacts WHERE supersedes IS NOT NULL) "
+            f"{where} ORDER BY c.contacted_at, c.id"
+        ),
+        params,
+    )
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    wkb = frame.pop("wkb").to_numpy(dtype=object)
+    geoms = np.array([None if w is None else shapely.from_wkb(bytes(w)) for w in wkb], dtype=object)
+    return gpd.GeoDataFrame(frame, geometry=geoms, crs=4326)

@@ -117,10 +117,27 @@ def build_report(
         rings_m=tuple(settings.life_circles_m),
         selected_members=frozenset(members),
     )
+    data = with_contact_section(conn, data, settings=settings)
     html = render_report(data, options)
     if unmasked:
         log_unmasked(conn, scope=data.scope, user=user)
     return html
+
+
+def with_contact_section(conn: Connection, data: ReportData, *, settings: Settings) -> ReportData:
+    """The report with its 联系情况 section (gridsvc.contacts.report) when contacts are kept."""
+    if not _exists(conn, "contacts"):
+        return data
+    from dataclasses import replace
+
+    from gridsvc.contacts.report import contact_section
+    from gridsvc.coverage._data import resolve_scope
+
+    code = data.scope or None
+    level = {"street_code": code} if code and len(code) == 9 else {"community_code": code}
+    ids = resolve_scope(conn, **level).community_ids.tolist()
+    section = contact_section(conn, community_ids=ids, settings=settings, lang=settings.lang)
+    return replace(data, extra_sections=(*data.extra_sections, section))
 
 
 def gather_report(

@@ -110,12 +110,30 @@ GRIDSVC_DEMO_ADMIN_PASSWORD, GRIDSVC_DEMO_VIEWER_PASSWORD
     Passwords ``gridsvc demo --users`` gives the demo logins ``demo`` (admin) and ``viewer``
     when it creates them (``make demo DEMO_ADMIN_PASSWORD=...`` sets them). Empty (the
     default): random ones, printed once and written to ``.gridsvc-demo-users`` (mode 0600).
+GRIDSVC_DEMO_MEMBER_PASSWORD, GRIDSVC_DEMO_CADRE_PASSWORD
+    The same for the logins ``member`` and ``cadre`` that ``gridsvc demo --contacts`` creates
+    (a paired member of the demo street and their cadre) after pairing.
 GRIDSVC_WORKERS
     Processes for city-scale runs. Default: the number of CPU cores.
 GRIDSVC_AUDIT_RETENTION_DAYS
     Days the audit log keeps every entry. ``gridsvc audit prune`` deletes entries older than
     this and nothing else; nothing prunes on its own. At least 180 (a smaller value is refused,
     and the database itself refuses to delete an entry younger than 180 days). Default 365.
+GRIDSVC_TIMEZONE
+    Time zone of times without an offset (contact imports and forms) and of every time shown
+    to a person (an IANA name). Default ``Asia/Shanghai`` (Beijing time).
+GRIDSVC_CONTACT_DAYS
+    Cadence: every paired household is due a contact every this many days. Default 30. Streets
+    and communities may carry their own (``contact_days``); the community's wins.
+GRIDSVC_CONTACT_DAYS_VULNERABLE
+    Cadence of vulnerable households (elderly living alone, disabled, low income, children).
+    Default 7; per street and community as ``contact_days_vulnerable``.
+GRIDSVC_CONTACT_MAX_AGE_DAYS
+    A contact older than this many days is refused (history from before the import is welcome).
+    Default 730.
+GRIDSVC_CONTACT_CHURN_M
+    Rebalancing: extra cost, in metres, of moving a pair for each of its contacts in the last
+    90 days (at most 10 contacts count). Default 100.
 """
 
 from __future__ import annotations
@@ -198,8 +216,15 @@ class Settings:
     address_fuzzy_margin: float = 0.1
     demo_admin_password: str = field(default="", repr=False)
     demo_viewer_password: str = field(default="", repr=False)
+    demo_member_password: str = field(default="", repr=False)
+    demo_cadre_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     audit_retention_days: int = 365
+    timezone: str = "Asia/Shanghai"
+    contact_days: int = 30
+    contact_days_vulnerable: int = 7
+    contact_max_age_days: int = 730
+    contact_churn_m: float = 100.0
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -255,6 +280,23 @@ def _fraction(value: float) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"expected a whole number > 0, got {text!r}")
+    return value
+
+
+def _zone(text: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {text!r} (an IANA name like Asia/Shanghai)") from None
+    return text.strip()
+
+
 def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
@@ -297,8 +339,15 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "ADDRESS_FUZZY_MARGIN": ("address_fuzzy_margin", lambda v: _fraction(float(v))),
     "DEMO_ADMIN_PASSWORD": ("demo_admin_password", str),
     "DEMO_VIEWER_PASSWORD": ("demo_viewer_password", str),
+    "DEMO_MEMBER_PASSWORD": ("demo_member_password", str),
+    "DEMO_CADRE_PASSWORD": ("demo_cadre_password", str),
     "WORKERS": ("workers", int),
     "AUDIT_RETENTION_DAYS": ("audit_retention_days", _retention_days),
+    "TIMEZONE": ("timezone", lambda v: _zone(v)),
+    "CONTACT_DAYS": ("contact_days", lambda v: _positive_int(v)),
+    "CONTACT_DAYS_VULNERABLE": ("contact_days_vulnerable", lambda v: _positive_int(v)),
+    "CONTACT_MAX_AGE_DAYS": ("contact_max_age_days", lambda v: _positive_int(v)),
+    "CONTACT_CHURN_M": ("contact_churn_m", float),
 }
 
 

@@ -80,3 +80,53 @@ def load_histogram_svg(
         "</svg>",
     ]
     return "".join(parts)
+
+
+def bar_chart_svg(
+    labels: list[str],
+    values: list[int],
+    *,
+    caption: str,
+    width: int = 440,
+    height: int = 180,
+    color: str = "#b30000",
+) -> str:
+    """A small bar chart (contacts per week): one bar per label, the count on hover.
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element; labels and caption escaped here.
+    """
+    left, bottom, right, top_pad = 34, 34, 6, 12
+    plot_w, plot_h = width - left - right, height - bottom - top_pad
+    n = max(len(values), 1)
+    bar_w = plot_w / n
+    peak = max(max(values, default=0), 1)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(caption)}" '
+        'style="font:10px sans-serif">'
+    ]
+    for i, (name, count) in enumerate(zip(labels, values, strict=True)):
+        h = plot_h * count / peak
+        x = left + i * bar_w
+        parts.append(
+            f'<rect x="{x + 1:.1f}" y="{top_pad + plot_h - h:.1f}" width="{max(bar_w - 2, 1):.1f}" '
+            f'height="{h:.1f}" fill="{color}"><title>{esc(name)}: {count}</title></rect>'
+        )
+        if i % 2 == 0:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{top_pad + plot_h + 12}" '
+                f'text-anchor="middle">{esc(name)}</text>'
+            )
+    axis_y = top_pad + plot_h
+    parts += [
+        f'<line x1="{left}" y1="{axis_y}" x2="{width - right}" y2="{axis_y}" stroke="#333"/>',
+        f'<text x="{left - 4}" y="{top_pad + 8}" text-anchor="end">{peak}</text>',
+        f'<text x="{left - 4}" y="{axis_y}" text-anchor="end">0</text>',
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">'
+        f"{esc(caption)}</text>",
+        "</svg>",
+    ]
+    return "".join(parts)

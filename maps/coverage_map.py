@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +41,14 @@ class MapData:
     streets, communities
         Polygons with ``code`` and ``name``.
     grids, buildings
-        Polygons with ``code``, ``name``, ``households`` and ``paired`` (counts).
+        Polygons with ``code``, ``name``, ``households`` and ``paired`` (counts); buildings
+        with ``contact_<status>`` counts get a layer shaded by contact status.
     households
-        Points with ``paired`` (bool).
+        Points with ``paired`` (bool); with ``contact_status`` (``ok``, ``due_soon``,
+        ``overdue``, ``never``; empty when unpaired) a contact layer is drawn too.
     members
         Points with ``code``, ``name``, ``kind``, ``active`` (bool), ``load`` (households) and
-        optionally ``phone``.
+        optionally ``phone`` and ``contacted_share`` (a layer of members by share contacted).
     pairs
         Member→household LineStrings with ``member_code``.
     cadres
@@ -90,7 +93,9 @@ class MapOptions:
     detail_zoom: int = 16  # members and their lines appear from here, households one zoom on
     blindspots_max: int = 3_000
     blindspots_grouped_above: int = 100  # more point blind spots than this: one per building
-    blindspots_hidden: frozenset[str] = frozenset({"members_without_cadre", "station_gaps"})
+    blindspots_hidden: frozenset[str] = frozenset(
+        {"members_without_cadre", "station_gaps", "overdue_contact"}
+    )
     simplify_m: float = 1.0
     compact: bool = False  # collapsed layer control and legend, no summary panel (reports)
 
@@ -164,6 +169,7 @@ def build_map(data: MapData, options: MapOptions | None = None) -> folium.Map:
             _shaded(ctx, frame, key)
     if data.households is not None and len(data.households):
         _households(ctx, data.households)
+    _contact_layers(ctx, data)
     if data.members is not None and len(data.members):
         _members(ctx, data.members, data.pairs)
     if data.cadres is not None and len(data.cadres):
@@ -307,6 +313,112 @@ def _households(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
                 "label": f"{ctx.t('households')}·{ctx.t(key)}{ctx.aside(zoom)}",
             }
         )
+
+
+#: Contact status → colour: within cadence, due within 7 days, overdue, never contacted.
+CONTACT_COLORS = {"ok": "#1a9850", "due_soon": "#fdae61", "overdue": "#d73027", "never": "#6a0177"}
+CONTACT_STATUSES = tuple(CONTACT_COLORS)
+
+_CONTACT_CALLBACK = """
+function (row) {
+    var colors = COLORS;
+    return L.circleMarker(new L.LatLng(row[0], row[1]), {
+        radius: 4, weight: 1, fillOpacity: 0.9, color: colors[row[2]], fillColor: colors[row[2]]
+    });
+}
+""".replace("COLORS", json.dumps(list(CONTACT_COLORS.values())))
+
+
+def _contact_layers(ctx: _Ctx, data: MapData) -> None:
+    """Buildings and households shaded by days since the last contact; members by the share of
+    their households contacted within cadence (layers hidden at first)."""
+    drawn = False
+    b = data.buildings
+    if b is not None and len(b) and "contact_never" in b:
+        _contact_buildings(ctx, b)
+        drawn = True
+    h = data.households
+    if h is not None and len(h) and "contact_status" in h:
+        drawn |= _contact_households(ctx, h)
+    if drawn:
+        for status, color in CONTACT_COLORS.items():
+            ctx.legend.append(
+                {"kind": "square", "color": color, "edge": color, "size": 10,
+                 "label": ctx.t(f"contact_{status}")}
+            )  # fmt: skip
+    m = data.members
+    if m is not None and len(m) and "contacted_share" in m:
+        _contact_members(ctx, m)
+
+
+def _contact_buildings(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
+    counts = frame[[f"contact_{s}" for s in CONTACT_STATUSES]].fillna(0).to_numpy(int)
+    keep = counts.sum(axis=1) > 0
+    frame, counts = frame[keep], counts[keep]
+    if not len(frame):
+        return
+    # the status most of the building's households are in (ties: the more urgent one)
+    worst_first = counts[:, ::-1]
+    status = np.array(CONTACT_STATUSES)[::-1][worst_first.argmax(axis=1)]
+    geoms = ctx.geoms(frame, "buildings", simplify=True)
+    styles = [
+        {"color": "#555555", "weight": 0.6, "fillColor": CONTACT_COLORS[s], "fillOpacity": 0.7}
+        for s in status
+    ]
+    props = {"name": frame["name"], "code": frame["code"]}
+    for i, s in enumerate(CONTACT_STATUSES):
+        props[f"contact_{s}"] = counts[:, i]
+    folium.GeoJson(
+        geo.feature_collection(geoms, props),
+        name=esc(ctx.t("contact_buildings")),
+        style_function=geo.style_by_id(styles),
+        tooltip=_tooltip(
+            ctx, list(props), ["name", "code", *[f"contact_{s}" for s in CONTACT_STATUSES]]
+        ),
+        show=False,
+    ).add_to(ctx.m)
+
+
+def _contact_households(ctx: _Ctx, frame: gpd.GeoDataFrame) -> bool:
+    frame = frame[frame["contact_status"].isin(CONTACT_STATUSES)]
+    if not len(frame) or len(frame) > ctx.opts.cluster_max:
+        return False
+    rows = geo.latlon_rows(ctx.geoms(frame, "households"))
+    index = {s: i for i, s in enumerate(CONTACT_STATUSES)}
+    for row, s in zip(rows, frame["contact_status"], strict=True):
+        row.append(index[s])
+    group = folium.FeatureGroup(name=esc(ctx.t("contact_households")), show=False).add_to(ctx.m)
+    plugins.FastMarkerCluster(
+        rows,
+        callback=_CONTACT_CALLBACK,
+        options={"chunkedLoading": True, "disableClusteringAtZoom": 17, "maxClusterRadius": 40},
+        control=False,
+    ).add_to(group)
+    return True
+
+
+def _contact_members(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
+    frame = frame[frame["contacted_share"].notna()]
+    if not len(frame):
+        return
+    share = frame["contacted_share"].to_numpy(float)
+    styles = [
+        {"radius": 6, "fill": True, "color": "#ffffff", "weight": 1,
+         "fillColor": _share_color(v), "fillOpacity": 0.95}
+        for v in share
+    ]  # fmt: skip
+    props = {
+        "code": frame["code"],
+        "contacted_share": [f"{v:.0%}" for v in share],
+    }
+    folium.GeoJson(
+        geo.feature_collection(ctx.geoms(frame, "members"), props),
+        name=esc(ctx.t("contact_members")),
+        marker=folium.CircleMarker(),
+        style_function=geo.style_by_id(styles),
+        tooltip=_tooltip(ctx, list(props), ["code", "contacted_share"]),
+        show=False,
+    ).add_to(ctx.m)
 
 
 def _person_props(ctx: _Ctx, frame: gpd.GeoDataFrame, kind_column: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import folium
 import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from maps.chart import load_histogram_svg
 from maps.coverage_map import MapData, MapOptions, build_map, format_figure
@@ -67,6 +68,8 @@ class ReportData:
         Red Station reach: ``code``, ``name`` and households within each ring.
     generated_at, generated_by, plan_version
         When, by whom and from which pairing plan.
+    extra_sections
+        HTML fragments appended to the tables (built and escaped by their own modules).
     """
 
     title: str
@@ -84,6 +87,8 @@ class ReportData:
     generated_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
     generated_by: str = ""
     plan_version: str | int | None = None
+    #: Further sections, each an HTML fragment whose values its builder escaped (联系情况).
+    extra_sections: tuple[str, ...] = ()
 
 
 def map_html(m: folium.Map) -> str:
@@ -160,6 +165,7 @@ def render_report(data: ReportData, options: MapOptions | None = None) -> str:
             for kind, frame in data.blindspots.items()
         ],
         stations=_frame_table(data.stations, lang),
+        extra_sections=[Markup(section) for section in data.extra_sections],
     )
     return page
 

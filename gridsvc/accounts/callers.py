@@ -23,7 +23,8 @@ from gridsvc.accounts.tokens import PREFIX, _digest
 from gridsvc.accounts.users import User
 
 _COLUMNS = (
-    "u.id, u.username, u.role, u.street_id, u.community_id, u.lang, u.active, u.session_version"
+    "u.id, u.username, u.role, u.street_id, u.community_id, u.lang, u.active, u.session_version, "
+    "u.member_id, u.cadre_id"
 )
 # Before the request knows its user it has no scope and row-level security shows it no user:
 # SECURITY DEFINER functions (0008) return just the row the credential names.
@@ -34,6 +35,8 @@ _SAME_USER = (
     " AND u.street_id IS NOT DISTINCT FROM %(street_id)s::integer"
     " AND u.community_id IS NOT DISTINCT FROM %(community_id)s::integer"
     " AND u.lang = %(lang)s AND u.session_version = %(session_version)s"
+    " AND u.member_id IS NOT DISTINCT FROM %(member_id)s::integer"
+    " AND u.cadre_id IS NOT DISTINCT FROM %(cadre_id)s::integer"
 )
 
 
@@ -85,6 +88,8 @@ def confirm_sql(credential: Credential, user: User) -> tuple[str, dict[str, Any]
         "community_id": user.community_id,
         "lang": user.lang,
         "session_version": user.session_version,
+        "member_id": user.member_id,
+        "cadre_id": user.cadre_id,
     }
     sql = "SELECT " + _COLUMNS + ", " + items + where + _SAME_USER
     return sql, {**credential.params(), **scope, **same}
@@ -93,6 +98,7 @@ def confirm_sql(credential: Credential, user: User) -> tuple[str, dict[str, Any]
 def user_of(row: Any) -> User:
     """The user of a :func:`lookup_sql` row (codes unknown: they need the scope set)."""
     fields = ("id", "username", "role", "street_id", "community_id", "lang", "active")
+    fields += ("member_id", "cadre_id")
     return User(
         **{name: getattr(row, name) for name in fields},
         session_version=row.session_version,

@@ -83,10 +83,19 @@ def add_user(
     community_code: str | None = None,
     lang: str = "zh",
     min_password_length: int = MIN_PASSWORD,
+    member_code: str | None = None,
+    cadre_code: str | None = None,
     ip: str | None = None,
 ) -> User:
-    """Create a user inside the actor's scope (a scoped admin gives a scope: never 'all')."""
-    _check_new_scope(conn, actor, username, street_code, community_code)
+    """Create a user inside the actor's scope (a scoped admin gives a scope: never 'all').
+
+    A member or cadre user takes the scope of their record (``member_code`` / ``cadre_code``):
+    it is checked against the actor's once the record is resolved, before commit.
+    """
+    if member_code or cadre_code:
+        _check_new_scope(conn, actor, username, None, None, person=True)
+    else:
+        _check_new_scope(conn, actor, username, street_code, community_code)
     created = create_user(
         conn,
         username,
@@ -96,6 +105,8 @@ def add_user(
         community_code=community_code,
         lang=lang,
         min_password_length=min_password_length,
+        member_code=member_code,
+        cadre_code=cadre_code,
     )
     check_manages(conn, actor, created)  # before commit: a refusal rolls the insert back
     _record(conn, "user_add", actor, created, after=created.to_dict(), ip=ip)
@@ -108,13 +119,15 @@ def _check_new_scope(
     username: str,
     street_code: str | None,
     community_code: str | None,
+    *,
+    person: bool = False,
 ) -> None:
     """Forbidden unless a user of this scope would be inside the actor's (before any insert)."""
     if actor is None:
         return
     if not actor.is_admin:
         raise Forbidden(f"user {actor.username!r} (role {actor.role}) is not an admin")
-    if actor.scope_level == "all":
+    if actor.scope_level == "all" or person:
         return
     if street_code and community_code:
         return  # create_user rejects both, naming the field

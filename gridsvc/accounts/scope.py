@@ -26,8 +26,10 @@ def scope_settings(user: User | None) -> dict[str, str]:
     planners and admins: only then may the app role write pairing tables (0005). ``app.user`` is
     the user's id (its own row of ``users``) and ``app.admin`` is on for admins: only then does
     the app role see and write the users, tokens and audit entries of the scope (0008).
+    ``app.member`` / ``app.cadre`` (a member or cadre user's record id) narrow the scope to that
+    person's households and people (0010).
     """
-    street = community = every = plan = me = admin = ""
+    street = community = every = plan = me = admin = member = cadre = ""
     if user is not None:
         me = str(user.id)
         admin = "on" if user.is_admin else ""
@@ -38,6 +40,8 @@ def scope_settings(user: User | None) -> dict[str, str]:
         else:
             every = "on"
         plan = "on" if user.can_plan else ""
+        member = str(user.member_id) if user.member_id is not None else ""
+        cadre = str(user.cadre_id) if user.cadre_id is not None else ""
     return {
         "app.street": street,
         "app.community": community,
@@ -45,6 +49,8 @@ def scope_settings(user: User | None) -> dict[str, str]:
         "app.plan": plan,
         "app.user": me,
         "app.admin": admin,
+        "app.member": member,
+        "app.cadre": cadre,
     }
 
 

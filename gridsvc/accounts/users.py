@@ -1,4 +1,9 @@
-"""Users with a role (viewer, planner, admin) and a scope (a street, a community, or all)."""
+"""Users with a role and a scope (a street, a community, or all).
+
+Roles: viewer, planner, admin, and the persons of the red network: ``member`` and ``cadre``,
+each bound to one record (``member_id`` / ``cadre_id``) whose community (or street) is the scope;
+row-level security narrows a person further to their own households and people (0010).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from sqlalchemy import Connection, text
 from gridsvc.accounts.passwords import hash_password, password_problems, verify_password
 from gridsvc.errors import Conflict, Forbidden, InputRejected, NotFound, Reject
 
-ROLES = ("viewer", "planner", "admin")
+ROLES = ("viewer", "planner", "admin", "member", "cadre")
+#: Roles bound to one member or cadre record.
+PERSON_ROLES = ("member", "cadre")
 #: A user name: it appears in URLs (``/api/users/<name>``) and in the audit log.
 USERNAME = re.compile(r"[\w.@-]{1,64}")
 #: Default of GRIDSVC_PASSWORD_MIN_LENGTH.
@@ -20,7 +27,7 @@ MIN_PASSWORD = 10
 _SELECT = (
     "SELECT u.id, u.username, u.role, u.street_id, u.community_id, u.lang, u.active, "
     "u.session_version, u.password_hash, s.code AS street_code, c.code AS community_code, "
-    "coalesce(c.street_id, u.street_id) AS home_street_id "
+    "coalesce(c.street_id, u.street_id) AS home_street_id, u.member_id, u.cadre_id "
     "FROM users u LEFT JOIN streets s ON s.id = u.street_id "
     "LEFT JOIN communities c ON c.id = u.community_id "
 )
@@ -40,6 +47,13 @@ class User:
     lang: str
     active: bool
     session_version: int
+    member_id: int | None = None
+    cadre_id: int | None = None
+
+    @property
+    def is_person(self) -> bool:
+        """A member or cadre: sees only their own households and people."""
+        return self.role in PERSON_ROLES
 
     @property
     def scope_level(self) -> str:
@@ -87,6 +101,8 @@ def _user(row: object) -> User:
         lang=row.lang,
         active=row.active,
         session_version=row.session_version,
+        member_id=row.member_id,
+        cadre_id=row.cadre_id,
     )
 
 
@@ -140,9 +156,14 @@ def create_user(
     community_code: str | None = None,
     lang: str = "zh",
     min_password_length: int = MIN_PASSWORD,
+    member_code: str | None = None,
+    cadre_code: str | None = None,
 ) -> User:
     """Create a user; a viewer or planner needs a street or a community (no audit entry:
     :func:`gridsvc.accounts.manage.add_user` is the service that checks the actor and audits).
+
+    A ``member`` needs ``member_code`` and a ``cadre`` ``cadre_code`` (and no street or
+    community: their scope is their record's).
 
     Raises
     ------
@@ -155,16 +176,21 @@ def create_user(
     """
     problems = _check_new_user(username, password, role, street_code, community_code, lang)
     problems += password_rejects(password, username=username, min_length=min_password_length)
+    problems = [p for p in problems if not (role in PERSON_ROLES and p.field == "scope")]
+    problems += _check_binding(role, street_code, community_code, member_code, cadre_code)
     if problems:
         raise InputRejected(f"user {username!r}: {problems[0].reason}", problems)
     street_id = _id_of(conn, "streets", street_code) if street_code else None
     community_id = _id_of(conn, "communities", community_code) if community_code else None
+    member_id = cadre_id = None
+    if role in PERSON_ROLES:
+        member_id, cadre_id, street_id, community_id = _binding(conn, member_code, cadre_code)
     if conn.scalar(text("SELECT 1 FROM users WHERE username = :n"), {"n": username}):
         raise Conflict(f"user {username!r}: the username is taken")
     user_id = conn.scalar(
         text(
-            "INSERT INTO users (username, password_hash, role, street_id, community_id, lang) "
-            "VALUES (:n, :h, :r, :s, :c, :l) RETURNING id"
+            "INSERT INTO users (username, password_hash, role, street_id, community_id, lang, "
+            "member_id, cadre_id) VALUES (:n, :h, :r, :s, :c, :l, :m, :cd) RETURNING id"
         ),
         {
             "n": username,
@@ -173,6 +199,8 @@ def create_user(
             "s": street_id,
             "c": community_id,
             "l": lang,
+            "m": member_id,
+            "cd": cadre_id,
         },
     )
     user = get_user(conn, user_id)
@@ -211,6 +239,58 @@ def password_rejects(password: str, *, username: str, min_length: int) -> list[R
     """The password policy's objections as rejects of field ``password`` (never the value)."""
     problems = password_problems(password, username=username, min_length=min_length)
     return [Reject("user", None, "password", reason) for reason in problems]
+
+
+def _check_binding(
+    role: str,
+    street_code: str | None,
+    community_code: str | None,
+    member_code: str | None,
+    cadre_code: str | None,
+) -> list[Reject]:
+    def bad(field: str, reason: str, value: str | None = None) -> Reject:
+        return Reject("user", None, field, reason, value)
+
+    problems = []
+    if role == "member" and not member_code:
+        problems.append(bad("member_code", "a member user needs --member CODE"))
+    if role == "cadre" and not cadre_code:
+        problems.append(bad("cadre_code", "a cadre user needs --cadre CODE"))
+    if role != "member" and member_code:
+        problems.append(bad("member_code", f"only a member user is bound to a member ({role})"))
+    if role != "cadre" and cadre_code:
+        problems.append(bad("cadre_code", f"only a cadre user is bound to a cadre ({role})"))
+    if role in PERSON_ROLES and (street_code or community_code):
+        problems.append(bad("scope", f"a {role}'s scope is their record's: give no street"))
+    return problems
+
+
+def _binding(
+    conn: Connection, member_code: str | None, cadre_code: str | None
+) -> tuple[int | None, int | None, int | None, int | None]:
+    """(member_id, cadre_id, street_id, community_id) of a person user's record."""
+    table, code = ("members", member_code) if member_code else ("cadres", cadre_code)
+    kind = table[:-1]
+    street = "NULL::integer" if table == "members" else "street_id"
+    row = conn.execute(
+        text(f"SELECT id, {street} AS street_id, community_id FROM {table} WHERE code = :c"),
+        {"c": code},
+    ).first()
+    if row is None:
+        raise NotFound(f"{kind} {code!r}: no such {kind} code")
+    if row.community_id is None and row.street_id is None:
+        raise InputRejected(
+            f"{kind} {code!r}: has no community",
+            [Reject("user", None, f"{kind}_code", "the record has no community", code)],
+        )
+    taken = conn.scalar(text(f"SELECT username FROM users WHERE {kind}_id = :i"), {"i": row.id})
+    if taken:
+        raise Conflict(f"{kind} {code!r}: already bound to user {taken!r}")
+    community_id = row.community_id
+    street_id = None if community_id is not None else row.street_id
+    if table == "members":
+        return row.id, None, street_id, community_id
+    return None, row.id, street_id, community_id
 
 
 def _id_of(conn: Connection, table: str, code: str) -> int:

@@ -7,6 +7,7 @@ import click
 from gridsvc.cli._common import GridsvcGroup
 from gridsvc.cli.admin import db, demo
 from gridsvc.cli.audit import audit
+from gridsvc.cli.contacts import contacts, digest, user_import
 from gridsvc.cli.coverage import blindspots, coverage, sites
 from gridsvc.cli.data import export, import_
 from gridsvc.cli.pairing import COMMANDS as PAIRING_COMMANDS
@@ -35,6 +36,9 @@ for _command in (serve, worker, user):
 for _command in (coverage, blindspots, sites):
     cli.add_command(_command)
 cli.add_command(import_)
+cli.add_command(contacts)
+cli.add_command(digest)
+user.add_command(user_import)
 cli.add_command(export)
 cli.add_command(report)
 cli.add_command(audit)

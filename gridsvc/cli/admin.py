@@ -62,6 +62,13 @@ def db_init(ctx: click.Context) -> None:
     "GRIDSVC_DEMO_VIEWER_PASSWORD, else random ones, printed once and written to --users-file.",
 )
 @click.option(
+    "--contacts",
+    is_flag=True,
+    help="After pairing (make demo does): six months of contacts for the current pairs, and the "
+    "logins member and cadre (a paired member and their cadre). Passwords: "
+    "GRIDSVC_DEMO_MEMBER_PASSWORD / GRIDSVC_DEMO_CADRE_PASSWORD, else random, as for --users.",
+)
+@click.option(
     "--users-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEMO_USERS_FILE,
@@ -86,6 +93,7 @@ def demo(
     households: int | None,
     kunming: bool,
     users: bool,
+    contacts: bool,
     users_file: Path,
     address_rosters: bool,
     rosters_dir: Path | None,
@@ -95,6 +103,9 @@ def demo(
     from geodata.kunming import load_kunming
 
     engine = get_engine(ctx)
+    if contacts:
+        _demo_contacts(engine, get_settings(ctx), users_file)
+        return
     with engine.begin() as conn:
         if kunming:
             summary = load_kunming(conn, progress=True)
@@ -148,6 +159,79 @@ def _demo_users(conn: Connection, settings: Settings) -> dict[str, str]:
         if not given:
             made[name] = secret
     return made
+
+
+def _demo_contacts(engine: object, settings: Settings, users_file: Path) -> None:
+    """Demo contacts for the current pairs and the logins member and cadre."""
+    from geodata.demo import load_demo_contacts
+
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        made = load_demo_contacts(
+            conn,
+            contact_days=settings.contact_days,
+            vulnerable_days=settings.contact_days_vulnerable,
+        )
+        click.echo(f"contacts {made:>9,d}" if made else "contacts: demo contacts already loaded")
+        secrets_made = _person_users(conn, settings)
+    if secrets_made:
+        _keep_passwords(users_file, secrets_made)
+        for name, secret in secrets_made.items():
+            click.echo(f"password of {name}: {secret}")
+        click.echo(f"demo passwords written to {users_file} (mode 0600); not shown again")
+
+
+def _person_users(conn: Connection, settings: Settings) -> dict[str, str]:
+    """The logins ``member`` (a paired member of the first community, with a cadre and some
+    households overdue) and ``cadre`` (that member's cadre), when missing."""
+    from gridsvc.accounts import audit
+    from gridsvc.accounts.users import create_user
+    from gridsvc.cli.web import _existing
+
+    pick = _demo_person(conn, settings)
+    if pick is None:
+        click.echo("no pairs yet: run gridsvc pair first for the member and cadre logins")
+        return {}
+    made = {}
+    for name, role, given, keyword in (
+        ("member", "member", settings.demo_member_password, {"member_code": pick[0]}),
+        ("cadre", "cadre", settings.demo_cadre_password, {"cadre_code": pick[1]}),
+    ):
+        if _existing(conn, name, given or None):
+            continue
+        secret = given or secrets.token_urlsafe(16)
+        user = create_user(conn, name, secret, role=role, **keyword)
+        audit.record(conn, "user_add", username="cli", target=name, after=user.to_dict())
+        click.echo(f"user {name} ({role} {next(iter(keyword.values()))})")
+        if not given:
+            made[name] = secret
+    return made
+
+
+def _demo_person(conn: Connection, settings: Settings) -> tuple[str, str] | None:
+    """A member of the first community with a community cadre whose households are mostly but
+    not all contacted within cadence (the pages then show both), and that cadre."""
+    from gridsvc.contacts.cadence import contact_status, member_figures
+
+    first = conn.scalar(text("SELECT min(community_id) FROM current_household_pairs"))
+    if first is None:
+        return None
+    figures = member_figures(contact_status(conn, [first], settings=settings))
+    rows = conn.execute(
+        text(
+            "SELECT m.code AS member, c.code AS cadre FROM current_member_pairs mp "
+            "JOIN members m ON m.id = mp.member_id JOIN cadres c ON c.id = mp.cadre_id "
+            "WHERE c.community_id IS NOT NULL AND m.code = ANY(:codes)"
+        ),
+        {"codes": figures["member"].tolist()},
+    ).all()
+    cadre_of = {r.member: r.cadre for r in rows}
+    figures = figures[figures["member"].isin(cadre_of)]
+    if figures.empty:
+        return None
+    figures = figures.assign(fit=(figures["contacted_share"] - 0.75).abs())
+    best = figures.sort_values(["fit", "households", "member"], ascending=[True, False, True])
+    member = best.iloc[0]["member"]
+    return str(member), cadre_of[member]
 
 
 def _keep_passwords(path: Path, made: dict[str, str]) -> None:

@@ -17,6 +17,8 @@ _HEADERS_ZH = {
     "households": "户数",
     "paired": "已结对",
     "paired_share": "结对率",
+    "contacted": "周期内已联系",
+    "contacted_share": "联系率",
     "members": "党员",
     "eligible": "可结对",
     "active": "在岗",
@@ -39,7 +41,8 @@ _HEADERS_ZH = {
     "lat": "纬度",
 }
 _TABLE_COLUMNS = [
-    "code", "name", "households", "paired", "paired_share", "members", "eligible", "active",
+    "code", "name", "households", "paired", "paired_share", "contacted_share", "members",
+    "eligible", "active",
     "reserve", "without_cadre", "load_mean", "load_max", "distance_mean_m", "distance_p95_m",
     "distance_max_m", "same_building_share", "same_grid_share", "cadres", "cadre_load_mean",
 ]  # fmt: skip
@@ -85,6 +88,8 @@ def coverage(
                 "households",
                 "paired",
                 "paired_share",
+                "contacted",
+                "contacted_share",
                 *circles,
                 "members",
                 "active",

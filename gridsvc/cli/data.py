@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy import text
 
 from geodata.layers import LAYERS
 from gridsvc.cli._common import check_one_scope, get_engine, get_settings, scope_options
@@ -209,6 +210,9 @@ def export(
 
     check_one_scope(street_code, community_code)
     with get_engine(ctx).connect() as conn:
+        # Times without an offset (contacts) are written in the configured zone (Beijing time).
+        zone = get_settings(ctx).timezone
+        conn.execute(text("SELECT set_config('TimeZone', :z, true)"), {"z": zone})
         result = export_layer(
             conn,
             layer,

@@ -60,9 +60,13 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["viewer", "planner", "admin"]), required=True)
+@click.option(
+    "--role", type=click.Choice(["viewer", "planner", "admin", "member", "cadre"]), required=True
+)
 @click.option("--street", "street_code", metavar="CODE")
 @click.option("--community", "community_code", metavar="CODE")
+@click.option("--member", "member_code", metavar="CODE", help="The member a member user is.")
+@click.option("--cadre", "cadre_code", metavar="CODE", help="The cadre a cadre user is.")
 @click.option("--password", help="Default: a random one, printed once.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
 @click.option(
@@ -75,11 +79,14 @@ def user_add(
     role: str,
     street_code: str | None,
     community_code: str | None,
+    member_code: str | None,
+    cadre_code: str | None,
     password: str | None,
     lang: str,
     if_missing: bool,
 ) -> None:
-    """Create a user; a viewer or planner needs --street or --community."""
+    """Create a user; a viewer or planner needs --street or --community, a member --member
+    CODE, a cadre --cadre CODE (their scope is their record's)."""
     from gridsvc.accounts.manage import add_user
     from gridsvc.accounts.users import generate_password
 
@@ -97,6 +104,8 @@ def user_add(
             community_code=community_code,
             lang=lang,
             min_password_length=get_settings(ctx).password_min_length,
+            member_code=member_code,
+            cadre_code=cadre_code,
         )
     scope = created.scope_code or "all"
     click.echo(f"user {username} ({role}, scope {scope})")

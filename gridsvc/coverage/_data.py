@@ -167,7 +167,17 @@ def load_scope(
         m_pairs,
         available,
         network,
+        _contacts(conn, scope, settings) if available else None,
     )
+
+
+def _contacts(conn: Connection, scope: Scope, settings: Settings) -> pd.DataFrame | None:
+    """The paired households' contact state now (None before the contact log exists)."""
+    if not conn.scalar(text("SELECT to_regclass('contacts') IS NOT NULL")):
+        return None
+    from gridsvc.contacts.cadence import contact_status
+
+    return contact_status(conn, scope.community_ids.tolist(), settings=settings)
 
 
 def load_network(

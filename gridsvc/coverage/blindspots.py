@@ -1,4 +1,4 @@
-"""Blind spots (盲点) of six kinds, each listed, counted, ranked and drawable in EPSG:4326."""
+"""Blind spots (盲点) of seven kinds, each listed, counted, ranked and drawable in EPSG:4326."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from gridsvc.coverage.reach import plain
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.settings import Settings
 
-#: The six kinds, in the order of the issue.
+#: The seven kinds, in the order of the issues (the seventh: households overdue for a contact).
 KINDS = (
     "unpaired_households",
     "members_without_cadre",
@@ -30,6 +30,7 @@ KINDS = (
     "grids_without_members",
     "station_gaps",
     "uncovered_commercial",
+    "overdue_contact",
 )
 
 _REASONS = {
@@ -43,6 +44,9 @@ _REASONS = {
         "station_gaps.unreachable": "沿道路无法到达任何红色驿站；{n} 户",
         "station_gaps.off_network": "距任何道路超过 {snap} m，无法计算步行距离；{n} 户",
         "uncovered_commercial": "商务楼宇/市场无党组织覆盖；{floors} 层，{area} m²",
+        "overdue_contact": "{days} 天未联系，超出 {cadence} 天周期{vulnerable}",
+        "overdue_contact.never": "从未联系（周期 {cadence} 天）{vulnerable}",
+        "overdue_contact.vulnerable": "；困难户",
         # the pairing's own explanations (pairing_unpaired, pairing_reserve)
         "households.servers_full": "（本社区党员均已满额）",
         "households.beyond_max_distance": "（超出最大结对距离）",
@@ -68,6 +72,10 @@ _REASONS = {
         "station_gaps.off_network": "more than {snap} m from any road: no walking distance; "
         "{n} households",
         "uncovered_commercial": "no party organisation covers it; {floors} floors, {area} m²",
+        "overdue_contact": "no contact for {days} days, beyond the {cadence}-day cadence"
+        "{vulnerable}",
+        "overdue_contact.never": "never contacted (cadence {cadence} days){vulnerable}",
+        "overdue_contact.vulnerable": "; vulnerable household",
         "households.servers_full": " (every member of the community is full)",
         "households.beyond_max_distance": " (beyond the longest pair allowed)",
         "households.no_server_in_scope": " (no eligible member in the community)",
@@ -196,6 +204,7 @@ def blindspots_from_frames(
         "grids_without_members": lambda: _empty_grids(e, data, text),
         "station_gaps": lambda: _station_gaps(e, data, text, circles, settings.road_snap_m),
         "uncovered_commercial": lambda: _commercial(data, text),
+        "overdue_contact": lambda: _overdue_contacts(e, data, text),
     }
     frames = {}
     for kind in kinds:
@@ -269,6 +278,41 @@ def _far_pairs(e: Enriched, data: ScopeData, text: dict[str, str], limit: float)
     ]
     cols = ["rank", "reason", "code", "member_code", "community_id", "distance_m"]
     return gpd.GeoDataFrame(far[cols].reset_index(drop=True), geometry=list(lines), crs=4326)
+
+
+def _overdue_contacts(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
+    """Paired households overdue for a contact: vulnerable first, then longest overdue (never
+    contacted first)."""
+    cols = ["code", "community_id", "building_code", "member_code", "days_since", "cadence_days"]
+    state = data.contacts
+    if state is None or state.empty:
+        empty = e.households.iloc[:0].assign(
+            rank=[],
+            reason=[],
+            building_code=[],
+            member_code=[],
+            days_since=[],
+            cadence_days=[],
+            vulnerable=[],
+        )
+        return _points(empty, [*cols, "vulnerable"])
+    late = state[state["overdue"].astype(bool)][
+        ["household_id", "member", "days_since", "cadence_days", "overdue_days", "vulnerable"]
+    ]
+    hh = e.households.merge(late, on="household_id", how="inner")
+    hh = hh.rename(columns={"member": "member_code"})
+    hh["vulnerable"] = hh["vulnerable"].astype(bool)
+    hh = _ranked(hh, ["vulnerable", "overdue_days"], ascending=[False, False])
+    hh["reason"] = [
+        text["overdue_contact.never" if np.isnan(d) else "overdue_contact"].format(
+            days="" if np.isnan(d) else int(d),
+            cadence=int(c),
+            vulnerable=text["overdue_contact.vulnerable"] if v else "",
+        )
+        for d, c, v in zip(hh["days_since"], hh["cadence_days"], hh["vulnerable"], strict=True)
+    ]
+    hh["building_code"] = _building_codes(hh, data)
+    return _points(hh, [*cols, "vulnerable"])
 
 
 def _empty_grids(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFrame:

@@ -30,6 +30,7 @@ class ScopeData:
     """Everything coverage and blind spots read, as frames with x/y in metres (``epsg``).
 
     ``pairs_available`` is False when the pairing views do not exist yet (no plan: all unpaired).
+    ``contacts`` is the contact state of the paired households (None without a contact log).
     ``network`` is the walking network of the roads loaded around the scope (None when no road
     is loaded there, or straight-line distance was asked for).
     """
@@ -47,3 +48,6 @@ class ScopeData:
     member_pairs: pd.DataFrame
     pairs_available: bool
     network: RoadNetwork | None = None
+    #: Paired households' contact state now (``gridsvc.contacts.cadence.classify``): household_id,
+    #: last_at, cadence_days, vulnerable, overdue, overdue_days, status. None: no contact log.
+    contacts: pd.DataFrame | None = None

@@ -40,6 +40,7 @@ def enrich(data: ScopeData, *, circles: tuple[int, ...], settings: Settings) -> 
     first_pair = data.household_pairs.drop_duplicates("household_id").set_index("household_id")
     hh["member_id"] = hh["household_id"].map(first_pair["member_id"])
     hh["paired"] = hh["member_id"].notna()
+    hh["contacted"] = hh["paired"] & hh["household_id"].isin(_contacted(data))
     reach = station_reach(
         data,
         metric=settings.reach_metric,
@@ -66,6 +67,13 @@ def enrich(data: ScopeData, *, circles: tuple[int, ...], settings: Settings) -> 
     return Enriched(hh, members, pairs, cadres, reach)
 
 
+def _contacted(data: ScopeData) -> pd.Series:
+    """Ids of the paired households contacted within their cadence (empty without a log)."""
+    if data.contacts is None or data.contacts.empty:
+        return pd.Series([], dtype=int)
+    return data.contacts.loc[~data.contacts["overdue"].astype(bool), "household_id"]
+
+
 def level_table(e: Enriched, level: str, *, circles: tuple[int, ...]) -> pd.DataFrame:
     """One row per unit of ``level`` (``street``, ``community``, ``grid``, ``building`` or
     ``scope`` for the whole scope) with every coverage figure; index is the unit id.
@@ -78,7 +86,9 @@ def level_table(e: Enriched, level: str, *, circles: tuple[int, ...]) -> pd.Data
         key = "_scope"
         hh, pairs, members = (f.assign(_scope=0) for f in (hh, pairs, members))
     g = hh.groupby(key)
-    out = pd.DataFrame({"households": g.size(), "paired": g["paired"].sum()})
+    out = pd.DataFrame(
+        {"households": g.size(), "paired": g["paired"].sum(), "contacted": g["contacted"].sum()}
+    )
     for r in circles:
         out[f"reach_{r}"] = (hh["station_m"] <= r).groupby(hh[key]).mean()
     out = out.join(_member_figures(members, key), how="outer")
@@ -88,6 +98,8 @@ def level_table(e: Enriched, level: str, *, circles: tuple[int, ...]) -> pd.Data
     counts = [c for c in out.columns if c in COUNT_COLUMNS]
     out[counts] = out[counts].fillna(0).astype(int)
     out.insert(2, "paired_share", _share(out["paired"], out["households"]))
+    # contacted within cadence, as a share of the paired households (the ones that are due)
+    out.insert(4, "contacted_share", _share(out["contacted"], out["paired"]))
     out.index.name = key if key != "_scope" else None
     return out
 
@@ -95,6 +107,7 @@ def level_table(e: Enriched, level: str, *, circles: tuple[int, ...]) -> pd.Data
 COUNT_COLUMNS = {
     "households",
     "paired",
+    "contacted",
     "members",
     "eligible",
     "active",

@@ -37,7 +37,7 @@ class Instance:
     cross_community: bool
     building_penalty: float
     grid_penalty: float
-    churn_weight: float
+    churn_weight: float | np.ndarray  # metres; per node when clients carry their own churn
 
     @property
     def n_nodes(self) -> int:
@@ -58,9 +58,10 @@ class Instance:
         cost += np.where(same_b, 0.0, self.building_penalty)
         cost += np.where(same_g, 0.0, self.grid_penalty)
         cost *= self.cost_weight[node]
-        if self.churn_weight:
+        churn = np.asarray(self.churn_weight, dtype=np.float64)
+        if churn.any():
             moved = (self.current[node] >= 0) & (self.current[node] != srv)
-            cost += np.where(moved, self.churn_weight, 0.0)
+            cost += np.where(moved, churn[node] if churn.ndim else churn, 0.0)
         return cost, dist
 
     def allowed(self, node: np.ndarray, srv: np.ndarray, dist: np.ndarray) -> np.ndarray:

@@ -67,7 +67,7 @@ def build_relaxation(
     p_cost[row, col] = cost
     p_w[row, col] = np.minimum(inst.weight[node], inst.hi[srv])
     generic = _outside_floor(inst, node, srv, kth) * inst.cost_weight
-    if inst.churn_weight:
+    if np.any(inst.churn_weight):
         generic = generic + np.where(inst.current >= 0, inst.churn_weight, 0.0)
     lo, hi = inst.lo[servers], inst.hi[servers]
     f = forced[servers]

@@ -390,6 +390,8 @@ def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
     fidx = np.flatnonzero(free)
     single = np.zeros(n, dtype=bool)
     single[p.forbidden[:, 0]] = True
+    if p.client_churn is not None:  # a client with its own churn is a node of its own
+        single |= p.client_churn > 0
     current = p.current if p.current is not None else np.full(n, -1, dtype=np.int64)
     cweight = np.ones(n) if p.client_weight is None else p.client_weight
     node_of, first = merge_clients(
@@ -430,9 +432,18 @@ def _instance(p: PairingProblem) -> tuple[Instance, np.ndarray]:
         cross_community=p.cross_community,
         building_penalty=p.building_penalty,
         grid_penalty=p.grid_penalty,
-        churn_weight=p.churn_weight if p.current is not None else 0.0,
+        churn_weight=_node_churn(p, sel),
     )
     return inst, pins
+
+
+def _node_churn(p: PairingProblem, sel: np.ndarray) -> float | np.ndarray:
+    """The churn of each node: the problem's weight, plus the client's own when it has one."""
+    if p.current is None:
+        return 0.0
+    if p.client_churn is None:
+        return p.churn_weight
+    return p.churn_weight + p.client_churn[sel]
 
 
 def _solve_one(
@@ -691,7 +702,7 @@ def _result(
 def _churn(p: PairingProblem, c: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Churn weight per pair whose client leaves its current server (rebalancing), and which
     of those moves the data force (the current server is no longer eligible or in scope)."""
-    if p.current is None or not p.churn_weight:
+    if p.current is None or not (p.churn_weight or p.client_churn is not None):
         return np.zeros(len(c)), np.zeros(len(c), dtype=bool)
     cur = p.current[c]
     moved = (cur >= 0) & (cur != s)
@@ -699,7 +710,8 @@ def _churn(p: PairingProblem, c: np.ndarray, s: np.ndarray) -> tuple[np.ndarray,
     if not p.cross_community:
         sc = p.server_community[cur]
         gone |= (sc != p.client_community[c]) & (sc >= 0)
-    return np.where(moved, float(p.churn_weight), 0.0), moved & gone
+    weight = float(p.churn_weight) + (0.0 if p.client_churn is None else p.client_churn[c])
+    return np.where(moved, weight, 0.0), moved & gone
 
 
 def _gap(objective: float, lb: float, forced_churn: float = 0.0) -> float:
@@ -861,6 +873,7 @@ def _subproblem(p: PairingProblem, ci: np.ndarray, si: np.ndarray) -> PairingPro
         client_weight=None if p.client_weight is None else p.client_weight[ci],
         current=current,
         churn_weight=p.churn_weight,
+        client_churn=None if p.client_churn is None else p.client_churn[ci],
         client_ids=p.client_ids[ci],
         server_ids=p.server_ids[si],
         client_label=p.client_label,

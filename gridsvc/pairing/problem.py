@@ -65,6 +65,7 @@ class PairingProblem:
     client_weight: np.ndarray | None = None
     current: np.ndarray | None = None
     churn_weight: float = 0.0
+    client_churn: np.ndarray | None = None
     client_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
     server_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
     client_label: str = "client"
@@ -96,6 +97,7 @@ class PairingProblem:
         client_weight: Any = None,
         current: Any = None,
         churn_weight: float = 0.0,
+        client_churn: Any = None,
         client_ids: Any = None,
         server_ids: Any = None,
         client_label: str = "client",
@@ -133,6 +135,9 @@ server_community
         current, churn_weight
             Rebalancing: the server of each client now (``-1`` none) and the metres a changed
             pair costs.
+        client_churn
+            ``(n,)`` extra metres a change of each client's current pair costs (pairs that
+            work: the contacts of the last 90 days); default none.
         client_ids, server_ids
             Codes used in error messages and reports (default: the indices).
 
@@ -175,6 +180,11 @@ server_community
             ),
             current=None if current is None else _ints(current, n),
             churn_weight=float(churn_weight),
+            client_churn=(
+                None
+                if client_churn is None
+                else np.asarray(client_churn, dtype=np.float64).reshape(-1)
+            ),
             client_ids=np.arange(n) if client_ids is None else np.asarray(client_ids),
             server_ids=np.arange(m) if server_ids is None else np.asarray(server_ids),
             client_label=client_label,
@@ -221,6 +231,8 @@ server_community
         current = None
         if "current" in clients:
             current = s_pos.get_indexer(clients["current"])  # unknown or missing: -1
+        if "churn" in clients:
+            options.setdefault("client_churn", clients["churn"].fillna(0).to_numpy(float))
         return cls.from_arrays(
             clients[["x", "y"]].to_numpy(),
             servers[["x", "y"]].to_numpy(),
@@ -281,6 +293,12 @@ server_community
             or (self.client_weight < 0).any()
         ):
             raise InfeasibleSettings(f"client_weight: expected {n} finite values >= 0")
+        if self.client_churn is not None and (
+            len(self.client_churn) != n
+            or not np.isfinite(self.client_churn).all()
+            or (self.client_churn < 0).any()
+        ):
+            raise InfeasibleSettings(f"client_churn: expected {n} finite values >= 0")
         if self.current is not None and len(self.current) != n:
             raise InfeasibleSettings(f"current: expected {n} values, got {len(self.current)}")
         if not (np.isfinite(self.client_xy).all() and np.isfinite(self.server_xy).all()):

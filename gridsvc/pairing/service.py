@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geodata.projection import metric_epsg, to_metres
+from gridsvc.contacts.log import CHURN_CONTACTS_MAX, churn_reason, pair_contacts
 from gridsvc.errors import Conflict, InputRejected, NotFound, Reject
 from gridsvc.load_ranges import fill_ranges, range_sql
 from gridsvc.pairing.problem import ANY_COMMUNITY, PairingProblem
@@ -205,8 +206,12 @@ def _problem(
     db: Db,
     settings: Settings,
     current: pd.Series | None = None,
+    churn: pd.Series | None = None,
 ) -> PairingProblem:
-    """Project to metres and pose the problem; controls outside the scope are ignored."""
+    """Project to metres and pose the problem; controls outside the scope are ignored.
+
+    ``churn``: extra metres for moving each client (by client id) off its current server.
+    """
     lon = np.concatenate([clients["lon"], servers["lon"]])
     lat = np.concatenate([clients["lat"], servers["lat"]])
     x, y, _ = to_metres(lon, lat, epsg=metric_epsg(lon, lat))
@@ -225,6 +230,8 @@ def _problem(
     server_code = dict(zip(servers["id"], servers["code"], strict=True))
     if current is not None:
         c["current"] = clients["id"].map(current).map(server_code).to_numpy()
+    if churn is not None:
+        c["churn"] = clients["id"].map(churn).fillna(0.0).to_numpy(float)
     controls = []
     for frame in _controls(db, level):
         frame = frame.assign(
@@ -561,8 +568,15 @@ def propose_rebalance(
         columns=["household_id", "member_id"],
     )
     current = current_pairs.set_index("household_id")["member_id"]
+    contacts = _recent_contacts(db, cid)
     problem = _problem(
-        clients, servers, level="households", db=db, settings=settings, current=current
+        clients,
+        servers,
+        level="households",
+        db=db,
+        settings=settings,
+        current=current,
+        churn=contacts.clip(upper=CHURN_CONTACTS_MAX) * settings.contact_churn_m,
     )
     result = problem.solve(time_limit=time_limit)
     run = _save_run(
@@ -596,6 +610,7 @@ def propose_rebalance(
         for kind, frame in (("moved", diff.moved), ("new", diff.new), ("dropped", diff.dropped))
         for r in frame.itertuples()
     ]
+    _contact_reasons(changes, contacts, clients, problem, diff)
     counts = {
         "kept": len(diff.kept),
         "moved": len(diff.moved),
@@ -626,6 +641,43 @@ def propose_rebalance(
         ).scalar_one()
     )
     return Proposal(pid, community_code, cid, base, run.id, counts, diff.forced, changes, **quality)
+
+
+def _recent_contacts(db: Db, community_id: int) -> pd.Series:
+    """Contacts of the last 90 days of each current pair (empty before the contact log)."""
+    exists = db.execute(text("SELECT to_regclass('contacts') IS NOT NULL")).scalar()
+    return pair_contacts(db, community_id) if exists else pd.Series(dtype="int64")  # type: ignore[arg-type]
+
+
+def _contact_reasons(
+    changes: list[dict[str, Any]],
+    contacts: pd.Series,
+    clients: pd.DataFrame,
+    problem: PairingProblem,
+    diff: Any,
+) -> None:
+    """Say which pairs the contacts kept ("kept: 6 contacts in 90 days") and which moved despite
+    them; appended to the proposal's changes as kind ``kept``."""
+    if contacts.empty:
+        return
+    by_code = clients.set_index("code")["id"]
+    codes_c, codes_s = problem.client_ids, problem.server_ids
+    for r in diff.kept.itertuples():
+        n = int(contacts.get(by_code.get(codes_c[r.client]), 0))
+        if n:
+            changes.append(
+                {
+                    "kind": "kept",
+                    "client": str(codes_c[r.client]),
+                    "old_server": str(codes_s[r.server]),
+                    "server": str(codes_s[r.server]),
+                    "reason": churn_reason(min(n, CHURN_CONTACTS_MAX)),
+                }
+            )
+    for change in changes:
+        n = int(contacts.get(by_code.get(change["client"]), 0))
+        if change["kind"] == "moved" and n:
+            change["reason"] += f"; {n} contacts in 90 days"
 
 
 def _open_proposal(db: Db, proposal_id: int) -> Any:

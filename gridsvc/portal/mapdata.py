@@ -47,12 +47,12 @@ def load_map_data(
     data = load_scope(conn, scope, settings=settings, geometry=True)
     ids = scope.community_ids.tolist()
     hh_paired = data.households["household_id"].isin(data.household_pairs["household_id"])
-    households = _points(data.households.assign(paired=hh_paired.to_numpy()))
+    households = _points(_with_contacts(data, data.households.assign(paired=hh_paired.to_numpy())))
     load = data.household_pairs.groupby("member_id").size()
     members = data.members.assign(
         load=data.members["member_id"].map(load).fillna(0).astype(int).to_numpy()
     )
-    members = _points(members.assign(active=members["load"] > 0, name=None))
+    members = _points(_member_contacts(data, members.assign(active=members["load"] > 0, name=None)))
     cadre_load = data.member_pairs.groupby("cadre_id").size()
     cadres = data.cadres.assign(
         load=data.cadres["cadre_id"].map(cadre_load).fillna(0).astype(int).to_numpy(), name=None
@@ -69,7 +69,9 @@ def load_map_data(
             )
         ),
         grids=_counted(_polygons(data.grids), data, hh_paired, "grid_id"),
-        buildings=_counted(_polygons(data.buildings), data, hh_paired, "building_id"),
+        buildings=_contact_counts(
+            _counted(_polygons(data.buildings), data, hh_paired, "building_id"), data
+        ),
         households=households,
         members=members,
         pairs=_lines(data, "household"),
@@ -79,6 +81,36 @@ def load_map_data(
         blindspots=dict(spots.frames),
         summary={v: report.summary.get(k) for k, v in SUMMARY_KEYS.items()},
     )
+
+
+def _with_contacts(data: ScopeData, households: pd.DataFrame) -> pd.DataFrame:
+    """``contact_status`` of each household (empty when unpaired or without a contact log)."""
+    if data.contacts is None:
+        return households
+    status = data.contacts.set_index("household_id")["status"]
+    return households.assign(
+        contact_status=households["household_id"].map(status).astype(object).fillna("").to_numpy()
+    )
+
+
+def _contact_counts(buildings: gpd.GeoDataFrame, data: ScopeData) -> gpd.GeoDataFrame:
+    """``contact_ok|due_soon|overdue|never``: households of each building in each status."""
+    if data.contacts is None or "building_id" not in buildings:
+        return buildings
+    table = pd.crosstab(data.contacts["building_id"], data.contacts["status"])
+    out = buildings
+    for status in ("ok", "due_soon", "overdue", "never"):
+        counts = table[status] if status in table else pd.Series(dtype=int)
+        out[f"contact_{status}"] = out["building_id"].map(counts).fillna(0).astype(int)
+    return out
+
+
+def _member_contacts(data: ScopeData, members: pd.DataFrame) -> pd.DataFrame:
+    """``contacted_share``: a member's households contacted within cadence (None: none)."""
+    if data.contacts is None:
+        return members
+    done = (~data.contacts["overdue"].astype(bool)).groupby(data.contacts["member_id"]).mean()
+    return members.assign(contacted_share=members["member_id"].map(done).to_numpy())
 
 
 def _points(table: pd.DataFrame) -> gpd.GeoDataFrame:

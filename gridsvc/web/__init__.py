@@ -61,7 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
-    from gridsvc.web import account_pages, api, auth, db, errors, hardening, i18n, pages
+    from gridsvc.web import account_pages, api, auth, db, errors, hardening, i18n, mobile, pages
 
     db.init_app(app)
     i18n.init_app(app)
@@ -70,5 +70,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     pages.init_app(app)
     account_pages.init_app(app)
+    mobile.init_app(app)
     errors.init_app(app)
     return app

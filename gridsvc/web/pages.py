@@ -73,8 +73,11 @@ def lang(code: str) -> Response:
 
 
 @bp.route("/")
-def home() -> str:
-    """The user's street or community with its coverage figures."""
+def home() -> Any:
+    """The user's street or community with its coverage figures (members and cadres: their
+    phone pages)."""
+    if current_user().is_person:
+        return redirect(url_for("mobile.households"))
     report = compute_coverage(db.conn(), settings=db.settings())
     body = report.to_dict()
     return render_template("home.html", report=body, summary=body["summary"])

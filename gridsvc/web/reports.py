@@ -55,4 +55,7 @@ def render_scope_report(
         blindspots={k: v.drop(columns="geometry") for k, v in data.blindspots.items()},
         generated_by=user,
     )
+    from gridsvc.reports import with_contact_section
+
+    report = with_contact_section(conn, report, settings=settings.with_(lang=lang))
     return render_report(report, _options(settings, lang))

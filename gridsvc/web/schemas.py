@@ -128,23 +128,6 @@ class AuditArgs(Schema):
     before_id = fields.Integer(validate=validate.Range(min=1))
 
 
-class NewUser(Schema):
-    """A user to create."""
-
-    username = fields.String(required=True, validate=USERNAME)
-    password = fields.String(required=True, validate=[validate.Length(min=10, max=256), TEXT])
-    role = fields.String(required=True, validate=validate.OneOf(["viewer", "planner", "admin"]))
-    street = fields.String(validate=STREET)
-    community = fields.String(validate=COMMUNITY)
-    lang = fields.String(load_default="zh", validate=validate.OneOf(["zh", "en"]))
-
-
-class TokenArgs(Schema):
-    """A name for the new token."""
-
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=64), TEXT])
-
-
 class JobArgs(_OneScope, Schema):
     """A background pairing run of a street or a community."""
 

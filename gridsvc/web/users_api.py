@@ -18,7 +18,7 @@ from gridsvc.accounts.passwords import MAX_LENGTH
 from gridsvc.accounts.users import ROLES, list_users, require
 from gridsvc.web import db
 from gridsvc.web.auth import current_user, start_session
-from gridsvc.web.schemas import COMMUNITY, STREET, AuditArgs, Schema
+from gridsvc.web.schemas import COMMUNITY, STREET, TEXT, USERNAME, AuditArgs, Schema
 
 bp = Blueprint("users", __name__, url_prefix="/api", description="Users, tokens and the audit log")
 PASSWORD = validate.Length(min=1, max=MAX_LENGTH)
@@ -28,11 +28,19 @@ class NewUser(Schema):
     """A user to create: a street or a community (none: an admin of everything, which only an
     admin of everything may create); the password policy is checked by the service."""
 
-    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    username = fields.String(required=True, validate=USERNAME)
     password = fields.String(required=True, validate=PASSWORD)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     street = fields.String(validate=STREET)
     community = fields.String(validate=COMMUNITY)
+    member = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the member's code (role member): the user's scope is theirs"},
+    )
+    cadre = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the cadre's code (role cadre): the user's scope is theirs"},
+    )
     lang = fields.String(load_default="zh", validate=validate.OneOf(["zh", "en"]))
 
 
@@ -58,7 +66,7 @@ class OwnPassword(Schema):
 class TokenArgs(Schema):
     """A name for the new token."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=64), TEXT])
 
 
 def _min_length() -> int:
@@ -88,6 +96,8 @@ def add_user(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
         community_code=args.get("community"),
         lang=args["lang"],
         min_password_length=_min_length(),
+        member_code=args.get("member"),
+        cadre_code=args.get("cadre"),
         ip=request.remote_addr,
     )
     return user.to_dict(), 201
