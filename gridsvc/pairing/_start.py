@@ -56,10 +56,14 @@ def building_start(inst: Instance, *, k: int = 32) -> np.ndarray:
             continue
         d = np.hypot(*(inst.xy[nodes][:, None, :] - inst.s_xy[own][None, :, :]).transpose(2, 0, 1))
         best = np.full(len(nodes), np.inf)
+        taken = np.zeros(len(own), dtype=bool)
         for _ in range(q):
-            j = int(np.argmin((np.minimum(best[:, None], d) * w[:, None]).sum(0)))
+            # a chosen server is out of the running: with co-located servers (one point per
+            # building) its column would otherwise tie with every other and win again
+            score = np.where(taken, np.inf, (np.minimum(best[:, None], d) * w[:, None]).sum(0))
+            j = int(np.argmin(score))
             best = np.minimum(best, d[:, j])
-            d[:, j] = np.inf
+            taken[j] = True
             active[own[j]] = True
             load[own[j]] = h / q
         covered[nodes] = True
