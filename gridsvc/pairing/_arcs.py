@@ -152,7 +152,7 @@ def candidate_arcs(
             parts_n.append(np.repeat(nodes, len(srv)))
             parts_s.append(np.tile(srv, len(nodes)))
             continue
-        d, j = _knn(inst.s_xy[srv], inst.xy[nodes], k, inst.max_distance)
+        d, j = _outside_knn(inst, nodes, srv, k)
         ok = np.isfinite(d)
         parts_n.append(np.broadcast_to(nodes[:, None], d.shape)[ok])
         parts_s.append(srv[j[ok]])
@@ -176,6 +176,35 @@ def candidate_arcs(
     _, dist = inst.cost(node, srv)
     ok = inst.allowed(node, srv, dist)
     return node[ok], srv[ok], kth
+
+
+def _outside_knn(inst: Instance, nodes: np.ndarray, srv: np.ndarray, k: int):
+    """Each node's ``k`` nearest of ``srv`` outside its own building (those inside are all
+    arcs anyway): distances ``(n, k)`` (``inf`` pads) and positions in ``srv``.
+
+    In a tower whose members outnumber ``k``, the plain nearest would all be its own, leaving
+    its households no way out when those are full.
+    """
+    sb = inst.s_building[srv]
+    own = np.zeros(len(nodes), dtype=np.int64)
+    b = inst.building[nodes]
+    if (sb >= 0).any():
+        counts = np.bincount(sb[sb >= 0])
+        own = np.where((b >= 0) & (b < len(counts)), counts[np.clip(b, 0, len(counts) - 1)], 0)
+    extra = int(min(own.max(initial=0), 4 * k))
+    d, j = _knn(inst.s_xy[srv], inst.xy[nodes], k + extra, inst.max_distance)
+    if extra == 0 or d.shape[1] == 0:
+        return d, j
+    inside = (sb[np.minimum(j, len(srv) - 1)] == b[:, None]) & (b[:, None] >= 0)
+    inside &= np.isfinite(d)
+    far = d[:, -1].copy()  # servers not looked at are at least this far
+    d = np.where(inside, np.inf, d)
+    o = np.argsort(d, axis=1, kind="stable")[:, :k]
+    d, j = np.take_along_axis(d, o, axis=1), np.take_along_axis(j, o, axis=1)
+    if k + extra < len(srv):  # fewer than k outside among those looked at: the last one
+        # looked at still bounds what was not (its arc is a duplicate of an inside one)
+        d[:, -1] = np.where(np.isinf(d[:, -1]), far, d[:, -1])
+    return d, j
 
 
 def _same_building(inst: Instance, servers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ from gridsvc.pairing._arcs import Instance
 def building_start(inst: Instance, *, k: int = 32) -> np.ndarray:
     """Servers to open first: per building about its clients / mean load of its own servers.
 
-    Each building with clients opens ``round(H / mid)`` of its eligible servers, clamped to
-    ``[ceil(H / hi), floor(H / lo)]`` and to the servers it has (``lo``, ``hi``, ``mid``: the
-    median load range of eligible servers), chosen by a greedy weighted 1-median per step.
+    Each building with clients opens what :func:`_open_count` says of its eligible servers
+    (``lo``, ``hi``, ``mid``: the median load range of eligible servers), chosen by a greedy
+    weighted 1-median per step.
     Clients of buildings left without an open server then go, largest building first, to the
     nearest open server with room, or open the nearest eligible server when that is nearer.
 
@@ -51,7 +51,7 @@ def building_start(inst: Instance, *, k: int = 32) -> np.ndarray:
             continue
         w = inst.weight[nodes].astype(float)
         h = w.sum()
-        q = min(max(int(np.ceil(h / hi)), min(int(h // lo), round(h / mid))), len(own))
+        q = _open_count(h, len(own), lo, hi, mid)
         if q <= 0:
             continue
         d = np.hypot(*(inst.xy[nodes][:, None, :] - inst.s_xy[own][None, :, :]).transpose(2, 0, 1))
@@ -101,3 +101,20 @@ def building_start(inst: Instance, *, k: int = 32) -> np.ndarray:
                 load[j] = take
                 need -= take
     return active
+
+
+def _open_count(h: float, own: int, lo: float, hi: float, mid: float) -> int:
+    """Servers a building of ``h`` clients and ``own`` eligible servers opens.
+
+    When some count carries exactly its clients (``ceil(h / hi) <= q <= floor(h / lo)``), the
+    one nearest ``h / mid``; otherwise the count that sends fewest clients across its walls
+    (exports ``h - q hi`` or imports ``q lo - h``), opening on ties: a building of 29 with 3
+    servers of 15-25 opens 2 and takes 1 from next door rather than sending 4 away; one of 26
+    with 2 opens 1 and sends 1 away; a lone server with 10 clients opens and takes 5.
+    """
+    least, most = int(np.ceil(h / hi)), min(int(h // lo), own)
+    if least <= most:
+        return int(min(max(round(h / mid), least), most))
+    q = np.arange(own + 1)
+    cross = np.maximum(h - q * hi, 0) + np.maximum(q * lo - h, 0)
+    return int(q[np.flatnonzero(cross == cross.min())[-1]])
