@@ -25,6 +25,7 @@ from gridsvc.pairing._flow import Flow, solve_flow, units_on
 from gridsvc.pairing._parts import building_bound
 from gridsvc.pairing._price import price_and_resolve
 from gridsvc.pairing._start import building_start
+from gridsvc.pairing.problem import time_budget
 
 if TYPE_CHECKING:
     from gridsvc.pairing.problem import PairingProblem
@@ -38,7 +39,7 @@ def solve_problem(
     problem: PairingProblem,
     *,
     gap_tolerance: float,
-    time_limit: float,
+    time_limit: float | None,
     k_nearest: int,
     split: bool,
     kicks: int = 20,
@@ -444,12 +445,13 @@ def _solve_one(
     p: PairingProblem,
     *,
     gap_tolerance: float,
-    time_limit: float,
+    time_limit: float | None,
     k_nearest: int,
     kicks: int,
     certify_seconds: float,
 ) -> R.PairingResult:
     t0 = perf_counter()
+    time_limit = time_budget(p.n_clients) if time_limit is None else float(time_limit)
     timings: dict[str, float] = {}
     inst, pins = _instance(p)
     timings["prepare"] = perf_counter() - t0
