@@ -171,7 +171,8 @@ def candidate_arcs(
     parts_s.append(bs)
     node = np.concatenate(parts_n).astype(np.int64)
     srv = np.concatenate(parts_s).astype(np.int64)
-    keys = np.unique(node * inst.m + srv)
+    keys = np.sort(node * inst.m + srv)  # sort and drop repeats: np.unique hashes (slower)
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
     node, srv = keys // inst.m, keys % inst.m
     _, dist = inst.cost(node, srv)
     ok = inst.allowed(node, srv, dist)
