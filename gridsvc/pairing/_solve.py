@@ -13,7 +13,13 @@ from scipy.sparse.csgraph import breadth_first_order
 from scipy.spatial import cKDTree
 
 from gridsvc.pairing import result as R
-from gridsvc.pairing._arcs import Instance, all_allowed, candidate_arcs, merge_clients
+from gridsvc.pairing._arcs import (
+    Instance,
+    all_allowed,
+    candidate_arcs,
+    merge_clients,
+    relaxation_arcs,
+)
 from gridsvc.pairing._bound import (
     build_relaxation,
     evaluate,
@@ -30,6 +36,9 @@ from gridsvc.pairing.problem import time_budget
 if TYPE_CHECKING:
     from gridsvc.pairing.problem import PairingProblem
 
+LARGE_NODES = 5_000
+"""Above this many client nodes the relaxation's arcs are each node's nearest servers (not
+every server of its building)."""
 BOUND_SHARE = 0.15
 """Share of the time limit the building decomposition bound may take (it stops early when
 its price steps stall)."""
@@ -90,7 +99,11 @@ class _Search:
         if key not in self._arcs:
             if len(self._arcs) >= 4:
                 self._arcs.pop(next(iter(self._arcs)))
-            self._arcs[key] = candidate_arcs(self.inst, np.flatnonzero(active), k=self.k)
+            on = np.flatnonzero(active)
+            if self.inst.n_nodes > LARGE_NODES:  # nearest servers, not a tower's every one
+                self._arcs[key] = relaxation_arcs(self.inst, on, k=self.k, own=16)[:3]
+            else:
+                self._arcs[key] = candidate_arcs(self.inst, on, k=self.k)
         return self._arcs[key]
 
     def flow(self, active: np.ndarray, *, free: bool = False) -> Flow:
@@ -289,6 +302,8 @@ class _Search:
             for j, c in trials:
                 if self.max_active is not None and c < 0 and active.sum() >= self.max_active:
                     continue
+                if (j >= 0 and active[j]) or (c >= 0 and not active[c]):
+                    continue  # an earlier move of this round changed it
                 trial = active.copy()
                 if j >= 0:
                     trial[j] = True
@@ -300,13 +315,16 @@ class _Search:
                 self.seen.add(key)
                 got = self._window(active, flow, trial, np.array([x for x in (j, c) if x >= 0]))
                 if got is not None and got[0] < -1e-6:
+                    # keep going through the round's other trials: each is priced on the
+                    # current flow in its own window, so the round's global work (values,
+                    # regrets) is paid once for every move it finds
                     active, flow, moved = trial, got[1], True
                     moves += 1
-                    break
                 if perf_counter() > deadline:
                     break
-            if moved and moves % resolve_every:
+            if moved and moves < resolve_every:
                 continue
+            moves = 0
             flow = self.flow(active)  # the whole flow again (recorded when best)
             if not moved:
                 return
@@ -479,7 +497,12 @@ def _solve_one(
 
     # a surplus with nothing that can leave a client out pairs everyone: no flow to prove it
     cover = units if selecting and _covers_all(inst, limit) else all_flow().n_paired
-    node, srv, kth = search.arcs(elig)
+    own_floor = None
+    if selecting and inst.n_nodes > LARGE_NODES:  # the relaxation's arcs: a tower's
+        # households keep their nearest own members only (all of them were ~1 M pairs)
+        node, srv, kth, own_floor = relaxation_arcs(inst, np.flatnonzero(elig), k=k_nearest, own=16)
+    else:
+        node, srv, kth = search.arcs(elig)
     fixed_bound = -np.inf
     if not selecting:  # every eligible server active: price every allowed pair (LP dual),
         # which also clears a shortfall that only the candidate arcs caused
@@ -500,7 +523,9 @@ def _solve_one(
     t = perf_counter()
     rebalance = p.current is not None
     forced = inst.forced | (elig if not selecting else np.zeros_like(elig))
-    rel = build_relaxation(inst, node, srv, kth, cover=cover, max_active=limit, forced=forced)
+    rel = build_relaxation(
+        inst, node, srv, kth, cover=cover, max_active=limit, forced=forced, own_floor=own_floor
+    )
     cost, _ = inst.cost(node, srv)
     u = np.full(inst.n_nodes, np.inf)
     np.minimum.at(u, node, cost)
