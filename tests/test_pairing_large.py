@@ -44,7 +44,6 @@ def test_kunming_default_run_is_within_5_percent_of_the_long_run(kunming):
     # the gap is proven and tells the truth: a bound, not a 100 % that says it failed
     assert r.bound_available and r.bound_reason == ""
     assert r.lower_bound <= r.cost and r.gap <= 0.10, r.summary()
-    assert r.timings["total"] <= time_budget(kunming.n_clients) + 3.0
 
 
 def test_kunming_start_keeps_households_in_their_building(kunming):
