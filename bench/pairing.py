@@ -13,9 +13,15 @@
    to proven optimality by HiGHS's branch and bound (the strong formulation: a binary per
    member × household and per member, x ≤ y); prints the engine's cost (5 s), the optimum and
    the LP bound: how far the engine is from optimal, and how far any LP-based bound must sit.
+5. Large communities (``--large``): the real Kunming community (金江社区, 11,440 households in
+   89 residential OSM buildings, 1,177 eligible members; ``geodata.kunming.pairing_frames``)
+   and generated communities of 3,700, 11,000 and 20,000 households (dense towers, mixed
+   low-rise, few-member buildings; :func:`large_community`): the start (construction, before
+   any local search), the default run (time budget by size), a long run (``--large-long``
+   seconds) as the converged cost, and the proven gap of each.
 ``--db URL`` runs part 1 per community of the demo street loaded in that database instead.
 
-Run: ``.venv/bin/python bench/pairing.py [--repeats 3] [--city] [--db URL]``.
+Run: ``.venv/bin/python bench/pairing.py [--repeats 3] [--city] [--db URL] [--large [LONG_S]]``.
 """
 
 from __future__ import annotations
@@ -344,6 +350,97 @@ def part_db(url: str, repeats: int, limit: float) -> None:
     engine.dispose()
 
 
+def large_community(households: int, *, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A generated community of mixed buildings, frames with x, y (metres) and group ids.
+
+    Buildings on a 60 m lattice: dense towers (150-600 households, 30 x 15 m footprints, a
+    quarter of them), low-rise blocks (12-72, half) and few-member buildings (20-120 with a
+    quarter of the member rate); members at 12 % of households (3 % in few-member buildings),
+    85 % eligible; grids of about 400 households (square blocks of the lattice).
+    """
+    rng = np.random.default_rng(seed)
+    kinds, sizes, total = [], [], 0
+    while total < households:
+        kind = int(rng.choice(3, p=[0.25, 0.5, 0.25]))
+        low, high = ((150, 600), (12, 72), (20, 120))[kind]
+        size = min(int(rng.integers(low, high)), households - total)
+        kinds.append(kind)
+        sizes.append(size)
+        total += size
+    nb, kind_of = len(sizes), np.array(kinds)
+    side = int(np.ceil(np.sqrt(nb)))
+    bx = (np.arange(nb) % side) * 60.0 + rng.uniform(-8, 8, nb)
+    by = (np.arange(nb) // side) * 60.0 + rng.uniform(-8, 8, nb)
+    g_side = max(1, int(np.sqrt(households / 400)))
+    gx = np.minimum((bx / (side * 60.0) * g_side).astype(int), g_side - 1)
+    gy = np.minimum((by / (side * 60.0) * g_side).astype(int), g_side - 1)
+    b = np.repeat(np.arange(nb), sizes)
+    foot = np.where(kind_of == 0, 30.0, 20.0)[b]
+    hh = pd.DataFrame(
+        {
+            "x": bx[b] + rng.uniform(-0.5, 0.5, len(b)) * foot,
+            "y": by[b] + rng.uniform(-0.25, 0.25, len(b)) * foot,
+            "building": b,
+            "grid": (gy * g_side + gx)[b],
+            "community": 0,
+        }
+    )
+    rate = np.array([0.12, 0.12, 0.03])[kind_of][b]
+    is_member = rng.random(len(b)) < rate
+    members = hh[is_member].reset_index(drop=True)
+    members["eligible"] = rng.random(len(members)) > 0.15
+    return {"households": hh, "members": members}
+
+
+def large_cases() -> list[tuple[str, PairingProblem]]:
+    """Kunming and the generated 3,700 / 11,000 / 20,000-household communities."""
+    from geodata.kunming import pairing_frames
+
+    frames = [("Kunming 金江社区", pairing_frames())]
+    frames += [(f"generated {n:,}", large_community(n, seed=n)) for n in (3_700, 11_000, 20_000)]
+    return [(name, household_problem(f["households"], f["members"])) for name, f in frames]
+
+
+def start_cost(problem: PairingProblem) -> tuple[float, float]:
+    """Cost of the construction alone (building start, then the flow over its candidate arcs,
+    topped up and trimmed to the loads: no local search) and its seconds."""
+    from gridsvc.pairing._solve import _instance, _Search
+    from gridsvc.pairing._start import building_start
+
+    t = time.perf_counter()
+    inst, _ = _instance(problem)
+    search = _Search(inst, k=8, even=problem.even_loads, max_active=None)
+    active, flow = search.fill(building_start(inst), unpaired=0)
+    _, flow = search.drop(active, unpaired=0, flow=flow)
+    return flow.total_cost, time.perf_counter() - t
+
+
+def part_large(repeats: int, long: float) -> None:
+    print(
+        f"\nLarge communities: start (no local search), default run (median of {repeats}), "
+        f"long run ({long:g} s)"
+    )
+    print(
+        f"{'community':20} {'households':>10} {'start m':>10} {'default m':>10} {'s':>5} "
+        f"{'gap':>7} {'long m':>10} {'gap':>7} {'start/long':>10} {'default/long':>12}"
+    )
+    for name, p in large_cases():
+        start, _ = start_cost(p)
+        runs = [p.solve() for _ in range(repeats)]
+        r = sorted(runs, key=lambda x: x.timings["total"])[len(runs) // 2]
+        best = p.solve(time_limit=long)
+        ref = min(best.cost, min(x.cost for x in runs))
+
+        def gap(res) -> str:
+            return f"{res.gap:7.2%}" if res.bound_available else f"{'–':>7}"
+
+        print(
+            f"{name:20} {p.n_clients:10,d} {start:10,.0f} {r.cost:10,.0f} "
+            f"{r.timings['total']:5.1f} {gap(r)} {best.cost:10,.0f} {gap(best)} "
+            f"{start / ref - 1:10.1%} {r.cost / ref - 1:12.1%}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -359,7 +456,19 @@ def main() -> None:
     parser.add_argument("--db", help="SQLAlchemy URL of a database holding the demo street")
     parser.add_argument("--exact-grids", type=int, default=0, help="part 4 on this many grids")
     parser.add_argument("--exact-only", action="store_true")
+    parser.add_argument(
+        "--large",
+        type=float,
+        nargs="?",
+        const=120.0,
+        default=None,
+        metavar="LONG_S",
+        help="only part 5: Kunming and generated large communities (long run LONG_S, 120 s)",
+    )
     args = parser.parse_args()
+    if args.large is not None:
+        part_large(args.repeats, args.large)
+        return
     if args.db:
         part_db(args.db, args.repeats, args.db_limit)
         return

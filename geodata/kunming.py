@@ -170,3 +170,35 @@ def _records(frame: pd.DataFrame, geoms: list) -> gpd.GeoDataFrame:
     frame = frame.reset_index(drop=True)
     frame["_record"] = np.arange(1, len(frame) + 1)
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=4326).values, crs=4326)
+
+
+def pairing_frames(folder: Path = DATA, *, seed: int = 7) -> dict[str, pd.DataFrame]:
+    """Households and members of the Kunming community as plain frames for the pairing engine.
+
+    Columns ``x``, ``y`` (metres, the district's UTM zone), ``building``, ``grid`` (integer ids,
+    the grid a point lies in, as the loader assigns it) and ``community`` (0); members also
+    ``eligible``. No database: benchmarks and engine tests pose the real case from these.
+    """
+    layers = kunming_layers(folder, seed=seed)
+    grids = layers["grids"]
+    epsg = metric_epsg(*layers["communities"].geometry.iloc[0].centroid.coords[0])
+    cells = grids.to_crs(epsg)
+    b_index = pd.Index(layers["buildings"]["code"])
+    out = {}
+    for name in ("households", "members"):
+        points = layers[name].to_crs(epsg)
+        hit = gpd.sjoin(points[["geometry"]], cells[["geometry"]], predicate="within", how="left")
+        hit = hit[~hit.index.duplicated()]
+        frame = pd.DataFrame(
+            {
+                "x": points.geometry.x.to_numpy(),
+                "y": points.geometry.y.to_numpy(),
+                "building": b_index.get_indexer(points["building_code"]),
+                "grid": hit["index_right"].fillna(-1).astype(int).to_numpy(),
+                "community": 0,
+            }
+        )
+        if name == "members":
+            frame["eligible"] = points["eligible"].to_numpy(bool)
+        out[name] = frame
+    return out

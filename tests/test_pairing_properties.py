@@ -224,6 +224,8 @@ def group_optimum(p: PairingProblem, ok, ci: np.ndarray, si: np.ndarray, paired:
     keep_s[si] = True
     sub_ok = ok & keep_c[:, None] & keep_s[None, :]
     pins = p.pinned[keep_c[p.pinned[:, 0]]] if p.pinned.size else p.pinned
+    if not (p.server_eligible & keep_s).any():
+        return 0.0  # nobody can serve this part: nothing paired, nothing paid (no pins either)
     sub = p.with_(pinned=pins, server_eligible=p.server_eligible & keep_s)
     cost = pair_costs(p)
     free = len(ci) - len(pins)

@@ -41,9 +41,9 @@ def _export_pairings(conn: Connection, scope: Scope) -> gpd.GeoDataFrame:
 @click.option(
     "--time-limit",
     type=float,
-    default=10.0,
-    show_default=True,
-    help="Seconds of active-set search per community.",
+    default=None,
+    help="Seconds of active-set search per community [default: by its size, 2 s plus "
+    "0.15 ms a household, at most 5 s].",
 )
 @click.pass_context
 def pair(
@@ -51,11 +51,12 @@ def pair(
     street_code: str | None,
     community_code: str | None,
     level: str,
-    time_limit: float,
+    time_limit: float | None,
 ) -> None:
     """Pair households with members and members with cadres; make it the current plan."""
     from tqdm import tqdm
 
+    from gridsvc.pairing.result import BOUND_REASONS_EN
     from gridsvc.pairing.service import run_pairing
 
     check_one_scope(street_code, community_code)
@@ -76,7 +77,9 @@ def pair(
             time_limit=time_limit,
         )
     for run in report.runs:
-        gap = "–" if run.gap is None else f"{run.gap:.2%}"
+        gap = f"{run.gap:.2%}" if run.gap is not None else "–"
+        if run.gap is None and run.bound_reason:
+            gap += f" (bound unavailable: {BOUND_REASONS_EN.get(run.bound_reason, '')})"
         click.echo(
             f"run {run.id} {run.level} {run.scope}: {run.case}, paired {run.n_paired}/"
             f"{run.n_clients} (max {run.coverage_bound}), active {run.n_active}, reserve "

@@ -153,7 +153,7 @@ def candidate_arcs(
             parts_n.append(np.repeat(nodes, len(srv)))
             parts_s.append(np.tile(srv, len(nodes)))
             continue
-        d, j = _knn(inst.s_xy[srv], inst.xy[nodes], k, inst.max_distance)
+        d, j = _outside_knn(inst, nodes, srv, k)
         ok = np.isfinite(d)
         parts_n.append(np.broadcast_to(nodes[:, None], d.shape)[ok])
         parts_s.append(srv[j[ok]])
@@ -172,11 +172,85 @@ def candidate_arcs(
     parts_s.append(bs)
     node = np.concatenate(parts_n).astype(np.int64)
     srv = np.concatenate(parts_s).astype(np.int64)
-    keys = np.unique(node * inst.m + srv)
+    keys = np.sort(node * inst.m + srv)  # sort and drop repeats: np.unique hashes (slower)
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
     node, srv = keys // inst.m, keys % inst.m
     _, dist = inst.cost(node, srv)
     ok = inst.allowed(node, srv, dist)
     return node[ok], srv[ok], kth
+
+
+def _outside_knn(inst: Instance, nodes: np.ndarray, srv: np.ndarray, k: int):
+    """Each node's ``k`` nearest of ``srv`` outside its own building (those inside are all
+    arcs anyway): distances ``(n, k)`` (``inf`` pads) and positions in ``srv``.
+
+    In a tower whose members outnumber ``k``, the plain nearest would all be its own, leaving
+    its households no way out when those are full.
+    """
+    sb = inst.s_building[srv]
+    own = np.zeros(len(nodes), dtype=np.int64)
+    b = inst.building[nodes]
+    if (sb >= 0).any():
+        counts = np.bincount(sb[sb >= 0])
+        own = np.where((b >= 0) & (b < len(counts)), counts[np.clip(b, 0, len(counts) - 1)], 0)
+    extra = int(min(own.max(initial=0), 4 * k))
+    d, j = _knn(inst.s_xy[srv], inst.xy[nodes], k + extra, inst.max_distance)
+    if extra == 0 or d.shape[1] == 0:
+        return d, j
+    inside = (sb[np.minimum(j, len(srv) - 1)] == b[:, None]) & (b[:, None] >= 0)
+    inside &= np.isfinite(d)
+    far = d[:, -1].copy()  # servers not looked at are at least this far
+    d = np.where(inside, np.inf, d)
+    o = np.argsort(d, axis=1, kind="stable")[:, :k]
+    d, j = np.take_along_axis(d, o, axis=1), np.take_along_axis(j, o, axis=1)
+    if k + extra < len(srv):  # fewer than k outside among those looked at: the last one
+        # looked at still bounds what was not (its arc is a duplicate of an inside one)
+        d[:, -1] = np.where(np.isinf(d[:, -1]), far, d[:, -1])
+    return d, j
+
+
+def relaxation_arcs(inst: Instance, servers: np.ndarray, *, k: int, own: int):
+    """Candidate arcs for the Lagrangian relaxation of a large instance: each node's ``k + own``
+    nearest servers whatever their building (not every server of a tower: ~1 M pairs at 20,000
+    households), each server's nearest nodes, current servers.
+
+    Returns ``node, srv, kth, own_floor``: any server left out of a node's arcs is at least
+    ``kth`` away and, when in another building, pays the building penalty; ``own_floor`` (the
+    same distance, ``inf`` when every server of the node's building is an arc) floors those of
+    its own building, which pay none.
+    """
+    kth = np.full(inst.n_nodes, np.inf)
+    own_floor = np.full(inst.n_nodes, np.inf)
+    parts_n, parts_s = [], []
+    for nodes, srv in inst.groups(servers):
+        if len(srv) == 0 or len(nodes) == 0:
+            continue
+        kk = min(k + own, len(srv))
+        d, j = _knn(inst.s_xy[srv], inst.xy[nodes], kk, inst.max_distance)
+        ok = np.isfinite(d)
+        parts_n.append(np.broadcast_to(nodes[:, None], d.shape)[ok])
+        parts_s.append(srv[j[ok]])
+        if kk < len(srv):  # what was not looked at lies beyond the last one looked at
+            kth[nodes] = d[:, -1]
+            b = inst.building[nodes]
+            sb = inst.s_building[srv]
+            counts = np.bincount(sb[sb >= 0], minlength=int(max(b.max(initial=0), 0)) + 1)
+            found = ((sb[np.minimum(j, len(srv) - 1)] == b[:, None]) & ok).sum(axis=1)
+            short = (b >= 0) & (found < counts[np.maximum(b, 0)])
+            own_floor[nodes[short]] = d[short, -1]
+        ks = int(min(len(nodes), max(8, 2 * np.median(inst.hi[srv]))))
+        d2, i2 = _knn(inst.xy[nodes], inst.s_xy[srv], ks, inst.max_distance)
+        ok2 = np.isfinite(d2)
+        parts_n.append(nodes[i2[ok2]])
+        parts_s.append(np.broadcast_to(srv[:, None], d2.shape)[ok2])
+    parts_n.append(np.flatnonzero(np.isin(inst.current, servers)))
+    parts_s.append(inst.current[parts_n[-1]])
+    keys = np.sort(np.concatenate(parts_n).astype(np.int64) * inst.m + np.concatenate(parts_s))
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+    node, srv = keys // inst.m, keys % inst.m
+    _, dist = inst.cost(node, srv)
+    ok = inst.allowed(node, srv, dist)
+    return node[ok], srv[ok], kth, own_floor
 
 
 def _same_building(inst: Instance, servers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -48,8 +48,13 @@ def build_relaxation(
     cover: int,
     max_active: int | None,
     forced: np.ndarray,
+    own_floor: np.ndarray | None = None,
 ) -> Relaxation:
-    """Pad the candidate arcs per eligible server and price the pairs left out."""
+    """Pad the candidate arcs per eligible server and price the pairs left out.
+
+    ``own_floor``: when the arcs hold only each node's nearest servers of its own building, the
+    distance beyond which the others lie (``inf``: all of them are arcs).
+    """
     servers = np.flatnonzero(inst.eligible)
     pos = np.full(inst.m, -1)
     pos[servers] = np.arange(len(servers))
@@ -66,7 +71,10 @@ def build_relaxation(
     p_node[row, col] = node
     p_cost[row, col] = cost
     p_w[row, col] = np.minimum(inst.weight[node], inst.hi[srv])
-    generic = _outside_floor(inst, node, srv, kth) * inst.cost_weight
+    floor = _outside_floor(inst, node, srv, kth)
+    if own_floor is not None:  # own-building servers left out: no penalty, this far at least
+        floor = np.minimum(floor, own_floor)
+    generic = floor * inst.cost_weight
     if np.any(inst.churn_weight):
         generic = generic + np.where(inst.current >= 0, inst.churn_weight, 0.0)
     lo, hi = inst.lo[servers], inst.hi[servers]

@@ -13,7 +13,13 @@ from scipy.sparse.csgraph import breadth_first_order
 from scipy.spatial import cKDTree
 
 from gridsvc.pairing import result as R
-from gridsvc.pairing._arcs import Instance, all_allowed, candidate_arcs, merge_clients
+from gridsvc.pairing._arcs import (
+    Instance,
+    all_allowed,
+    candidate_arcs,
+    merge_clients,
+    relaxation_arcs,
+)
 from gridsvc.pairing._bound import (
     build_relaxation,
     evaluate,
@@ -22,18 +28,27 @@ from gridsvc.pairing._bound import (
     subgradient,
 )
 from gridsvc.pairing._flow import Flow, solve_flow, units_on
+from gridsvc.pairing._parts import building_bound
 from gridsvc.pairing._price import price_and_resolve
 from gridsvc.pairing._start import building_start
+from gridsvc.pairing.problem import time_budget
 
 if TYPE_CHECKING:
     from gridsvc.pairing.problem import PairingProblem
+
+LARGE_NODES = 5_000
+"""Above this many client nodes the relaxation's arcs are each node's nearest servers (not
+every server of its building)."""
+BOUND_SHARE = 0.15
+"""Share of the time limit the building decomposition bound may take (it stops early when
+its price steps stall)."""
 
 
 def solve_problem(
     problem: PairingProblem,
     *,
     gap_tolerance: float,
-    time_limit: float,
+    time_limit: float | None,
     k_nearest: int,
     split: bool,
     kicks: int = 20,
@@ -84,7 +99,11 @@ class _Search:
         if key not in self._arcs:
             if len(self._arcs) >= 4:
                 self._arcs.pop(next(iter(self._arcs)))
-            self._arcs[key] = candidate_arcs(self.inst, np.flatnonzero(active), k=self.k)
+            on = np.flatnonzero(active)
+            if self.inst.n_nodes > LARGE_NODES:  # nearest servers, not a tower's every one
+                self._arcs[key] = relaxation_arcs(self.inst, on, k=self.k, own=16)[:3]
+            else:
+                self._arcs[key] = candidate_arcs(self.inst, on, k=self.k)
         return self._arcs[key]
 
     def flow(self, active: np.ndarray, *, free: bool = False) -> Flow:
@@ -283,6 +302,8 @@ class _Search:
             for j, c in trials:
                 if self.max_active is not None and c < 0 and active.sum() >= self.max_active:
                     continue
+                if (j >= 0 and active[j]) or (c >= 0 and not active[c]):
+                    continue  # an earlier move of this round changed it
                 trial = active.copy()
                 if j >= 0:
                     trial[j] = True
@@ -294,13 +315,16 @@ class _Search:
                 self.seen.add(key)
                 got = self._window(active, flow, trial, np.array([x for x in (j, c) if x >= 0]))
                 if got is not None and got[0] < -1e-6:
+                    # keep going through the round's other trials: each is priced on the
+                    # current flow in its own window, so the round's global work (values,
+                    # regrets) is paid once for every move it finds
                     active, flow, moved = trial, got[1], True
                     moves += 1
-                    break
                 if perf_counter() > deadline:
                     break
-            if moved and moves % resolve_every:
+            if moved and moves < resolve_every:
                 continue
+            moves = 0
             flow = self.flow(active)  # the whole flow again (recorded when best)
             if not moved:
                 return
@@ -450,12 +474,13 @@ def _solve_one(
     p: PairingProblem,
     *,
     gap_tolerance: float,
-    time_limit: float,
+    time_limit: float | None,
     k_nearest: int,
     kicks: int,
     certify_seconds: float,
 ) -> R.PairingResult:
     t0 = perf_counter()
+    time_limit = time_budget(p.n_clients) if time_limit is None else float(time_limit)
     timings: dict[str, float] = {}
     inst, pins = _instance(p)
     timings["prepare"] = perf_counter() - t0
@@ -474,10 +499,21 @@ def _solve_one(
     start = elig if p.current is None else _rebalance_start(inst, p)
     reserve = min(0.5, 0.3 * time_limit)  # for the final bound, pricing, certificate, result
     deadline = t0 + time_limit - reserve
-    flow_all = search.flow(elig)
-    flow_all = _certify(inst, elig, flow_all, search)
-    cover = flow_all.n_paired
-    node, srv, kth = search.arcs(elig)
+    lazy: dict[str, Flow] = {}
+
+    def all_flow() -> Flow:  # every eligible server active (solved when first needed)
+        if "flow" not in lazy:
+            lazy["flow"] = _certify(inst, elig, search.flow(elig), search)
+        return lazy["flow"]
+
+    # a surplus with nothing that can leave a client out pairs everyone: no flow to prove it
+    cover = units if selecting and _covers_all(inst, limit) else all_flow().n_paired
+    own_floor = None
+    if selecting and inst.n_nodes > LARGE_NODES:  # the relaxation's arcs: a tower's
+        # households keep their nearest own members only (all of them were ~1 M pairs)
+        node, srv, kth, own_floor = relaxation_arcs(inst, np.flatnonzero(elig), k=k_nearest, own=16)
+    else:
+        node, srv, kth = search.arcs(elig)
     fixed_bound = -np.inf
     if not selecting:  # every eligible server active: price every allowed pair (LP dual),
         # which also clears a shortfall that only the candidate arcs caused
@@ -486,18 +522,21 @@ def _solve_one(
             elig,
             node,
             srv,
-            flow_all,
+            all_flow(),
             deadline=max(deadline, perf_counter() + certify_seconds),
             gap_tolerance=gap_tolerance,
         )
         search.flows += flows
-    selecting = selecting or bool(flow_all.shortfall.any())  # loads in range outrank "all active"
+        lazy["flow"] = flow_all
+    selecting = selecting or bool(all_flow().shortfall.any())  # loads in range outrank "all active"
     timings["coverage"] = perf_counter() - t
 
     t = perf_counter()
     rebalance = p.current is not None
     forced = inst.forced | (elig if not selecting else np.zeros_like(elig))
-    rel = build_relaxation(inst, node, srv, kth, cover=cover, max_active=limit, forced=forced)
+    rel = build_relaxation(
+        inst, node, srv, kth, cover=cover, max_active=limit, forced=forced, own_floor=own_floor
+    )
     cost, _ = inst.cost(node, srv)
     u = np.full(inst.n_nodes, np.inf)
     np.minimum.at(u, node, cost)
@@ -516,7 +555,7 @@ def _solve_one(
                 search.drop(active, unpaired=units - cover, flow=flow)
                 search.local(rel, deadline=deadline)
             if not built or perf_counter() < deadline - 0.3 * time_limit:
-                upper = search.best[1].total_cost if search.best else flow_all.total_cost
+                upper = search.best[1].total_cost if search.best else all_flow().total_cost
                 bound, u, often = subgradient(
                     rel,
                     inst.weight,
@@ -534,14 +573,14 @@ def _solve_one(
                 active, flow = search.fill(opened | inst.forced, unpaired=units - cover)
                 search.drop(active, unpaired=units - cover, flow=flow)
         if search.best is None or _key(search.best[1], inst)[:2] != (units - cover, 0):
-            search.drop(elig, unpaired=units - cover, flow=flow_all)
+            search.drop(elig, unpaired=units - cover, flow=all_flow())
         search.local(rel, deadline=deadline)
     timings["active_set"] = perf_counter() - t
 
     t = perf_counter()
-    best_flow = search.best[1] if search.best else flow_all
+    best_flow = search.best[1] if search.best else all_flow()
     if not selecting:
-        best_flow, bound = flow_all, fixed_bound
+        best_flow, bound = all_flow(), fixed_bound
     if best_flow.shortfall.any():
         bound = np.nan
     elif np.isfinite(bound) and not selecting:
@@ -565,6 +604,15 @@ def _solve_one(
             ),
         )
         bound = max(bound, lb, _cheapest_units(nearest, inst.weight, cover))
+    if selecting and not best_flow.shortfall.any():  # members come whole: bound by building
+        parts = building_bound(
+            inst,
+            cover=cover,
+            upper=best_flow.total_cost,
+            deadline=perf_counter() + max(0.2, BOUND_SHARE * time_limit),
+        )
+        if np.isfinite(parts):
+            bound = max(bound, parts)
     timings["bound"] = perf_counter() - t
 
     t = perf_counter()
@@ -581,11 +629,25 @@ def _solve_one(
             )
             search.flows += flows
     else:
-        active, flow = elig.copy(), flow_all
+        active, flow = elig.copy(), all_flow()
     timings["perturb"] = perf_counter() - t
     flow = _certify(inst, active, flow, search)
     timings["flows"] = float(search.flows)
     return _result(p, inst, pins, flow, cover, bound, case, timings, t0)
+
+
+def _covers_all(inst: Instance, limit: int | None) -> bool:
+    """Whether every client can be paired for sure: no distance limit, forbidden pair or
+    active limit, and the eligible servers of each community hold its clients."""
+    if limit is not None or inst.max_distance is not None or inst.forbidden.size:
+        return False
+    elig = np.flatnonzero(inst.eligible)
+    if not inst.cross_community and (inst.s_community[elig] < 0).any():
+        return False  # servers shared between communities: capacities are not separable
+    return all(
+        int(inst.hi[servers].sum()) >= int(inst.weight[nodes].sum())
+        for nodes, servers in inst.groups(elig)
+    )
 
 
 def _cheapest_units(price: np.ndarray, weight: np.ndarray, cover: int) -> float:
@@ -669,9 +731,10 @@ def _result(
     pin_cost = float(cost[pinned].sum() + churn[pinned].sum())
     lb = float(bound) + pin_cost if np.isfinite(bound) else np.nan
     lb = min(lb, objective) if np.isfinite(lb) else lb
-    gap = _gap(objective, lb, float(churn[forced].sum()))
+    lb, gap, why = _bound_gap(objective, lb, float(churn[forced].sum()), bool(flow.shortfall.any()))
     timings["total"] = perf_counter() - t0
     return R.PairingResult(
+        bound_reason=why,
         status="optimal" if np.isfinite(gap) and gap <= 1e-9 else "feasible",
         case=case,
         pair_client=c,
@@ -712,6 +775,21 @@ def _churn(p: PairingProblem, c: np.ndarray, s: np.ndarray) -> tuple[np.ndarray,
         gone |= (sc != p.client_community[c]) & (sc >= 0)
     weight = float(p.churn_weight) + (0.0 if p.client_churn is None else p.client_churn[c])
     return np.where(moved, weight, 0.0), moved & gone
+
+
+def _bound_gap(
+    objective: float, lb: float, forced_churn: float, shortfall: bool
+) -> tuple[float, float, str]:
+    """The bound and gap to report, NaN with the reason when there is none: a plan below
+    minimum loads proves nothing, and a bound of 0 under a positive cost only says the bound
+    failed (a "100 % gap" would read as a terrible plan)."""
+    if shortfall:
+        return np.nan, np.nan, R.BOUND_SHORTFALL
+    if not np.isfinite(lb):
+        return np.nan, np.nan, R.BOUND_NOT_FOUND
+    if objective > 0 and lb <= 1e-9 * objective:
+        return np.nan, np.nan, R.BOUND_TRIVIAL
+    return lb, _gap(objective, lb, forced_churn), ""
 
 
 def _gap(objective: float, lb: float, forced_churn: float = 0.0) -> float:
@@ -797,8 +875,11 @@ def _solve_split(p: PairingProblem, **opts) -> R.PairingResult:
     # every plan pays, so its bound stays valid without it)
     pair_churn, forced = _churn(p, pc, cat([si[r.pair_server] for _, si, r in parts]))
     churn = float(pair_churn.sum())
-    lb = sum(r.lower_bound for *_, r in parts)
-    gap = _gap(cost + churn, lb, float(pair_churn[forced].sum()))
+    # a part without a bound counts 0 (costs are never negative), unless its plan breaks a
+    # minimum load: then nothing is proven
+    lb = sum(r.lower_bound if r.bound_available else 0.0 for *_, r in parts)
+    short = any(r.bound_reason == R.BOUND_SHORTFALL for *_, r in parts)
+    lb, gap, why = _bound_gap(cost + churn, lb, float(pair_churn[forced].sum()), short)
     cases = {r.case for *_, r in parts}
     timings: dict[str, float] = {}
     for *_, r in parts:
@@ -806,6 +887,7 @@ def _solve_split(p: PairingProblem, **opts) -> R.PairingResult:
             timings[k] = timings.get(k, 0.0) + v
     timings["total"] = perf_counter() - t0
     return PairingResult(
+        bound_reason=why,
         status="optimal" if all(r.status == "optimal" for *_, r in parts) else "feasible",
         case="deficit" if "deficit" in cases else ("surplus" if "surplus" in cases else "balanced"),
         pair_client=pc[o],

@@ -15,6 +15,22 @@ ANY_COMMUNITY = -1
 """Server community id meaning "any community of the problem" (street cadres)."""
 
 
+BUDGET_BASE_S = 2.0
+BUDGET_PER_CLIENT_S = 1.5e-4
+BUDGET_MAX_S = 5.0
+
+
+def time_budget(n_clients: int) -> float:
+    """Default seconds of search for a community of ``n_clients``: 2 s plus 0.15 ms a client,
+    at most 5 s (3,700 households: 2.6 s; 11,440: 3.7 s; 20,000: 5 s).
+
+    What ``bench/pairing.py --large`` shows reaching the converged cost on the Kunming
+    community and the generated ones (docs/pairing-large.md); a flat 10 s gave the small
+    communities time they did not use and the large ones too little to get past the start.
+    """
+    return float(min(BUDGET_BASE_S + BUDGET_PER_CLIENT_S * max(n_clients, 0), BUDGET_MAX_S))
+
+
 def _ints(values: Any, n: int, *, default: int = -1) -> np.ndarray:
     if values is None:
         return np.full(n, default, dtype=np.int64)
@@ -372,7 +388,7 @@ server_community
         self,
         *,
         gap_tolerance: float = 0.005,
-        time_limit: float = 30.0,
+        time_limit: float | None = None,
         k_nearest: int = 8,
         split: bool = True,
         kicks: int = 20,
@@ -385,7 +401,8 @@ server_community
         gap_tolerance
             Stop improving the active set once (cost - lower bound) / cost is below this.
         time_limit
-            Seconds for the active-set search (the min-cost flows always finish).
+            Seconds for the active-set search (the min-cost flows always finish); ``None``:
+            :func:`time_budget` of each community's number of clients.
         k_nearest
             Candidate servers per client (widened automatically where a rule needs more).
         split

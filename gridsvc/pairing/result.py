@@ -17,6 +17,10 @@ NOT_ELIGIBLE = "not_eligible"
 SURPLUS = "surplus"
 MAX_ACTIVE = "max_active_reached"
 NO_CLIENT_IN_REACH = "no_client_in_reach"
+# Why a result has no lower bound (``lower_bound`` and ``gap`` are then NaN).
+BOUND_TRIVIAL = "bound_trivial"
+BOUND_SHORTFALL = "bound_shortfall"
+BOUND_NOT_FOUND = "bound_not_found"
 
 REASONS_ZH = {
     NO_SERVER_IN_SCOPE: "范围内没有可结对的对象",
@@ -26,6 +30,16 @@ REASONS_ZH = {
     SURPLUS: "人数富余，作为后备",
     MAX_ACTIVE: "已达到在岗人数上限",
     NO_CLIENT_IN_REACH: "可达范围内没有对象",
+    BOUND_TRIVIAL: "下界无法证明大于0（各户在松弛中都可零成本结对），差距无从计算",
+    BOUND_SHORTFALL: "有人低于最少结对数，方案不满足规则，不计算下界",
+    BOUND_NOT_FOUND: "时限内未得到下界",
+}
+BOUND_REASONS_EN = {
+    BOUND_TRIVIAL: "no lower bound above 0 could be proven (in the relaxation every client "
+    "pairs at no cost), so there is no gap to report",
+    BOUND_SHORTFALL: "some servers are below their minimum load: the plan breaks a rule, "
+    "no bound is computed",
+    BOUND_NOT_FOUND: "no lower bound was found within the time limit",
 }
 
 
@@ -52,7 +66,9 @@ class PairingResult:
         Total pair cost (metres); when rebalancing, the churn weight paid for the clients
         moved off their current server (else 0); a proven lower bound on the objective
         (``cost + churn_cost``) for the paired count achieved, and
-        ``(objective - lower_bound) / objective``.
+        ``(objective - lower_bound) / objective``. Both are NaN when no bound is available.
+    bound_reason
+        Why there is no bound (one of ``BOUND_*``; ``""`` when there is one).
     coverage_bound
         The most clients the loads and rules allow (a max-flow bound); ``n_paired`` equals it
         unless ``max_active`` binds.
@@ -86,6 +102,12 @@ class PairingResult:
     client_ids: np.ndarray
     server_ids: np.ndarray
     churn_cost: float = 0.0
+    bound_reason: str = ""
+
+    @property
+    def bound_available(self) -> bool:
+        """Whether a proven lower bound (and so a gap) is reported."""
+        return bool(np.isfinite(self.lower_bound))
 
     @property
     def objective(self) -> float:
@@ -146,6 +168,10 @@ class PairingResult:
             f"(unpaired {len(self.unpaired)}), active {int(self.active.sum())}, "
             f"reserve {len(self.reserve)}, cost {self.cost:,.1f} m, "
             + (f"churn {self.churn_cost:,.1f} m, " if self.churn_cost else "")
-            + f"bound {self.lower_bound:,.1f} m, gap {self.gap:.2%}, {self.status}, "
-            f"{self.timings.get('total', 0.0):.2f} s"
+            + (
+                f"bound {self.lower_bound:,.1f} m, gap {self.gap:.2%}, "
+                if self.bound_available
+                else f"bound unavailable ({BOUND_REASONS_EN.get(self.bound_reason, '')}), "
+            )
+            + f"{self.status}, {self.timings.get('total', 0.0):.2f} s"
         )

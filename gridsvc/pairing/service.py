@@ -49,6 +49,7 @@ class RunSummary:
     lower_bound_m: float | None
     gap: float | None
     seconds: float
+    bound_reason: str | None = None  # why there is no bound (gap None); result.BOUND_*
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,7 @@ def _save_run(
         lower_bound_m=None if lb is None else round(lb, 1),
         gap=gap,
         seconds=round(float(result.timings.get("total", 0.0)), 3),
+        bound_reason=result.bound_reason or None,
     )
 
 
@@ -440,14 +442,16 @@ def run_pairing(
     level: str = "all",
     created_by: str | None = None,
     progress: Progress | None = None,
-    time_limit: float = 10.0,
+    time_limit: float | None = None,
 ) -> PairingReport:
     """Pair a street or community (default: everything) and make the result the current plan.
 
     ``level`` is ``households``, ``members`` or ``all``. Member pairs are solved for the whole
-    street of the scope. Raises :class:`Conflict` when a run for one of the communities is in
-    progress, :class:`InfeasibleSettings` for impossible settings, :class:`SolverFailed` when a
-    solver did not prove its result (nothing is persisted then: the caller rolls back).
+    street of the scope. ``time_limit``: seconds of search per community (``None``: by its
+    size, :func:`gridsvc.pairing.problem.time_budget`). Raises :class:`Conflict` when a run
+    for one of the communities is in progress, :class:`InfeasibleSettings` for impossible
+    settings, :class:`SolverFailed` when a solver did not prove its result (nothing is
+    persisted then: the caller rolls back).
     """
     if level not in (*LEVELS, "all"):
         raise InputRejected(
