@@ -56,6 +56,9 @@ GRIDSVC_TIANDITU_KEY
     ``tk`` key for Tianditu tiles.
 GRIDSVC_LANG
     Language of labels in maps, reports and pages: ``zh`` or ``en``. Default ``zh``.
+GRIDSVC_TIMEZONE
+    IANA time zone of every time shown (pages, audit log, reports, file names). Default
+    ``Asia/Shanghai`` (Beijing time); stored times stay UTC.
 GRIDSVC_SECRET_KEY
     Flask secret key. Required by ``gridsvc serve`` outside development.
 GRIDSVC_APP_DB_PASSWORD
@@ -141,6 +144,7 @@ class Settings:
     tiles: str = "none"
     tianditu_key: str = ""
     lang: str = "zh"
+    timezone: str = "Asia/Shanghai"
     secret_key: str | None = None
     app_db_password: str = ""
     cookie_secure: bool = True
@@ -150,6 +154,13 @@ class Settings:
     demo_admin_password: str = field(default="", repr=False)
     demo_viewer_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    @property
+    def zone(self) -> Any:
+        """:attr:`timezone` as a ``zoneinfo.ZoneInfo``."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -189,6 +200,18 @@ def _positive(value: float) -> float:
     return value
 
 
+def _zone(text: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone such as Asia/Shanghai, got {text!r}"
+        ) from None
+    return text.strip()
+
+
 def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
@@ -213,6 +236,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "TILES": ("tiles", str),
     "TIANDITU_KEY": ("tianditu_key", str),
     "LANG": ("lang", str),
+    "TIMEZONE": ("timezone", _zone),
     "SECRET_KEY": ("secret_key", str),
     "APP_DB_PASSWORD": ("app_db_password", str),
     "COOKIE_SECURE": ("cookie_secure", _flag),

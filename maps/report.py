@@ -34,6 +34,21 @@ FULL_DETAIL_COLUMNS = ("phone", *SENSITIVE_FLAGS)
 
 
 @dataclass(frozen=True)
+class ReportSection:
+    """One more titled table of a report (after the built-in sections), e.g. 联系情况.
+
+    ``table`` columns are labelled through :func:`maps.labels.column_label`; ``note`` is printed
+    under the title; ``people`` masks ``name``/``phone`` columns in a masked report.
+    """
+
+    key: str
+    title: str
+    table: pd.DataFrame
+    note: str = ""
+    people: bool = False
+
+
+@dataclass(frozen=True)
 class ReportData:
     """What a report shows besides the map.
 
@@ -84,6 +99,7 @@ class ReportData:
     generated_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
     generated_by: str = ""
     plan_version: str | int | None = None
+    sections: tuple[ReportSection, ...] = ()
 
 
 def map_html(m: folium.Map) -> str:
@@ -160,6 +176,9 @@ def render_report(data: ReportData, options: MapOptions | None = None) -> str:
             for kind, frame in data.blindspots.items()
         ],
         stations=_frame_table(data.stations, lang),
+        sections=[
+            _extra_section(section, lang=lang, masked=opts.masked) for section in data.sections
+        ],
     )
     return page
 
@@ -289,4 +308,14 @@ def _blindspot_section(
         "title": kind_label(kind, lang),
         "count": f"{len(frame):,}",
         "table": _frame_table(safe, lang, limit=ROWS_MAX) or {"head": [], "rows": [], "more": ""},
+    }
+
+
+def _extra_section(section: ReportSection, *, lang: str, masked: bool) -> dict[str, Any]:
+    frame = protect(pd.DataFrame(section.table), masked=masked, people=section.people)
+    return {
+        "key": section.key,
+        "title": section.title,
+        "note": section.note,
+        "table": _frame_table(frame, lang, limit=ROWS_MAX),
     }

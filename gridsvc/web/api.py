@@ -213,15 +213,51 @@ def _download(body: bytes, name: str, mimetype: str) -> Response:
 
 
 @bp.route("/report")
-@bp.arguments(schemas.ScopeArgs, location="query")
+@bp.arguments(schemas.ReportArgs, location="query")
 @bp.response(200, content_type="text/html")
 def report(args: dict[str, Any]) -> Response:
-    """The self-contained HTML map report of a street or community (masked)."""
+    """The self-contained HTML report of a street or community: the document ``gridsvc report``
+    writes (one builder), masked unless ``unmasked`` (planners and admins; audited).
+
+    Without a scope: the caller's street or community, or the only street the caller sees.
+    """
+    from gridsvc.web.i18n import lang as current_lang
     from gridsvc.web.reports import render_scope_report
 
-    body = render_scope_report(db.conn(), **scope_codes(args), settings=db.settings())
-    code = args.get("community") or args.get("street") or "scope"
-    return _download(body.encode(), f"report-{code}.html", "text/html; charset=utf-8")
+    user = current_user()
+    codes = report_scope(args, user)
+    if args["unmasked"] and not user.can_plan:
+        raise Forbidden(f"user {user.username!r} (role {user.role}) may not see unmasked data")
+    body, name = render_scope_report(
+        db.conn(),
+        **codes,
+        settings=db.settings(),
+        lang=args.get("lang") or current_lang(),
+        user=user,
+        unmasked=args["unmasked"],
+    )
+    return _download(body.encode(), name, "text/html; charset=utf-8")
+
+
+def report_scope(args: dict[str, Any], user: User) -> dict[str, str | None]:
+    """The report's scope: as asked, else the caller's own, else the one street visible."""
+    from gridsvc.errors import InputRejected, Reject
+
+    codes = scope_codes(args)
+    if codes["street_code"] or codes["community_code"]:
+        return codes
+    if user.community_code:
+        return {"street_code": None, "community_code": user.community_code}
+    if user.street_code:
+        return {"street_code": user.street_code, "community_code": None}
+    streets = db.conn().execute(text("SELECT code FROM streets ORDER BY code LIMIT 2")).scalars()
+    found = list(streets)
+    if len(found) == 1:
+        return {"street_code": found[0], "community_code": None}
+    raise InputRejected(
+        "report: give street or community (you see more than one street)",
+        [Reject("query", None, "street", "a 9-digit street code or a 12-digit community")],
+    )
 
 
 @bp.route("/audit")

@@ -162,7 +162,10 @@ def login() -> object:
             ip=request.remote_addr,
         )
         if user is not None:
+            chosen = session.get("lang")  # the language picked on the login page stays
             session.clear()
+            if chosen in ("zh", "en"):
+                session["lang"] = chosen
             session.permanent = True
             session.update(uid=user.id, ver=user.session_version, at=time.time())
             return redirect(_safe_next(request.args.get("next")))

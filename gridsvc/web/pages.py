@@ -20,7 +20,7 @@ from sqlalchemy import text
 from gridsvc.accounts import audit
 from gridsvc.accounts.users import require
 from gridsvc.coverage import compute_coverage, find_blindspots, suggest_sites
-from gridsvc.errors import Conflict, GridsvcError, InputRejected
+from gridsvc.errors import Conflict, GridsvcError, InputRejected, NotFound
 from gridsvc.pairing import service as pairing
 from gridsvc.portal import roster as roster_service
 from gridsvc.portal.proposals import load_proposal, render_diff_map
@@ -53,9 +53,13 @@ def _communities() -> list[dict[str, Any]]:
 
 
 def _chosen_community(communities: list[dict[str, Any]]) -> str | None:
+    """The community the request names (404 when it is not one the caller sees: one answer
+    for "no such code" and "outside your scope"), else the first visible one."""
     wanted = request.values.get("community")
     if wanted and not schemas.COMMUNITY.regex.match(wanted):
         raise InputRejected(f"community {wanted!r}: expected a 12-digit code", [])
+    if wanted and wanted not in {c["code"] for c in communities}:
+        raise NotFound(f"community {wanted!r}: no such community in your scope")
     return wanted or (communities[0]["code"] if communities else None)
 
 
@@ -177,53 +181,69 @@ def blindspots() -> str:
 
 @bp.route("/rebalance", methods=["GET", "POST"])
 def rebalance() -> Any:
-    """The planner's rebalance: run a proposal, review its diff (map and table), decide."""
+    """The planner's rebalance: run a proposal (a background job with progress), review its
+    diff (map and table), decide. Every POST answers with a redirect (post/redirect/get); the
+    outcome is shown once on the page it leads to."""
     user = current_user()
     require(user, plan=True)
     communities = _communities()
     community = _chosen_community(communities)
     shown = request.args.get("proposal", type=int)
-    message, status = None, 200
+    message, status = session.pop("rebalance_message", None), 200
+    failed = bool(session.pop("rebalance_failed", False))
     if request.method == "POST":
         action = request.form.get("action")
         try:
             if action == "propose":
-                made = _propose(user, community)
-                return redirect(url_for(".rebalance", community=community, proposal=made), 303)
+                return _propose(user, community)
             if action not in ("accept", "reject"):
                 raise InputRejected(f"action {action!r}: expected propose, accept or reject", [])
             shown = request.form.get("proposal_id", type=int)
-            message = _decide(user, shown, action)
+            session["rebalance_message"] = _decide(user, shown, action)
+            target = url_for(".rebalance", community=community, proposal=shown)
+            return redirect(target, 303)
         except Conflict as exc:
-            message, status = f"{t('stale')} ({exc.message})", 409
+            message, status, failed = f"{t('stale')} ({exc.message})", 409, True
         except GridsvcError as exc:
-            message, status = exc.message, exc.http_status
+            message, status, failed = exc.message, exc.http_status, True
     proposal = load_proposal(db.conn(), shown) if shown else None
     return render_template(
         "rebalance.html",
         communities=communities,
         community=proposal["community"] if proposal else community,
         proposal=proposal,
+        proposals=[] if proposal else pairing.open_proposals(db.conn()),
         message=message,
-        failed=status >= 400,
+        failed=failed,
     ), status
 
 
-def _propose(user: Any, community: str | None) -> int:
+def _propose(user: Any, community: str | None) -> Response:
+    """An open proposal of this plan and data version, else a rebalance job (its page shows
+    the progress and leads to the proposal); without a job queue, solved here."""
+    from flask import current_app
+
     if community is None:
         raise InputRejected("rebalance: no community in your scope", [])
-    made = pairing.propose_rebalance(
-        db.conn(), community_code=community, settings=db.settings(), created_by=user.username
-    )
-    audit.record(
-        db.conn(),
-        "proposal",
-        user=user,
-        target=f"proposal {made.id}",
-        community_id=made.community_id,
-        details={"community": community, "base_version": made.base_version, **made.counts},
-    )
-    return made.id
+    cid = db.conn().scalar(text("SELECT id FROM communities WHERE code = :c"), {"c": community})
+    if cid is None:
+        raise NotFound(f"community {community!r}: no such community in your scope")
+    found = pairing.reusable_proposal(db.conn(), community_code=community)
+    if found is None and not current_app.config.get("GRIDSVC_NO_QUEUE"):
+        from gridsvc.web.jobs_api import enqueue
+
+        params = {"community": community, "username": user.username}
+        body = enqueue(user, "rebalance", params, community_id=int(cid))
+        return redirect(url_for(".job", job_id=body["id"]), 303)
+    if found is None:
+        found = pairing.propose_rebalance(
+            db.conn(),
+            community_code=community,
+            settings=db.settings(),
+            created_by=user.username,
+            actor_id=user.id,
+        )
+    return redirect(url_for(".rebalance", community=community, proposal=found.id), 303)
 
 
 def _decide(user: Any, proposal_id: int | None, action: str) -> str:
@@ -236,25 +256,14 @@ def _decide(user: Any, proposal_id: int | None, action: str) -> str:
             proposal_id,
             expected_version=request.form.get("version", type=int),
             decided_by=user.username,
+            actor_id=user.id,
             reason=reason,
         )
-        message = f"{t('accepted')} {outcome.version}"
-    else:
-        outcome = pairing.reject_proposal(
-            db.conn(), proposal_id, decided_by=user.username, reason=reason
-        )
-        message = t("rejected")
-    audit.record(
-        db.conn(),
-        f"proposal_{action}",
-        user=user,
-        target=f"proposal {proposal_id}",
-        reason=reason,
-        before=outcome.before,
-        after=outcome.after,
-        community_id=outcome.community_id,
+        return f"{t('accepted')} {outcome.version}"
+    pairing.reject_proposal(
+        db.conn(), proposal_id, decided_by=user.username, actor_id=user.id, reason=reason
     )
-    return message
+    return t("rejected")
 
 
 @bp.route("/rebalance/<int:proposal_id>/map")
@@ -313,11 +322,15 @@ def audit_page() -> str:
 
 
 @bp.route("/jobs/<int:job_id>")
-def job(job_id: int) -> str:
+def job(job_id: int) -> Any:
     """A background job's progress (the page polls the API), then an import's report."""
     from gridsvc import jobs
 
     status = jobs.job_status(db.conn(), job_id, user=current_user())
+    made = (status.get("result") or {}).get("proposal_id")
+    if status["kind"] == "rebalance" and status["status"] == "done" and made:
+        community = status["result"].get("community")
+        return redirect(url_for(".rebalance", community=community, proposal=made), 303)
     return render_template("job.html", job=status)
 
 

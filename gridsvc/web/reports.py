@@ -1,20 +1,15 @@
-"""Map pages and HTML reports of a scope, drawn by the ``maps`` builders (assets inlined)."""
+"""Map pages and HTML reports of a scope for the web app (the report is :mod:`gridsvc.reports`')."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from gridsvc.coverage._data import resolve_scope
+from gridsvc.accounts.users import User
 from gridsvc.portal.mapdata import load_map_data
+from gridsvc.reports import build_report, report_filename, report_options
 from gridsvc.settings import Settings
-from maps.coverage_map import MapOptions, build_map
-from maps.report import ReportData, map_html, render_report
-
-
-def _options(settings: Settings, lang: str) -> MapOptions:
-    return MapOptions(
-        lang=lang, tiles=settings.tiles, tianditu_key=settings.tianditu_key, masked=True
-    )
+from maps.coverage_map import build_map
+from maps.report import map_html
 
 
 def render_scope_map(
@@ -25,11 +20,11 @@ def render_scope_map(
     settings: Settings,
     lang: str = "zh",
 ) -> str:
-    """The coverage map of a scope as one page with every asset inlined (no CDN)."""
+    """The coverage map of a scope as one page with every asset inlined (no CDN; masked)."""
     data = load_map_data(
         conn, street_code=street_code, community_code=community_code, settings=settings
     )
-    return map_html(build_map(data, _options(settings, lang)))
+    return map_html(build_map(data, report_options(settings.with_(lang=lang))))
 
 
 def render_scope_report(
@@ -39,20 +34,24 @@ def render_scope_report(
     community_code: str | None = None,
     settings: Settings,
     lang: str = "zh",
-    user: str = "",
-) -> str:
-    """The self-contained HTML report of a scope (masked)."""
-    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
-    data = load_map_data(
-        conn, street_code=street_code, community_code=community_code, settings=settings
+    user: User,
+    unmasked: bool = False,
+) -> tuple[str, str]:
+    """The report of a scope as the CLI writes it, and its file name.
+
+    The same builder as ``gridsvc report`` (:func:`gridsvc.reports.build_report`): for the
+    same scope, user and language the same document. Unmasked needs a planner or admin and is
+    audited by the builder.
+    """
+    html = build_report(
+        conn,
+        street_code=street_code,
+        community_code=community_code,
+        settings=settings.with_(lang=lang),
+        unmasked=unmasked,
+        allowed=user.can_plan,
+        user=user.username,
+        user_id=user.id,
     )
-    report = ReportData(
-        title=scope.name or "",
-        scope=scope.code or "",
-        map=data,
-        far_m=settings.far_pair_m,
-        load_range=(settings.household_load.min, settings.household_load.max),
-        blindspots={k: v.drop(columns="geometry") for k, v in data.blindspots.items()},
-        generated_by=user,
-    )
-    return render_report(report, _options(settings, lang))
+    code = street_code or community_code or "scope"
+    return html, report_filename(code, settings=settings, masked=not unmasked)

@@ -43,6 +43,13 @@ class ScopeArgs(_OneScope, Schema):
     community = fields.String(validate=COMMUNITY)
 
 
+class ReportArgs(ScopeArgs):
+    """The report's scope (default: the caller's), language and masking."""
+
+    lang = fields.String(validate=validate.OneOf(["zh", "en"]))
+    unmasked = fields.Boolean(load_default=False)
+
+
 class CommunityArgs(Schema):
     """One community."""
 
