@@ -166,9 +166,14 @@ def _roster(args: dict[str, Any], what: str) -> roster_service.Roster:
     user = current_user()
     ids = scope_community_ids(args)
     target = args.get("community") or args.get("street") or user.scope_code or "all"
-    unmasked = allow_unmasked(user, args["unmasked"], what, f"roster {target}")
+    if args["unmasked"] and not user.can_plan:
+        raise Forbidden(f"user {user.username!r} (role {user.role}) may not see unmasked data")
     return roster_service.load_roster(
-        db.conn(), ids, grid_code=args.get("grid"), masked=not unmasked
+        db.conn(),
+        ids,
+        grid_code=args.get("grid"),
+        masked=not args["unmasked"],
+        audit_as=(user, what, f"roster {target}", request.remote_addr),
     )
 
 
@@ -189,11 +194,26 @@ def roster_xlsx(args: dict[str, Any]) -> Response:
 
     data = _roster(args, "export_unmasked")
     body = roster_service.roster_xlsx(
-        data, sheet_names=(t("member_households"), t("cadre_members"))
+        _for_people(data), sheet_names=(t("member_households"), t("cadre_members"))
     )
-    return _download(
-        body, "roster.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
+    return _download(body, export_name("roster", args, data.masked, "xlsx"), XLSX)
+
+
+def _for_people(data: roster_service.Roster) -> roster_service.Roster:
+    """Headers and yes/no in the caller's language (the catalogue's ``column.*``)."""
+    from gridsvc.web.i18n import label_of, t
+
+    return data.labelled(lambda c: label_of("column", c), t("yes"), t("no"))
+
+
+def export_name(what: str, args: dict[str, Any], masked: bool, ext: str) -> str:
+    """``roster-530102001001-20261207-masked.xlsx``: what, scope, local date, masking."""
+    from datetime import datetime
+
+    user = current_user()
+    scope = args.get("community") or args.get("street") or user.scope_code or "all"
+    day = datetime.now(db.settings().zone).strftime("%Y%m%d")
+    return f"{what}-{scope}-{day}-{'masked' if masked else 'unmasked'}.{ext}"
 
 
 @bp.route("/roster.csv")
@@ -202,8 +222,9 @@ def roster_xlsx(args: dict[str, Any]) -> Response:
 def roster_csv(args: dict[str, Any]) -> Response:
     """One roster table as CSV (UTF-8 with BOM)."""
     data = _roster(args, "export_unmasked")
-    body = roster_service.roster_csv(data, table=args["table"])
-    return _download(body, f"roster-{args['table']}.csv", "text/csv; charset=utf-8")
+    body = roster_service.roster_csv(_for_people(data), table=args["table"])
+    name = export_name(f"roster-{args['table']}", args, data.masked, "csv")
+    return _download(body, name, "text/csv; charset=utf-8")
 
 
 def _download(body: bytes, name: str, mimetype: str) -> Response:

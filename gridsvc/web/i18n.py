@@ -13,10 +13,13 @@ catalogues is a mechanical change for later; the lookup (:func:`t`) is the one s
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from flask import Flask, g, request, session
+
+log = logging.getLogger(__name__)
 
 LABELS: dict[str, dict[str, str]] = {
     "app": {"zh": "网格党建服务", "en": "Grid service"},
@@ -186,6 +189,7 @@ LABELS: dict[str, dict[str, str]] = {
     "job_message.reading": {"zh": "读取文件", "en": "reading"},
     "job_message.validating": {"zh": "校验记录", "en": "validating"},
     "records": {"zh": "条记录", "en": "records"},
+    "menu": {"zh": "菜单", "en": "Menu"},
 }
 
 #: Values the services return, by family: ``t("role.viewer")`` or ``label_of("role", v)``.
@@ -273,6 +277,24 @@ ENUMS: dict[str, dict[str, tuple[str, str]]] = {
         "households": ("住户数", "Households"),
         "members": ("党员数", "Members"),
     },
+    "column": {
+        "member_code": ("党员编码", "Member code"),
+        "member_name": ("党员姓名", "Member name"),
+        "member_phone": ("党员电话", "Member phone"),
+        "member_grid_code": ("党员所在网格", "Member's grid"),
+        "household_code": ("住户编码", "Household code"),
+        "household_name": ("户主姓名", "Household name"),
+        "household_phone": ("住户电话", "Household phone"),
+        "grid_code": ("网格编码", "Grid"),
+        "building_code": ("楼栋编码", "Building"),
+        "distance_m": ("距离(米)", "Distance (m)"),
+        "same_building": ("同一楼栋", "Same building"),
+        "same_grid": ("同一网格", "Same grid"),
+        "cadre_code": ("干部编码", "Cadre code"),
+        "cadre_name": ("干部姓名", "Cadre name"),
+        "cadre_phone": ("干部电话", "Cadre phone"),
+        "cadre_level": ("干部层级", "Cadre level"),
+    },
     "layer": {
         "streets": ("街道", "Streets"),
         "communities": ("社区", "Communities"),
@@ -332,11 +354,11 @@ def lookup(key: str, language: str) -> str | None:
     from maps.labels import kind_label, label
 
     if family == "blindspot":  # the maps' and reports' own names of the six kinds
-        found = kind_label(value, language)
-        return None if found == value else found
+        return None if kind_label(value, "zh") == value else kind_label(value, language)
 
-    found = label(key, language)
-    return None if found == key else found
+    if label(key, "zh") == key:  # not in the maps' catalogue either
+        return None
+    return label(key, language)
 
 
 def label_of(family: str, value: Any) -> str:
@@ -375,7 +397,17 @@ def localtime(value: Any, *, seconds: bool = False) -> str:
     return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def _note_missing(response: Any) -> Any:
+    """Log the keys this request asked for that no catalogue has (untranslated text)."""
+    missing = g.get("missing_labels")
+    if missing:
+        log.warning("untranslated labels on %s: %s", request.path, ", ".join(sorted(missing)))
+    return response
+
+
 def init_app(app: Flask) -> None:
-    """Make ``t``, ``label_of``, ``lang`` and the ``localtime`` filter available to templates."""
+    """Make ``t``, ``label_of``, ``lang`` and the ``localtime`` filter available to templates;
+    log untranslated keys."""
+    app.after_request(_note_missing)
     app.jinja_env.globals.update(t=t, lang=lang, label_of=label_of, job_message=job_message)
     app.jinja_env.filters["localtime"] = localtime

@@ -73,10 +73,16 @@ def lang(code: str) -> Response:
 
 @bp.route("/")
 def home() -> str:
-    """The user's street or community with its coverage figures."""
-    report = compute_coverage(db.conn(), settings=db.settings())
+    """The user's street or community, titled with its name, with its coverage figures."""
+    from gridsvc.web.api import report_scope
+
+    try:
+        codes = report_scope({}, current_user())
+    except InputRejected:  # an admin who sees several streets: the whole district
+        codes = {"street_code": None, "community_code": None}
+    report = compute_coverage(db.conn(), **codes, settings=db.settings())
     body = report.to_dict()
-    return render_template("home.html", report=body, summary=body["summary"])
+    return render_template("home.html", report=body, summary=body["summary"], codes=codes)
 
 
 @bp.route("/map")
@@ -111,14 +117,18 @@ def record(kind: str, code: str) -> str:
     return render_template("record.html", item=record_details(db.conn(), kind, code))
 
 
+ROSTER_PAGE = 100  # rows of each roster table on one page
+
+
 @bp.route("/roster")
 def roster() -> str:
-    """结对名单 of a community, filterable by grid, with XLSX and CSV export links."""
+    """结对名单 of a community, filterable by grid, paged (the totals shown), with exports."""
     communities = _communities()
     community = _chosen_community(communities)
     grid = request.args.get("grid") or None
     if grid and not schemas.GRID.regex.match(grid):
         raise InputRejected(f"grid {grid!r}: expected a 15-digit code", [])
+    page = max(1, request.args.get("page", 1, type=int) or 1)
     ids = (
         []
         if community is None
@@ -139,13 +149,18 @@ def roster() -> str:
         .scalars()
         .all()
     )
+    body = data.to_dict(limit=ROSTER_PAGE, offset=(page - 1) * ROSTER_PAGE)
+    most = max(body["totals"]["household_pairs"], body["totals"]["member_pairs"])  # type: ignore[index]
     return render_template(
         "roster.html",
         communities=communities,
         community=community,
         grid=grid,
         grids=grids,
-        roster=data.to_dict(limit=500),
+        roster=body,
+        page=page,
+        pages=max(1, -(-most // ROSTER_PAGE)),
+        per_page=ROSTER_PAGE,
     )
 
 
@@ -304,9 +319,15 @@ def upload() -> Any:
         except InputRejected as exc:
             rejected, status = exc, 422
     settings = db.settings()
+    chosen = {  # the form keeps what was chosen
+        "layer": request.form.get("layer", ""),
+        "crs": request.form.get("crs", ""),
+        "skip_invalid": request.form.get("skip_invalid") == "on",
+    }
     return render_template(
         "upload.html",
         layers=list(LAYER_SPECS),
+        chosen=chosen,
         result=result,
         rejected=rejected,
         limit=int(settings.max_upload_mb),
