@@ -95,7 +95,7 @@ def map_data_from_frames(
                 {"ids": ids},
             )
         ),
-        grids=_counted(_polygons(_grid_names(data)), data, hh_paired, "grid_id"),
+        grids=_counted(_polygons(_grid_names(data, people["grids"])), data, hh_paired, "grid_id"),
         buildings=_counted(
             _polygons(data.buildings.merge(people["buildings"], on="building_id", how="left")),
             data,
@@ -136,15 +136,22 @@ def _people(conn: Connection, ids: list[int], streets: list[int]) -> dict[str, p
             "SELECT id AS building_id, name FROM buildings WHERE community_id = ANY(:ids)",
             {"ids": ids},
         ),
+        "grids": frame(
+            conn,
+            "SELECT id AS grid_id, name FROM grids WHERE community_id = ANY(:ids)",
+            {"ids": ids},
+        ),
     }
 
 
-def _grid_names(data: ScopeData) -> pd.DataFrame:
-    """Grids named as people say them: 翠湖社区第1网格 (the community's name, the grid's number)."""
+def _grid_names(data: ScopeData, names: pd.DataFrame) -> pd.DataFrame:
+    """Grids named as people say them: their own name, else 翠湖社区第1网格 (the community's
+    name and the grid's number)."""
     comm = data.communities.set_index("community_id")["name"]
-    grids = data.grids.copy()
+    grids = data.grids.merge(names, on="grid_id", how="left")
     number = grids["code"].astype(str).str[-3:].str.lstrip("0").replace("", "0")
-    grids["name"] = grids["community_id"].map(comm).fillna("") + "第" + number + "网格"
+    made = grids["community_id"].map(comm).fillna("") + "第" + number + "网格"
+    grids["name"] = grids["name"].where(grids["name"].notna() & (grids["name"] != ""), made)
     return grids
 
 

@@ -146,8 +146,10 @@ def station_suggestions(args: dict[str, Any]) -> dict[str, Any]:
 @bp.arguments(schemas.SearchArgs, location="query")
 @bp.response(200)
 def search(args: dict[str, Any]) -> dict[str, Any]:
-    """Households, members and buildings whose code starts with ``q`` (names masked)."""
-    return {"results": search_codes(db.conn(), args["q"])}
+    """Households, members and buildings by any part of a code, buildings by name or number,
+    people by name for planners (names masked)."""
+    by_name = current_user().can_plan
+    return {"results": search_codes(db.conn(), args["q"], by_name=by_name)}
 
 
 @bp.route("/records/<string:kind>/<string:code>")

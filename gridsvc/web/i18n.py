@@ -51,7 +51,10 @@ LABELS: dict[str, dict[str, str]] = {
     "without_cadre": {"zh": "无干部联系党员", "en": "Members without cadre"},
     "cadres": {"zh": "干部", "en": "Cadres"},
     "distance_mean_m": {"zh": "平均结对距离(米)", "en": "Mean pair distance (m)"},
-    "search": {"zh": "按户、党员或楼栋编码搜索", "en": "Search household, member or building code"},
+    "search": {
+        "zh": "编码的任意部分、楼栋名称或楼号、姓名(组织员)",
+        "en": "Any part of a code, a building name or number, a name (planners)",
+    },
     "go": {"zh": "查询", "en": "Go"},
     "details": {"zh": "详情", "en": "Details"},
     "code": {"zh": "编码", "en": "Code"},
@@ -190,6 +193,14 @@ LABELS: dict[str, dict[str, str]] = {
     "job_message.validating": {"zh": "校验记录", "en": "validating"},
     "records": {"zh": "条记录", "en": "records"},
     "menu": {"zh": "菜单", "en": "Menu"},
+    "on_map": {"zh": "在地图上查看", "en": "Show on the map"},
+    "suggest": {"zh": "生成选址建议", "en": "Suggest sites"},
+    "building": {"zh": "楼栋", "en": "Building"},
+    "sites_total": {
+        "zh": "{n} 个建议站点（步行 {r} 米内），共新增覆盖 {h} 户",
+        "en": "{n} suggested sites (within {r} m on foot) reach {h} more households",
+    },
+    "no_results": {"zh": "没有找到匹配的记录", "en": "Nothing found"},
 }
 
 #: Values the services return, by family: ``t("role.viewer")`` or ``label_of("role", v)``.

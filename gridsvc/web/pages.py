@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from flask import (
     Blueprint,
     Flask,
@@ -52,10 +53,12 @@ def _communities() -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def _chosen_community(communities: list[dict[str, Any]]) -> str | None:
+def _chosen_community(
+    communities: list[dict[str, Any]], *, default: str | None = None
+) -> str | None:
     """The community the request names (404 when it is not one the caller sees: one answer
     for "no such code" and "outside your scope"), else the first visible one."""
-    wanted = request.values.get("community")
+    wanted = request.values.get("community") or default
     if wanted and not schemas.COMMUNITY.regex.match(wanted):
         raise InputRejected(f"community {wanted!r}: expected a 12-digit code", [])
     if wanted and wanted not in {c["code"] for c in communities}:
@@ -87,26 +90,57 @@ def home() -> str:
 
 @bp.route("/map")
 def map_page() -> str:
-    """The coverage map with layer toggles, a code search and links to details."""
+    """The coverage map with layer toggles and a search; a result opens on the map, zoomed in
+    and highlighted (``focus=kind:code``)."""
     communities = _communities()
-    community = _chosen_community(communities)
+    focus = _focus(request.args.get("focus"))
+    community = _chosen_community(communities, default=focus and focus["community_code"])
     query = request.args.get("q", "").strip()
-    results = search_codes(db.conn(), query) if query else []
+    by_name = current_user().can_plan
+    results = search_codes(db.conn(), query, by_name=by_name) if query else []
+    if len(results) == 1 and not focus:  # one hit: straight to it
+        hit = results[0]
+        return redirect(  # type: ignore[return-value]
+            url_for(
+                ".map_page", community=hit["community_code"], focus=f"{hit['kind']}:{hit['code']}"
+            )
+        )
     return render_template(
-        "map.html", communities=communities, community=community, q=query, results=results
+        "map.html",
+        communities=communities,
+        community=community,
+        q=query,
+        results=results,
+        focus=focus,
     )
+
+
+def _focus(raw: str | None) -> dict[str, Any] | None:
+    """``household:CODE`` (or member/building) → the record's place (404 outside the scope)."""
+    if not raw:
+        return None
+    kind, _, code = raw.partition(":")
+    found = record_details(db.conn(), kind, code)
+    return {
+        "kind": kind,
+        "code": code,
+        "community_code": found.get("community_code"),
+        "lat": found["lat"],
+        "lon": found["lon"],
+        "label": found.get("name") or code,
+    }
 
 
 @bp.route("/map/frame")
 def map_frame() -> Response:
-    """The folium map page itself (every asset inlined: no CDN)."""
-    from gridsvc.web.i18n import lang as current_lang
+    """The folium map page itself (every asset inlined: no CDN), opened on ``focus`` if given."""
     from gridsvc.web.reports import render_scope_map
 
     communities = _communities()
-    community = _chosen_community(communities)
+    focus = _focus(request.args.get("focus"))
+    community = _chosen_community(communities, default=focus and focus["community_code"])
     html = render_scope_map(
-        db.conn(), community_code=community, settings=db.settings(), lang=current_lang()
+        db.conn(), community_code=community, settings=db.settings(), focus=focus
     )
     return Response(html, mimetype="text/html")
 
@@ -164,34 +198,68 @@ def roster() -> str:
     )
 
 
+SITE_RADII = (300, 500, 800, 1000)  # GB 50180-2018 walking life circles, metres
+
+
 @bp.route("/blindspots", methods=["GET", "POST"])
-def blindspots() -> str:
-    """Blind spots with counts and lists; station suggestions (planners, POST)."""
+def blindspots() -> Any:
+    """Blind spots with counts and lists; station suggestions (planners, POST: k new sites
+    within a walking radius; the answer redirects to the stored run, shown on a map)."""
     communities = _communities()
     community = _chosen_community(communities)
-    spots = find_blindspots(db.conn(), community_code=community, settings=db.settings())
-    sites = None
     if request.method == "POST":
         user = current_user()
         require(user, plan=True)
-        radius = float(request.form.get("radius_m", 500))
+        radius = request.form.get("radius_m", type=int)
+        k = request.form.get("k", type=int)
+        if radius not in SITE_RADII:
+            raise InputRejected(f"radius_m {radius!r}: expected one of {SITE_RADII}", [])
+        if k is None or not 1 <= k <= 10:
+            raise InputRejected(f"k {k!r}: expected 1 to 10 new stations", [])
         run = suggest_sites(
             db.conn(),
-            community_code=community,
-            radius_m=radius,
-            k=3,
+            community_code=community or "",
+            radius_m=float(radius),
+            k=k,
             time_limit=20.0,
             created_by=user.username,
             settings=db.settings(),
         )
-        sites = run.to_dict()
+        return redirect(url_for(".blindspots", community=community, sites=run.run_id), 303)
+    spots = find_blindspots(db.conn(), community_code=community, settings=db.settings())
+    run_id = request.args.get("sites", type=int)
+    sites = _site_rows(run_id) if run_id else None
     return render_template(
         "blindspots.html",
         communities=communities,
         community=community,
         spots=spots.to_dict(limit=50),
         sites=sites,
+        run_id=run_id,
+        radii=SITE_RADII,
+        chosen={"k": request.args.get("k", 3, type=int), "radius_m": 500},
     )
+
+
+def _site_rows(run_id: int) -> dict[str, Any]:
+    """A stored suggestion run's sites (404 outside the caller's scope)."""
+    from gridsvc.coverage.sites import load_suggestions
+
+    sites = load_suggestions(db.conn(), run_id)
+    rows = pd.DataFrame(sites.drop(columns="geometry"))
+    rows["lon"], rows["lat"] = sites.geometry.x.round(6), sites.geometry.y.round(6)
+    records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+    radius = int(rows["radius_m"].iloc[0]) if len(rows) else None
+    return {"sites": records, "radius_m": radius, "total": int(rows["new_households"].sum())}
+
+
+@bp.route("/blindspots/sites/<int:run_id>/map")
+def sites_map(run_id: int) -> Response:
+    """The suggested sites on the community's map, each with the households it would add."""
+    from gridsvc.web.reports import render_sites_map
+
+    html = render_sites_map(db.conn(), run_id, settings=db.settings())
+    return Response(html, mimetype="text/html")
 
 
 @bp.route("/rebalance", methods=["GET", "POST"])

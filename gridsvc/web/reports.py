@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from sqlalchemy import Connection
 
 from gridsvc.accounts.users import User
@@ -18,13 +21,19 @@ def render_scope_map(
     street_code: str | None = None,
     community_code: str | None = None,
     settings: Settings,
-    lang: str = "zh",
+    focus: dict[str, Any] | None = None,
 ) -> str:
-    """The coverage map of a scope as one page with every asset inlined (no CDN; masked)."""
+    """The coverage map of a scope as one page with every asset inlined (no CDN; masked),
+    opened on ``focus`` (``lat``, ``lon``, ``label``) when given, highlighted there."""
     data = load_map_data(
         conn, street_code=street_code, community_code=community_code, settings=settings
     )
-    return map_html(build_map(data, report_options(settings.with_(lang=lang))))
+    options = report_options(settings)
+    if focus:
+        options = replace(
+            options, focus=(float(focus["lat"]), float(focus["lon"]), str(focus["label"]))
+        )
+    return map_html(build_map(data, options))
 
 
 def render_scope_report(
@@ -55,3 +64,36 @@ def render_scope_report(
     )
     code = street_code or community_code or "scope"
     return html, report_filename(code, settings=settings, masked=not unmasked)
+
+
+def render_sites_map(conn: Connection, run_id: int, *, settings: Settings) -> str:
+    """A station-suggestion run's sites over its community's map: each site a marker ringed
+    by its walking radius, labelled with the households it adds (404 outside the scope)."""
+    from sqlalchemy import text
+
+    from gridsvc.coverage.sites import load_suggestions
+    from gridsvc.errors import NotFound
+
+    sites = load_suggestions(conn, run_id)
+    community = conn.scalar(
+        text(
+            "SELECT c.code FROM site_runs r JOIN communities c ON c.id = r.community_id "
+            "WHERE r.id = :r"
+        ),
+        {"r": run_id},
+    )
+    if community is None:
+        raise NotFound(f"site run {run_id}: no such run in your scope")
+    data = load_map_data(conn, community_code=community, settings=settings)
+    zh = settings.lang == "zh"
+    reasons = [
+        (f"新站点 {r}：新增覆盖 {n:,} 户" if zh else f"new site {r}: reaches {n:,} more households")
+        for r, n in zip(sites["rank"], sites["new_households"], strict=True)
+    ]
+    frame = sites.assign(
+        code=sites["building_code"].fillna("").astype(str),
+        name=[f"#{r}" for r in sites["rank"]],
+        reason=reasons,
+    )
+    blindspots = {"suggested_sites": frame, **dict(data.blindspots)}
+    return map_html(build_map(replace(data, blindspots=blindspots), report_options(settings)))
