@@ -21,7 +21,7 @@ from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 
 bp = Blueprint("api", __name__, url_prefix="/api", description="gridsvc JSON and GeoJSON API")
-_GEOJSON_CACHE: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+_GEOJSON_CACHE: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 _CACHE_LOCK = Lock()
 CACHE_ENTRIES = 64
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -110,6 +110,50 @@ def coverage_geojson_view(args: dict[str, Any]) -> Response:
     response.set_etag(f"{key[0]}-{key[1]}")
     response.headers["Cache-Control"] = "private, no-cache"
     return response.make_conditional(request)
+
+
+@bp.route("/overview.geojson")
+@bp.arguments(schemas.OverviewArgs, location="query")
+@bp.response(200, content_type="application/geo+json")
+def overview(args: dict[str, Any]) -> Response:
+    """Communities and grids of a street, or of everything the caller sees (the district for an
+    unscoped admin), shaded by coverage: aggregated GeoJSON, no personal data.
+
+    Cached per scope and data version; answers 304 to a matching If-None-Match.
+    """
+    from gridsvc.portal import overview as service
+    from gridsvc.portal._sql import data_version
+
+    user = current_user()
+    connection = db.conn()
+    street = service.street_id(connection, args.get("street"))  # the scope check (RLS)
+    version = data_version(connection)
+    key = ("overview", street, user.street_id, user.community_id, version)
+    with _CACHE_LOCK:
+        body = _GEOJSON_CACHE.get(key)
+    if body is None:
+        tolerance = 0.00002 if street is not None or user.street_id else 0.0001
+        body = service.overview_geojson(connection, street=street, tolerance_deg=tolerance)
+        with _CACHE_LOCK:
+            _GEOJSON_CACHE[key] = body
+            while len(_GEOJSON_CACHE) > CACHE_ENTRIES:
+                _GEOJSON_CACHE.popitem(last=False)
+    response = Response(body, mimetype="application/geo+json")
+    response.set_etag(f"o-{street}-{user.street_id}-{user.community_id}-{version}")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response.make_conditional(request)
+
+
+@bp.route("/households.geojson")
+@bp.arguments(schemas.BoxArgs, location="query")
+@bp.response(200, content_type="application/geo+json")
+def households_in_box(args: dict[str, Any]) -> Response:
+    """Household points (code, paired) in a small box the caller sees: the map draws them only
+    when zoomed in. At most 5,000; ``truncated`` says when there were more."""
+    from gridsvc.portal.overview import households_geojson
+
+    body = households_geojson(db.conn(), tuple(args["bbox"]))  # type: ignore[arg-type]
+    return Response(body, mimetype="application/geo+json")
 
 
 @bp.route("/blindspots")

@@ -195,6 +195,8 @@ LABELS: dict[str, dict[str, str]] = {
     "menu": {"zh": "菜单", "en": "Menu"},
     "on_map": {"zh": "在地图上查看", "en": "Show on the map"},
     "suggest": {"zh": "生成选址建议", "en": "Suggest sites"},
+    "overview_street": {"zh": "街道全图", "en": "Street map"},
+    "overview_district": {"zh": "全区概览", "en": "District overview"},
     "building": {"zh": "楼栋", "en": "Building"},
     "sites_total": {
         "zh": "{n} 个建议站点（步行 {r} 米内），共新增覆盖 {h} 户",

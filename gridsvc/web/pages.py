@@ -145,6 +145,39 @@ def map_frame() -> Response:
     return Response(html, mimetype="text/html")
 
 
+@bp.route("/overview")
+def overview() -> str:
+    """The street map (street users) or the district overview (admins): communities and grids
+    shaded by coverage, households when zoomed in."""
+    streets = db.conn().execute(text("SELECT code, name FROM streets ORDER BY code")).all()
+    wanted = request.args.get("street") or None
+    if wanted and wanted not in {s.code for s in streets}:
+        raise NotFound(f"street {wanted!r}: no such street in your scope")
+    if wanted is None and len(streets) == 1:
+        wanted = streets[0].code
+    return render_template("overview.html", streets=streets, street=wanted)
+
+
+@bp.route("/overview/frame")
+def overview_frame() -> Response:
+    """The overview map page itself (assets inlined; the data comes from the API)."""
+    from maps.overview_map import OverviewOptions, build_overview
+    from maps.report import map_html
+
+    street = request.args.get("street") or None
+    if street and not schemas.STREET.regex.match(street):
+        raise InputRejected(f"street {street!r}: expected a 9-digit code", [])
+    settings = db.settings()
+    options = OverviewOptions(
+        areas_url=url_for("api.overview", street=street),
+        points_url=url_for("api.households_in_box"),
+        lang=settings.lang,
+        tiles=settings.tiles,
+        tianditu_key=settings.tianditu_key,
+    )
+    return Response(map_html(build_overview(options)), mimetype="text/html")
+
+
 @bp.route("/records/<string:kind>/<string:code>")
 def record(kind: str, code: str) -> str:
     """Details of a household, member or building (masked)."""

@@ -50,6 +50,27 @@ class ReportArgs(ScopeArgs):
     unmasked = fields.Boolean(load_default=False)
 
 
+class OverviewArgs(Schema):
+    """A street (none: everything the caller sees)."""
+
+    street = fields.String(validate=STREET)
+
+
+class BoxArgs(Schema):
+    """A small box ``west,south,east,north`` in degrees (WGS84)."""
+
+    bbox = fields.List(fields.Float(), required=True, validate=validate.Length(equal=4))
+
+    @pre_load
+    def _split(self, data: Any, **kwargs: Any) -> Any:
+        raw = data.get("bbox") if hasattr(data, "get") else None
+        if isinstance(raw, list) and len(raw) == 1:
+            raw = raw[0]
+        if isinstance(raw, str):
+            return {"bbox": raw.split(",")}
+        return data
+
+
 class CommunityArgs(Schema):
     """One community."""
 

@@ -109,3 +109,70 @@ def test_upload_form_keeps_its_choices(app, web):
     ).get_data(as_text=True)
     assert re.search(r'<option value="members" selected>', answer)
     assert 'value="EPSG:4490"' in answer and "checked" in answer
+
+
+def test_overview_is_aggregated_under_the_callers_scope(client, web):
+    from webhelpers import STREET_A, STREET_B, bearer
+
+    mine = client.get("/api/overview.geojson", headers=bearer(web, "viewer_a"))
+    assert mine.status_code == 200
+    features = mine.get_json()["features"]
+    layers = {f["properties"]["layer"] for f in features}
+    assert layers == {"community", "grid"}
+    codes = {f["properties"]["code"] for f in features}
+    assert all(c.startswith(STREET_A) for c in codes)
+    total = sum(
+        f["properties"]["households"] for f in features if f["properties"]["layer"] == "community"
+    )
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        expected = conn.scalar(
+            text(
+                "SELECT count(*) FROM households h JOIN communities c ON c.id = h.community_id "
+                "JOIN streets s ON s.id = c.street_id WHERE s.code = :s"
+            ),
+            {"s": STREET_A},
+        )
+    engine.dispose()
+    assert total == expected
+    assert "name" not in json.dumps(
+        [f["properties"] for f in features if "phone" in f["properties"]]
+    )
+    other = client.get(f"/api/overview.geojson?street={STREET_A}", headers=bearer(web, "viewer_b"))
+    assert other.status_code == 404
+    district = client.get("/api/overview.geojson", headers=bearer(web, "admin")).get_json()
+    streets = {f["properties"]["code"][:9] for f in district["features"]}
+    assert {STREET_A, STREET_B} <= streets
+    etag = mine.headers["ETag"]
+    again = client.get(
+        "/api/overview.geojson", headers={**bearer(web, "viewer_a"), "If-None-Match": etag}
+    )
+    assert again.status_code == 304
+
+
+def test_households_only_for_a_small_box(client, web):
+    from webhelpers import bearer
+
+    point = _one(web, "SELECT ST_X(geom) AS x, ST_Y(geom) AS y FROM households LIMIT 1")
+    d = 0.002
+    box = f"{point.x - d},{point.y - d},{point.x + d},{point.y + d}"
+    small = client.get(f"/api/households.geojson?bbox={box}", headers=bearer(web, "viewer_a"))
+    assert small.status_code == 200 and small.get_json()["features"]
+    assert set(small.get_json()["features"][0]["properties"]) == {"code", "paired"}
+    huge = client.get("/api/households.geojson?bbox=100,20,104,26", headers=bearer(web, "viewer_a"))
+    assert huge.status_code == 422 and "bbox" in huge.get_json()["message"]
+    outside = client.get(f"/api/households.geojson?bbox={box}", headers=bearer(web, "viewer_b"))
+    assert outside.get_json()["features"] == []
+
+
+def test_overview_pages(app, web):
+    client = app.test_client()
+    login_form(client, "admin")
+    page = client.get("/overview")
+    assert page.status_code == 200 and "全区概览" in page.get_data(as_text=True)
+    frame = client.get("/overview/frame").get_data(as_text=True)
+    assert "/api/overview.geojson" in frame and "<script src" not in frame
+    viewer = app.test_client()
+    login_form(viewer, "viewer_a")
+    assert "街道全图" in viewer.get("/overview").get_data(as_text=True)
+    assert viewer.get("/overview?street=530102902").status_code == 404
