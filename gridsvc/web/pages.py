@@ -26,7 +26,7 @@ from gridsvc.pairing import service as pairing
 from gridsvc.portal import roster as roster_service
 from gridsvc.portal.proposals import load_proposal, render_diff_map
 from gridsvc.portal.search import record_details, search_codes
-from gridsvc.web import db, schemas
+from gridsvc.web import cache, db, schemas
 from gridsvc.web.auth import current_user
 from gridsvc.web.i18n import t
 
@@ -83,8 +83,12 @@ def home() -> str:
         codes = report_scope({}, current_user())
     except InputRejected:  # an admin who sees several streets: the whole district
         codes = {"street_code": None, "community_code": None}
-    report = compute_coverage(db.conn(), **codes, settings=db.settings())
-    body = report.to_dict()
+    body = cache.scoped(
+        "coverage",
+        codes["street_code"],
+        codes["community_code"],
+        build=lambda: compute_coverage(db.conn(), **codes, settings=db.settings()).to_dict(),
+    )
     return render_template("home.html", report=body, summary=body["summary"], codes=codes)
 
 
@@ -139,8 +143,13 @@ def map_frame() -> Response:
     communities = _communities()
     focus = _focus(request.args.get("focus"))
     community = _chosen_community(communities, default=focus and focus["community_code"])
-    html = render_scope_map(
-        db.conn(), community_code=community, settings=db.settings(), focus=focus
+    html = cache.scoped(
+        "map",
+        community,
+        None if focus is None else (focus["kind"], focus["code"]),
+        build=lambda: render_scope_map(
+            db.conn(), community_code=community, settings=db.settings(), focus=focus
+        ),
     )
     return Response(html, mimetype="text/html")
 
@@ -203,7 +212,12 @@ def roster() -> str:
             db.conn().scalar(text("SELECT id FROM communities WHERE code = :c"), {"c": community})
         ]
     )
-    data = roster_service.load_roster(db.conn(), [i for i in ids if i], grid_code=grid)
+    data = cache.scoped(
+        "roster",
+        community,
+        grid,
+        build=lambda: roster_service.load_roster(db.conn(), [i for i in ids if i], grid_code=grid),
+    )
     grids = (
         db.conn()
         .execute(
@@ -259,14 +273,20 @@ def blindspots() -> Any:
             settings=db.settings(),
         )
         return redirect(url_for(".blindspots", community=community, sites=run.run_id), 303)
-    spots = find_blindspots(db.conn(), community_code=community, settings=db.settings())
+    spots = cache.scoped(
+        "blindspots",
+        community,
+        build=lambda: find_blindspots(
+            db.conn(), community_code=community, settings=db.settings()
+        ).to_dict(limit=50),
+    )
     run_id = request.args.get("sites", type=int)
     sites = _site_rows(run_id) if run_id else None
     return render_template(
         "blindspots.html",
         communities=communities,
         community=community,
-        spots=spots.to_dict(limit=50),
+        spots=spots,
         sites=sites,
         run_id=run_id,
         radii=SITE_RADII,
