@@ -14,18 +14,32 @@ BOX_MAX_DEG = 0.015
 #: Most household points in one answer.
 POINTS_MAX = 5_000
 
-_PAIRED = "(SELECT household_id FROM current_household_pairs)"
-_NONE = "(SELECT NULL::integer AS household_id WHERE false)"
+#: The current plan's pairs joined straight to the households being counted (the view
+#: ``current_household_pairs`` would scan households a second time under row-level security).
+_PAIRED = (
+    "LEFT JOIN (plans pl JOIN household_pairs hp ON hp.run_id = pl.household_run_id) "
+    "ON hp.household_id = h.id AND pl.community_id = h.community_id"
+)
+_NONE = "LEFT JOIN (SELECT NULL::integer AS household_id WHERE false) hp ON false"
+_POINT_PAIRED = "(SELECT household_id FROM current_household_pairs)"
+_POINT_NONE = "(SELECT NULL::integer AS household_id WHERE false)"
 
 _AREAS = """
 WITH scope AS (
   SELECT c.id FROM communities c WHERE CAST(:s AS bigint) IS NULL OR c.street_id = :s
 ),
-counts AS (
-  SELECT h.community_id, h.grid_id, count(*) AS households, count(p.household_id) AS paired
-  FROM households h LEFT JOIN {paired} p ON p.household_id = h.id
+cells AS (
+  SELECT h.community_id, h.grid_id, count(*) AS households, count(hp.household_id) AS paired
+  FROM households h {paired}
   WHERE h.community_id IN (SELECT id FROM scope)
-  GROUP BY GROUPING SETS ((h.community_id), (h.grid_id))
+  GROUP BY h.community_id, h.grid_id
+),
+counts AS (
+  SELECT community_id, NULL::integer AS grid_id, sum(households) AS households,
+         sum(paired) AS paired FROM cells GROUP BY community_id
+  UNION ALL
+  SELECT NULL, grid_id, sum(households), sum(paired) FROM cells
+  WHERE grid_id IS NOT NULL GROUP BY grid_id
 ),
 f AS (
   SELECT json_build_object('type', 'Feature',
@@ -103,6 +117,6 @@ def households_geojson(conn: Connection, box: tuple[float, float, float, float])
             f"bbox {box!r}: {reason}",
             [Reject("query", None, "bbox", reason, ",".join(map(str, box)))],
         )
-    sql = _POINTS.format(paired=_PAIRED if pairs_exist(conn) else _NONE)
+    sql = _POINTS.format(paired=_POINT_PAIRED if pairs_exist(conn) else _POINT_NONE)
     params = {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "n": POINTS_MAX}
     return conn.scalar(text(sql), params).encode()
