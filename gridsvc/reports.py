@@ -183,11 +183,12 @@ def gather_report(
     cov = coverage_from_frames(data, settings=settings)
     spots = blindspots_from_frames(data, settings=settings)
     pair_count = len(data.household_pairs)
+    reach = _reach(data, settings)
     map_data = map_data_from_frames(
         conn,
         data,
         spots=spots,
-        summary=_summary(cov, spots, data, settings),
+        summary=_summary(cov, spots, reach, settings),
         pair_lines=pair_count <= MapOptions.lines_max and not members,
         members=members,
     )
@@ -208,7 +209,7 @@ def gather_report(
         distances=_distances(data),
         far_m=settings.far_pair_m,
         blindspots=dict(spots.frames),
-        stations=_stations(data, map_data, settings),
+        stations=_stations(reach, map_data),
         generated_at=datetime.now(settings.zone),
         generated_by=user,
         plan_version=_plan_version(conn, data),
@@ -233,11 +234,11 @@ def log_unmasked(conn: Connection, *, scope: str, user: str, user_id: int | None
 
 
 def _summary(
-    cov: CoverageReport, spots: BlindSpots, data: ScopeData, settings: Settings
+    cov: CoverageReport, spots: BlindSpots, reach: pd.DataFrame, settings: Settings
 ) -> dict[str, Any]:
     summary = {k: cov.summary.get(k) for k in SUMMARY_KEYS}
     summary |= {f"reach_{r}": cov.summary.get(f"reach_{r}") for r in settings.life_circles_m}
-    summary["stations"] = int(data.stations["code"].nunique())
+    summary["stations"] = len(reach)  # the stations that reach the scope's households
     summary["blindspots_total"] = int(sum(spots.counts().values()))
     return summary
 
@@ -247,19 +248,26 @@ def _grid_table(map_data: MapData, cov: CoverageReport) -> pd.DataFrame:
     return grids.merge(cov.grids.drop(columns=["community_id"], errors="ignore"), on="code")
 
 
-def _stations(data: ScopeData, map_data: MapData, settings: Settings) -> pd.DataFrame:
+def _reach(data: ScopeData, settings: Settings) -> pd.DataFrame:
+    """Households within each ring of each station that reaches any household of the scope
+    (stations reaching none belong to other reports, whoever may see them)."""
     reach = station_reach_table(
         data,
         rings=tuple(sorted(settings.life_circles_m)),
         metric=settings.reach_metric,
         snap_m=settings.road_snap_m,
     )
+    rings = [c for c in reach.columns if c.startswith("within_")]
+    if rings:
+        reach = reach[reach[rings[-1]] > 0]
+    return reach.reset_index(drop=True)
+
+
+def _stations(reach: pd.DataFrame, map_data: MapData) -> pd.DataFrame:
     names = pd.DataFrame(map_data.stations.drop(columns="geometry"))[["code", "name"]]
     out = reach.drop(columns="station_id").merge(names, on="code", how="left")
     rings = [c for c in out.columns if c.startswith("within_")]
-    if rings:  # stations that reach no household of the scope belong to other reports
-        out = out[out[rings[-1]] > 0]
-    return out[["code", "name", *rings]].reset_index(drop=True)
+    return out[["code", "name", *rings]]
 
 
 def _table(frame: pd.DataFrame) -> pd.DataFrame:
