@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, text
 
-from geodata.layers import get_layer
+from geodata.layers import Layer, get_layer
 from geodata.load import load_layer
-from geodata.readers import read_input
+from geodata.readers import RawInput, read_input
 from geodata.rosters import ROSTER_LAYERS, ReportRow, Roster, prepare_roster, write_report
 from geodata.schema import ImportLog
 from geodata.sheets import write_csv_rows
@@ -155,7 +155,10 @@ def import_file(
             roster = prepare_roster(conn, raw, spec, settings=settings, columns=dict(columns or {}))
             raw = roster.raw
         stage("validating", len(raw.frame))
-        checked = validate(raw, spec, crs=crs, max_vertices=settings.max_vertices, columns=columns)
+        absent = _absent_columns(spec, raw, columns or {})
+        stored = _stored_codes(conn, spec, raw, columns or {}) if absent else None
+        rules = spec if stored is None else relaxed(spec)
+        checked = validate(raw, rules, crs=crs, max_vertices=settings.max_vertices, columns=columns)
         checked = _merge(roster, checked)
     except InputRejected as exc:
         if not dry_run:
@@ -171,6 +174,9 @@ def import_file(
         "id_numbers": roster.id_numbers,
         "dry_run": dry_run,
     }
+    if stored is not None:
+        checked, new = _only_stored(checked, stored, source, absent)
+        rejects = sorted([*rejects, *new], key=lambda r: (r.record or 0, r.field or ""))
     if rejects and not skip_invalid:
         if dry_run:
             return _result(spec.name, source, rejects, checked, raw.encoding, started, **noted)
@@ -316,6 +322,67 @@ def _result(
         missing=missing,
         **noted,
     )
+
+
+def relaxed(spec: Layer) -> Layer:
+    """The layer's rules for updating stored records: no column or geometry is required."""
+    return replace(
+        spec,
+        fields=tuple(replace(f, required=False) for f in spec.fields),
+        parents=tuple(replace(p, required=False) for p in spec.parents),
+        geometry_required=False,
+        partial=True,
+    )
+
+
+def _absent_columns(
+    spec: Layer, raw: RawInput, columns: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """What a new record of this file would lack: required columns, a location. Non-empty
+    (with a ``code`` column) means a partial update of stored records."""
+    have = set(raw.frame.columns)
+
+    def present(name: str) -> bool:
+        return name in have or columns.get(name) in have
+
+    if not present("code"):
+        return []
+    missing = [(f.name, "required column missing") for f in spec.fields if f.required]
+    missing += [(p.field, "required column missing") for p in spec.parents if p.required]
+    missing = [(name, why) for name, why in missing if not present(name)]
+    no_geometry = not raw.has_geometry or raw.frame.geometry.isna().all()
+    if no_geometry and spec.geometry_required:
+        missing.append(("geometry", "missing geometry"))
+    elif no_geometry and spec.geometry == "Point" and not present("building_code"):
+        missing.append(("geometry", "missing geometry and no building_code to place it"))
+    return missing
+
+
+def _stored_codes(
+    conn: Connection, spec: Layer, raw: RawInput, columns: Mapping[str, str]
+) -> set[str]:
+    """The codes the file names that are already stored (they keep what the file leaves out)."""
+    code_column = columns.get("code", "code")
+    codes = sorted({str(c).strip() for c in raw.frame[code_column].dropna()})
+    found = conn.execute(
+        text(f"SELECT code FROM {spec.table} WHERE code = ANY(:c)"), {"c": codes}
+    ).scalars()
+    return set(found)
+
+
+def _only_stored(
+    checked: Validated, stored: set[str], source: str, missing: list[tuple[str, str]]
+) -> tuple[Validated, list[Reject]]:
+    """Records of a partial update whose code is not stored yet are rejected for what a new
+    record needs (``missing``); the stored ones are updated."""
+    frame = checked.frame
+    new = ~frame["code"].astype(str).isin(stored)
+    rejects = [
+        Reject(source, int(rec), field, reason)
+        for rec in frame.loc[new, "_record"]
+        for field, reason in missing
+    ]
+    return replace(checked, frame=frame[~new]), rejects
 
 
 def _no_stage(stage: str, records: int | None) -> None:

@@ -49,6 +49,8 @@ class Layer:
     parents: tuple[Parent, ...] = ()
     geometry_required: bool = True
     doc: str = ""
+    #: Rules for updating stored records (a partial import): nothing required, not even a place.
+    partial: bool = False
 
     @property
     def field_names(self) -> tuple[str, ...]:

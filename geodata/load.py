@@ -232,7 +232,10 @@ def _parent_rejects(conn: Connection, layer: Layer, source: str) -> list[Reject]
         ]
     if not layer.geometry_required and "building_code" in layer.field_names:
         rows = conn.execute(
-            text(f"SELECT rec FROM {STAGE} WHERE wkb IS NULL AND building_code IS NULL")
+            text(  # a stored record keeps its location (a partial update)
+                f"SELECT rec FROM {STAGE} s WHERE wkb IS NULL AND building_code IS NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {layer.table} t WHERE t.code = s.code)"
+            )
         )
         rejects += [
             Reject(source, rec, "geometry", "no geometry and no building_code") for (rec,) in rows

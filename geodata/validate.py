@@ -606,7 +606,7 @@ def _check_geometry(
     )
     if spec.geometry_required:
         rejects.add(missing & ~skip, "geometry", "missing geometry")
-    elif spec.geometry == "Point":
+    elif spec.geometry == "Point" and not spec.partial:  # a stored record keeps its place
         rejects.add(
             missing & ~skip & ~has_building,
             "geometry",

@@ -242,6 +242,30 @@ def _pairing(conn: Connection, job: Job, settings: Settings, progress: Progress)
     return report.to_dict()
 
 
+@handler("rebalance")
+def _rebalance(
+    conn: Connection, job: Job, settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    from gridsvc.pairing.service import propose_rebalance
+
+    progress(0.0, "loading")
+    proposal = propose_rebalance(
+        conn,
+        community_code=job.params["community"],
+        settings=settings,
+        created_by=job.params.get("username"),
+        actor_id=job.user.id if job.user else None,
+        progress=progress,
+    )
+    progress(1.0, "done")
+    return {
+        "proposal_id": proposal.id,
+        "community": proposal.community,
+        "counts": proposal.counts,
+        "forced": proposal.forced,
+    }
+
+
 @handler("import")
 def _import(conn: Connection, job: Job, settings: Settings, progress: Progress) -> Outcome:
     from gridsvc.portal.imports import import_job

@@ -1,31 +1,37 @@
-"""The report service: gather a street's or community's layers and figures, render one HTML file.
+"""The report service: one builder for the CLI (``gridsvc report``), the API (``/api/report``),
+the pages (下载报告) and jobs.
 
-Coverage figures and blind spots come from :mod:`gridsvc.coverage`; pairs from the pairing views
-``current_household_pairs`` / ``current_member_pairs`` and the version from ``plans`` (when they
-exist: before any pairing every household shows as unpaired). Drawing is :mod:`maps`' job.
+The scope is resolved to ids once and its frames are loaded once (:func:`load_scope`); coverage,
+blind spots, the map layers, station reach and every table derive from those frames, so every
+caller gets the same document for the same scope, user and language. Drawing is :mod:`maps`'
+job. Sections beyond the built-in ones plug in through :data:`SECTIONS` (a list of builders).
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 from sqlalchemy import Connection, text
 
-from geodata.projection import metric_epsg, to_metres
-from gridsvc.coverage import compute_coverage, find_blindspots
+from gridsvc.coverage._data import load_scope, resolve_scope
+from gridsvc.coverage.blindspots import BlindSpots, blindspots_from_frames
+from gridsvc.coverage.frames import ScopeData
+from gridsvc.coverage.reach import station_reach_table
+from gridsvc.coverage.report import CoverageReport, coverage_from_frames
 from gridsvc.errors import Forbidden
-from gridsvc.load_ranges import fill_ranges, range_sql
+from gridsvc.load_ranges import fill_ranges
+from gridsvc.portal.mapdata import map_data_from_frames
 from gridsvc.settings import Settings
 from maps.coverage_map import MapData, MapOptions
-from maps.report import ReportData, render_report
+from maps.report import ReportData, ReportSection, render_report
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,26 @@ TABLE_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a section builder reads: the loaded frames and everything derived from them."""
+
+    conn: Connection
+    data: ScopeData
+    coverage: CoverageReport
+    spots: BlindSpots
+    settings: Settings
+    lang: str
+    masked: bool
+
+
+#: Builders of sections after the built-in ones, in order. Each takes the :class:`ReportInputs`
+#: and returns a :class:`maps.report.ReportSection`, or None to leave its section out. Another
+#: module adds its own with ``SECTIONS.append(builder)`` (e.g. 联系情况, contacts).
+SectionBuilder = Callable[[ReportInputs], "ReportSection | None"]
+SECTIONS: list[SectionBuilder] = []
+
+
 def build_report(
     conn: Connection,
     *,
@@ -68,6 +94,7 @@ def build_report(
     unmasked: bool = False,
     allowed: bool = False,
     user: str | None = None,
+    user_id: int | None = None,
     members: frozenset[str] = frozenset(),
 ) -> str:
     """Render the report of a street or a community as one self-contained HTML page.
@@ -75,17 +102,18 @@ def build_report(
     Parameters
     ----------
     conn
-        A connection to the gridsvc database.
+        A connection to the gridsvc database (the web app's is scoped by row-level security).
     street_code, community_code
         The scope (exactly one).
     settings
-        Tiles, language, life circles, load ranges and the far-pair distance.
+        Tiles, language (``settings.lang``), time zone, life circles, load ranges, reach metric
+        and the far-pair distance.
     unmasked
-        Names and phones in clear and sensitive flags included; needs ``allowed`` and is logged.
+        Names and phones in clear and sensitive flags included; needs ``allowed``; audited here.
     allowed
         Whether the caller may see full detail (the CLI's operator may; web roles decide).
-    user
-        Who asked; printed in the report and logged. Default: the OS user.
+    user, user_id
+        Who asked; printed in the report and written to the audit log. Default: the OS user.
     members
         Member codes whose lines to their households are drawn (and shown from the start).
 
@@ -94,7 +122,7 @@ def build_report(
     Forbidden
         When ``unmasked`` is asked without ``allowed``.
     NotFound
-        When the code names no street or community.
+        When the code names no street or community (the caller may see).
     """
     if unmasked and not allowed:
         raise Forbidden("a report with full personal detail needs the right to see it")
@@ -108,36 +136,53 @@ def build_report(
         settings=settings,
         user=user,
         members=members,
-    )
-    options = MapOptions(
-        lang=settings.lang,
-        tiles=settings.tiles,
-        tianditu_key=settings.tianditu_key,
         masked=not unmasked,
-        rings_m=tuple(settings.life_circles_m),
-        selected_members=frozenset(members),
     )
-    data = with_contact_section(conn, data, settings=settings)
-    html = render_report(data, options)
+    html = render_report(data, report_options(settings, masked=not unmasked, members=members))
     if unmasked:
-        log_unmasked(conn, scope=data.scope, user=user)
+        log_unmasked(conn, scope=data.scope, user=user, user_id=user_id)
     return html
 
 
-def with_contact_section(conn: Connection, data: ReportData, *, settings: Settings) -> ReportData:
-    """The report with its 联系情况 section (gridsvc.contacts.report) when contacts are kept."""
-    if not _exists(conn, "contacts"):
-        return data
-    from dataclasses import replace
+def report_options(
+    settings: Settings, *, masked: bool = True, members: frozenset[str] = frozenset()
+) -> MapOptions:
+    """The map options of a report (and of the map pages) from the settings."""
+    return MapOptions(
+        lang=settings.lang,
+        tiles=settings.tiles,
+        tianditu_key=settings.tianditu_key,
+        masked=masked,
+        rings_m=tuple(settings.life_circles_m),
+        selected_members=frozenset(members),
+    )
 
+
+def report_filename(
+    scope: str, *, settings: Settings, masked: bool, now: datetime | None = None
+) -> str:
+    """``report-530102001-20261207-masked.html``: the scope, the local date, masked or not."""
+    day = (now or datetime.now(settings.zone)).astimezone(settings.zone).strftime("%Y%m%d")
+    safe = re.sub(r"[^0-9A-Za-z_-]", "", scope) or "scope"
+    return f"report-{safe}-{day}-{'masked' if masked else 'unmasked'}.html"
+
+
+def _contacts_section(inputs: ReportInputs) -> ReportSection | None:
+    """联系情况 (gridsvc.contacts.report), when the scope keeps a contact log."""
+    if inputs.data.contacts is None:
+        return None
     from gridsvc.contacts.report import contact_section
-    from gridsvc.coverage._data import resolve_scope
 
-    code = data.scope or None
-    level = {"street_code": code} if code and len(code) == 9 else {"community_code": code}
-    ids = resolve_scope(conn, **level).community_ids.tolist()
-    section = contact_section(conn, community_ids=ids, settings=settings, lang=settings.lang)
-    return replace(data, extra_sections=(*data.extra_sections, section))
+    html = contact_section(
+        inputs.conn,
+        community_ids=inputs.data.scope.community_ids.tolist(),
+        settings=inputs.settings,
+        lang=inputs.lang,
+    )
+    return ReportSection(key="contacts", title="", html=html)
+
+
+SECTIONS.append(_contacts_section)
 
 
 def gather_report(
@@ -148,239 +193,99 @@ def gather_report(
     settings: Settings,
     user: str = "",
     members: frozenset[str] = frozenset(),
+    masked: bool = True,
 ) -> ReportData:
-    """Everything a report shows, read from the database (see :func:`build_report`)."""
-    cov = compute_coverage(
-        conn, street_code=street_code, community_code=community_code, settings=settings
-    )
-    spots = find_blindspots(
-        conn, street_code=street_code, community_code=community_code, settings=settings
-    )
-    ids, streets = _scope_ids(conn, street_code=street_code, community_code=community_code)
-    pairs = _exists(conn, "current_household_pairs") and _exists(conn, "current_member_pairs")
-    layers = _layers(
+    """Everything a report shows, from one load of the scope (see :func:`build_report`)."""
+    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
+    data = load_scope(conn, scope, settings=settings, geometry=True)
+    cov = coverage_from_frames(data, settings=settings)
+    spots = blindspots_from_frames(data, settings=settings)
+    pair_count = len(data.household_pairs)
+    reach = _reach(data, settings)
+    map_data = map_data_from_frames(
         conn,
-        ids=ids,
-        streets=streets,
-        pairs=pairs,
-        lines_max=MapOptions.lines_max,
+        data,
+        spots=spots,
+        summary=_summary(cov, spots, reach, settings),
+        pair_lines=pair_count <= MapOptions.lines_max and not members,
         members=members,
     )
-    grids = _with_counts(layers["grids"], cov.grids)
-    buildings = _with_counts(layers["buildings"], cov.buildings)
-    summary = {k: cov.summary.get(k) for k in SUMMARY_KEYS}
-    summary |= {f"reach_{r}": cov.summary.get(f"reach_{r}") for r in settings.life_circles_m}
-    summary["stations"] = len(layers["stations"])
-    summary["blindspots_total"] = int(sum(spots.counts().values()))
-    ranges = _load_ranges(conn, ids, settings)
+    ranges = _load_ranges(data, settings)
     default = (settings.household_load.min, settings.household_load.max)
     low, high = ranges[0] if len(ranges) == 1 else default
     below, above = (int(cov.summary.get(k) or 0) for k in ("loads_below_min", "loads_above_max"))
-    outside = (below, above) if len(ranges) > 1 else None
-    map_data = MapData(
-        streets=layers["streets"],
-        communities=layers["communities"],
-        grids=grids,
-        buildings=buildings,
-        households=layers["households"],
-        members=layers["members"],
-        pairs=layers.get("pairs"),
-        cadres=layers["cadres"],
-        cadre_pairs=layers.get("cadre_pairs"),
-        stations=layers["stations"],
-        blindspots=dict(spots.frames),
-        summary=summary,
-    )
+    inputs = ReportInputs(conn, data, cov, spots, settings, settings.lang, masked)
     return ReportData(
-        title=str(cov.scope.get("name") or street_code or community_code),
+        title=str(scope.name or street_code or community_code),
         scope=str(street_code or community_code),
         map=map_data,
         communities=_table(cov.communities),
-        grids=_table(
-            grids.drop(columns="geometry").merge(
-                cov.grids.drop(columns=["households", "paired"], errors="ignore"),
-                on="code",
-                how="left",
-            )
-        ),
+        grids=_table(_grid_table(map_data, cov)),
         loads=_loads(cov.load_distribution, int(cov.summary.get("reserve") or 0)),
         load_range=(low, high),
-        loads_outside=outside,
-        distances=_distances(conn, ids) if pairs else np.zeros(0),
+        loads_outside=(below, above) if len(ranges) > 1 else None,
+        distances=_distances(data),
         far_m=settings.far_pair_m,
         blindspots=dict(spots.frames),
-        stations=station_reach(
-            layers["stations"], layers["households"], tuple(settings.life_circles_m)
-        ),
-        generated_at=datetime.now().astimezone(),
+        stations=_stations(reach, map_data),
+        generated_at=datetime.now(settings.zone),
         generated_by=user,
-        plan_version=_plan_version(conn, ids),
+        plan_version=_plan_version(conn, data),
+        sections=tuple(s for s in (build(inputs) for build in SECTIONS) if s is not None),
     )
 
 
-def station_reach(
-    stations: gpd.GeoDataFrame, households: gpd.GeoDataFrame, rings: tuple[int, ...]
-) -> pd.DataFrame:
-    """Households within each walking ring of each Red Station (straight-line metres).
+def log_unmasked(conn: Connection, *, scope: str, user: str, user_id: int | None = None) -> None:
+    """Record a full-detail report: in the log, and in ``audit_log`` (``report_unmasked``)."""
+    from gridsvc.accounts import audit
 
-    Returns
-    -------
-    pandas.DataFrame
-        ``code``, ``name`` and ``within_<m>`` per ring.
-    """
-    out = pd.DataFrame({"code": stations["code"].to_numpy(), "name": stations["name"].to_numpy()})
-    if not len(stations) or not len(households):
-        for r in rings:
-            out[f"within_{r}"] = 0
-        return out
-    hx, hy = households.geometry.x.to_numpy(), households.geometry.y.to_numpy()
-    epsg = metric_epsg(hx, hy)
-    tree = cKDTree(np.column_stack(to_metres(hx, hy, epsg=epsg)[:2]))
-    sx, sy, _ = to_metres(stations.geometry.x.to_numpy(), stations.geometry.y.to_numpy(), epsg=epsg)
-    for r in sorted(rings):
-        counts = tree.query_ball_point(np.column_stack([sx, sy]), r=r, return_length=True)
-        out[f"within_{r}"] = np.asarray(counts, dtype=int)
-    return out
-
-
-def log_unmasked(conn: Connection, *, scope: str, user: str) -> None:
-    """Record a full-detail report: in the log, and in ``audit_log`` when it exists."""
     log.warning("unmasked report of %s by %s", scope, user)
-    if _exists(conn, "audit_log"):
-        conn.execute(
-            text(
-                "INSERT INTO audit_log (username, action, target, details) "
-                "VALUES (:u, 'report.unmasked', :t, CAST(:d AS jsonb))"
-            ),
-            {"u": user, "t": scope, "d": json.dumps({"scope": scope})},
+    if conn.scalar(text("SELECT to_regclass('audit_log') IS NOT NULL")):
+        audit.record(
+            conn,
+            "report_unmasked",
+            username=user,
+            user_id=user_id,
+            target=f"report {scope}",
+            details={"scope": scope},
         )
 
 
-def _exists(conn: Connection, name: str) -> bool:
-    return bool(conn.scalar(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}))
+def _summary(
+    cov: CoverageReport, spots: BlindSpots, reach: pd.DataFrame, settings: Settings
+) -> dict[str, Any]:
+    summary = {k: cov.summary.get(k) for k in SUMMARY_KEYS}
+    summary |= {f"reach_{r}": cov.summary.get(f"reach_{r}") for r in settings.life_circles_m}
+    summary["stations"] = len(reach)  # the stations that reach the scope's households
+    summary["blindspots_total"] = int(sum(spots.counts().values()))
+    return summary
 
 
-def _scope_ids(
-    conn: Connection, *, street_code: str | None, community_code: str | None
-) -> tuple[list[int], list[int]]:
-    where = "s.code = :c" if street_code else "c.code = :c"
-    rows = conn.execute(
-        text(
-            "SELECT c.id, c.street_id FROM communities c JOIN streets s ON s.id = c.street_id "
-            f"WHERE {where} ORDER BY c.id"
-        ),
-        {"c": street_code or community_code},
-    ).all()
-    return [r.id for r in rows], sorted({r.street_id for r in rows})
+def _grid_table(map_data: MapData, cov: CoverageReport) -> pd.DataFrame:
+    grids = pd.DataFrame(map_data.grids.drop(columns="geometry"))[["code", "name"]]
+    return grids.merge(cov.grids.drop(columns=["community_id"], errors="ignore"), on="code")
 
 
-def _read(conn: Connection, sql: str, params: dict[str, Any]) -> gpd.GeoDataFrame:
-    frame = gpd.read_postgis(text(sql), conn, geom_col="geom", params=params)
-    return frame.rename_geometry("geometry").set_crs(4326, allow_override=True)
-
-
-def _layers(
-    conn: Connection,
-    *,
-    ids: list[int],
-    streets: list[int],
-    pairs: bool,
-    lines_max: int,
-    members: frozenset[str],
-) -> dict[str, gpd.GeoDataFrame]:
-    p = {"ids": ids, "streets": streets, "chosen": sorted(members)}
-    hh_load = (
-        "LEFT JOIN (SELECT member_id, count(*) AS n FROM current_household_pairs "
-        "GROUP BY member_id) l ON l.member_id = m.id"
-        if pairs
-        else "LEFT JOIN (SELECT NULL::int AS member_id, 0 AS n) l ON false"
+def _reach(data: ScopeData, settings: Settings) -> pd.DataFrame:
+    """Households within each ring of each station that reaches any household of the scope
+    (stations reaching none belong to other reports, whoever may see them)."""
+    reach = station_reach_table(
+        data,
+        rings=tuple(sorted(settings.life_circles_m)),
+        metric=settings.reach_metric,
+        snap_m=settings.road_snap_m,
     )
-    m_load = (
-        "LEFT JOIN (SELECT cadre_id, count(*) AS n FROM current_member_pairs "
-        "GROUP BY cadre_id) l ON l.cadre_id = c.id"
-        if pairs
-        else "LEFT JOIN (SELECT NULL::int AS cadre_id, 0 AS n) l ON false"
-    )
-    paired = (
-        "EXISTS (SELECT 1 FROM current_household_pairs p WHERE p.household_id = h.id)"
-        if pairs
-        else "false"
-    )
-    out = {
-        "streets": _read(
-            conn,
-            "SELECT code, name, geom FROM streets WHERE id = ANY(:streets) AND geom IS NOT NULL",
-            p,
-        ),
-        "communities": _read(
-            conn,
-            "SELECT code, name, geom FROM communities WHERE id = ANY(:ids) AND geom IS NOT NULL",
-            p,
-        ),
-        "grids": _read(
-            conn, "SELECT code, name, geom FROM grids WHERE community_id = ANY(:ids)", p
-        ),
-        "buildings": _read(
-            conn,
-            "SELECT code, name, kind, geom FROM buildings WHERE community_id = ANY(:ids)",
-            p,
-        ),
-        "households": _read(
-            conn,
-            f"SELECT h.code, {paired} AS paired, h.geom FROM households h "
-            "WHERE h.community_id = ANY(:ids)",
-            p,
-        ),
-        "members": _read(
-            conn,
-            "SELECT m.code, m.name, m.phone, m.kind, m.eligible, coalesce(l.n, 0) AS load, "
-            f"m.geom FROM members m {hh_load} WHERE m.community_id = ANY(:ids)",
-            p,
-        ),
-        "cadres": _read(
-            conn,
-            "SELECT c.code, c.name, c.phone, c.level, coalesce(l.n, 0) AS load, c.geom "
-            f"FROM cadres c {m_load} WHERE c.community_id = ANY(:ids) "
-            "OR (c.community_id IS NULL AND c.street_id = ANY(:streets))",
-            p,
-        ),
-        "stations": _read(
-            conn,
-            "SELECT code, name, services, geom FROM stations WHERE community_id = ANY(:ids)",
-            p,
-        ),
-    }
-    out["members"]["active"] = out["members"]["load"] > 0
-    if pairs:
-        count = conn.scalar(
-            text("SELECT count(*) FROM current_household_pairs WHERE community_id = ANY(:ids)"),
-            p,
-        )
-        if count <= lines_max or members:
-            only = " AND m.code = ANY(:chosen)" if members else ""
-            out["pairs"] = _read(
-                conn,
-                "SELECT m.code AS member_code, ST_MakeLine(m.geom, h.geom) AS geom "
-                "FROM current_household_pairs p JOIN members m ON m.id = p.member_id "
-                "JOIN households h ON h.id = p.household_id "
-                f"WHERE p.community_id = ANY(:ids){only}",
-                p,
-            )
-        out["cadre_pairs"] = _read(
-            conn,
-            "SELECT c.code AS cadre_code, ST_MakeLine(c.geom, m.geom) AS geom "
-            "FROM current_member_pairs p JOIN cadres c ON c.id = p.cadre_id "
-            "JOIN members m ON m.id = p.member_id WHERE p.community_id = ANY(:ids)",
-            p,
-        )
-    return out
+    rings = [c for c in reach.columns if c.startswith("within_")]
+    if rings:
+        reach = reach[reach[rings[-1]] > 0]
+    return reach.reset_index(drop=True)
 
 
-def _with_counts(frame: gpd.GeoDataFrame, counts: pd.DataFrame) -> gpd.GeoDataFrame:
-    """Add ``households``/``paired`` from a coverage table (joined on ``code``)."""
-    keep = counts[["code", "households", "paired"]].drop_duplicates("code")
-    out = frame.merge(keep, on="code", how="left")
-    return out.fillna({"households": 0, "paired": 0})
+def _stations(reach: pd.DataFrame, map_data: MapData) -> pd.DataFrame:
+    names = pd.DataFrame(map_data.stations.drop(columns="geometry"))[["code", "name"]]
+    out = reach.drop(columns="station_id").merge(names, on="code", how="left")
+    rings = [c for c in out.columns if c.startswith("within_")]
+    return out[["code", "name", *rings]]
 
 
 def _table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -394,34 +299,25 @@ def _loads(distribution: pd.DataFrame, reserve: int) -> np.ndarray:
     return np.concatenate([np.zeros(reserve, int), active])
 
 
-def _load_ranges(conn: Connection, ids: list[int], settings: Settings) -> list[tuple[int, int]]:
-    """The distinct households-per-member ranges of the scope's members, resolved as the
-    pairing resolves them (:mod:`gridsvc.load_ranges`)."""
-    rows = pd.DataFrame(
-        conn.execute(
-            text(
-                f"SELECT DISTINCT {range_sql('households', person='m', community='c', street='s')} "
-                "FROM members m JOIN communities c ON c.id = m.community_id "
-                "JOIN streets s ON s.id = c.street_id WHERE m.community_id = ANY(:ids)"
-            ),
-            {"ids": ids},
-        ).all(),
-        columns=["min_load", "max_load"],
-    )
-    ranges = fill_ranges(rows, settings.household_load)
-    return sorted({(int(a), int(b)) for a, b in ranges.itertuples(index=False)})
+def _load_ranges(data: ScopeData, settings: Settings) -> list[tuple[int, int]]:
+    """The distinct households-per-member ranges of the scope's members (resolved by
+    :func:`load_scope` as the pairing resolves them)."""
+    if data.members.empty:
+        rows = pd.DataFrame({"min_load": [], "max_load": []})
+        ranges = fill_ranges(rows, settings.household_load)
+    else:
+        ranges = data.members[["min_load", "max_load"]]
+    pairs = {(int(a), int(b)) for a, b in ranges.drop_duplicates().itertuples(index=False)}
+    return sorted(pairs) or [(settings.household_load.min, settings.household_load.max)]
 
 
-def _distances(conn: Connection, ids: list[int]) -> np.ndarray:
-    rows = conn.execute(
-        text("SELECT distance_m FROM current_household_pairs WHERE community_id = ANY(:ids)"),
-        {"ids": ids},
-    ).scalars()
-    return np.fromiter((float(d) for d in rows if d is not None), float)
+def _distances(data: ScopeData) -> np.ndarray:
+    d = pd.to_numeric(data.household_pairs["distance_m"], errors="coerce").to_numpy(float)
+    return d[np.isfinite(d)]
 
 
-def _plan_version(conn: Connection, ids: list[int]) -> str | None:
-    if not _exists(conn, "plans"):
+def _plan_version(conn: Connection, data: ScopeData) -> str | None:
+    if not conn.scalar(text("SELECT to_regclass('plans') IS NOT NULL")):
         return None
     rows = conn.execute(
         text(
@@ -429,7 +325,7 @@ def _plan_version(conn: Connection, ids: list[int]) -> str | None:
             "JOIN communities c ON c.id = p.community_id WHERE p.community_id = ANY(:ids) "
             "GROUP BY c.code ORDER BY c.code"
         ),
-        {"ids": ids},
+        {"ids": data.scope.community_ids.tolist()},
     ).all()
     versions = {r.version for r in rows}
     if not rows:

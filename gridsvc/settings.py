@@ -63,6 +63,10 @@ GRIDSVC_TIANDITU_KEY
     ``tk`` key for Tianditu tiles.
 GRIDSVC_LANG
     Language of labels in maps, reports and pages: ``zh`` or ``en``. Default ``zh``.
+GRIDSVC_TIMEZONE
+    IANA time zone of every time shown (pages, audit log, reports, file names) and of times
+    given without an offset (contact imports and forms). Default ``Asia/Shanghai`` (Beijing
+    time); stored times stay UTC.
 GRIDSVC_SECRET_KEY
     Flask secret key. Required by ``gridsvc serve`` outside development.
 GRIDSVC_APP_DB_PASSWORD
@@ -119,9 +123,6 @@ GRIDSVC_AUDIT_RETENTION_DAYS
     Days the audit log keeps every entry. ``gridsvc audit prune`` deletes entries older than
     this and nothing else; nothing prunes on its own. At least 180 (a smaller value is refused,
     and the database itself refuses to delete an entry younger than 180 days). Default 365.
-GRIDSVC_TIMEZONE
-    Time zone of times without an offset (contact imports and forms) and of every time shown
-    to a person (an IANA name). Default ``Asia/Shanghai`` (Beijing time).
 GRIDSVC_CONTACT_DAYS
     Cadence: every paired household is due a contact every this many days. Default 30. Streets
     and communities may carry their own (``contact_days``); the community's wins.
@@ -200,6 +201,7 @@ class Settings:
     tiles: str = "none"
     tianditu_key: str = ""
     lang: str = "zh"
+    timezone: str = "Asia/Shanghai"
     secret_key: str | None = None
     app_db_password: str = ""
     cookie_secure: bool = True
@@ -220,11 +222,17 @@ class Settings:
     demo_cadre_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     audit_retention_days: int = 365
-    timezone: str = "Asia/Shanghai"
     contact_days: int = 30
     contact_days_vulnerable: int = 7
     contact_max_age_days: int = 730
     contact_churn_m: float = 100.0
+
+    @property
+    def zone(self) -> Any:
+        """:attr:`timezone` as a ``zoneinfo.ZoneInfo``."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -323,6 +331,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "TILES": ("tiles", str),
     "TIANDITU_KEY": ("tianditu_key", str),
     "LANG": ("lang", str),
+    "TIMEZONE": ("timezone", _zone),
     "SECRET_KEY": ("secret_key", str),
     "APP_DB_PASSWORD": ("app_db_password", str),
     "COOKIE_SECURE": ("cookie_secure", _flag),
@@ -343,7 +352,6 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "DEMO_CADRE_PASSWORD": ("demo_cadre_password", str),
     "WORKERS": ("workers", int),
     "AUDIT_RETENTION_DAYS": ("audit_retention_days", _retention_days),
-    "TIMEZONE": ("timezone", lambda v: _zone(v)),
     "CONTACT_DAYS": ("contact_days", lambda v: _positive_int(v)),
     "CONTACT_DAYS_VULNERABLE": ("contact_days_vulnerable", lambda v: _positive_int(v)),
     "CONTACT_MAX_AGE_DAYS": ("contact_max_age_days", lambda v: _positive_int(v)),

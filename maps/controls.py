@@ -147,3 +147,45 @@ def legend_html(title: str, items: list[Mapping[str, Any]], *, open_: bool = Tru
 def summary_html(title: str, rows: list[tuple[str, str]]) -> str:
     """The summary panel: (label, value) rows."""
     return SUMMARY.render(css=_BOX_CSS, title=title, rows=rows)
+
+
+#: Map chrome that keeps out of the way: the layer list and the legend scroll instead of
+#: covering each other; on a phone (narrow screen) the summary hides, and the layer list and
+#: legend collapse behind their buttons so the map keeps the screen.
+_LAYOUT_CSS = """
+.leaflet-control-layers-expanded{max-height:46vh;overflow-y:auto}
+.gs-legend-box .gs-legend{max-height:36vh;overflow-y:auto}
+.gs-focus-label{font-weight:bold;border:2px solid #b30000}
+@media (max-width:700px){
+ .gs-summary-box{display:none}
+ .gs-legend-box .gs-legend{max-width:60vw;font-size:11px}
+ .leaflet-control-layers-expanded{max-height:55vh;font-size:12px}
+}
+"""
+
+
+class PhoneLayout(MacroElement):
+    """CSS for the map's controls, and on narrow screens a collapsed layer list and legend."""
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}<style>{{ this.css }}</style>{% endmacro %}
+        {% macro script(this, kwargs) %}
+        (function () {
+            if (!window.matchMedia("(max-width: 700px)").matches) return;
+            var map = {{ this._parent.get_name() }}, control = {{ this.control.get_name() }};
+            map.removeControl(control);
+            control.options.collapsed = true;
+            control.addTo(map);
+            var legends = document.querySelectorAll("details.gs-legend");
+            legends.forEach(function (d) { d.open = false; });
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, control: Any) -> None:
+        super().__init__()
+        self._name = "PhoneLayout"
+        self.control = control
+        self.css = _LAYOUT_CSS

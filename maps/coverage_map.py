@@ -16,7 +16,14 @@ from branca.colormap import LinearColormap
 from folium import plugins
 
 from maps import geo
-from maps.controls import HtmlControl, SelectLines, ShowFromZoom, legend_html, summary_html
+from maps.controls import (
+    HtmlControl,
+    PhoneLayout,
+    SelectLines,
+    ShowFromZoom,
+    legend_html,
+    summary_html,
+)
 from maps.labels import column_label, kind_label, label
 from maps.offline import prune_default_links
 from maps.safe import PLACE_KINDS, esc, mask_name, mask_phone
@@ -98,6 +105,7 @@ class MapOptions:
     )
     simplify_m: float = 1.0
     compact: bool = False  # collapsed layer control and legend, no summary panel (reports)
+    focus: tuple[float, float, str] | None = None  # open on (lat, lon), highlighted, labelled
 
 
 @dataclass
@@ -158,6 +166,8 @@ def build_map(data: MapData, options: MapOptions | None = None) -> folium.Map:
     prune_default_links(m)
     add_tiles(m, spec)
     ctx = _Ctx(m, opts, spec.gcj02)
+    # people and stations above households and polygons: their tooltips are the ones shown
+    folium.map.CustomPane(PEOPLE_PANE, z_index=640).add_to(m)
     for frame, key, color, weight in (
         (data.streets, "streets", "#222222", 3),
         (data.communities, "communities", "#1f4e9c", 2),
@@ -179,8 +189,11 @@ def build_map(data: MapData, options: MapOptions | None = None) -> folium.Map:
     for i, (kind, frame) in enumerate(data.blindspots.items()):
         if frame is not None and len(frame):
             _blindspots(ctx, kind, frame, WARNING[i % len(WARNING)])
-    folium.LayerControl(collapsed=opts.compact).add_to(m)
-    _fit(m, data, ctx)
+    control = folium.LayerControl(collapsed=opts.compact).add_to(m)
+    if opts.focus:
+        _focus(ctx, *opts.focus)
+    else:
+        _fit(m, data, ctx)
     HtmlControl(
         legend_html(ctx.t("legend"), ctx.legend, open_=not opts.compact),
         position="bottomright",
@@ -190,6 +203,7 @@ def build_map(data: MapData, options: MapOptions | None = None) -> folium.Map:
         rows = [(column_label(k, opts.lang), format_figure(k, v)) for k, v in data.summary.items()]
         html = summary_html(ctx.t("summary"), rows)
         HtmlControl(html, position="bottomleft", css_class="gs-summary-box").add_to(m)
+    PhoneLayout(control).add_to(m)  # after the legend: it closes the legend on a phone
     return m
 
 
@@ -259,10 +273,12 @@ def _shaded(ctx: _Ctx, frame: gpd.GeoDataFrame, key: str) -> None:
 
 _HOUSEHOLD_CALLBACK = """
 function (row) {
-    return L.circleMarker(new L.LatLng(row[0], row[1]), {
+    var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {
         radius: 4, weight: 1, fillOpacity: 0.85,
         color: row[2] ? "#1a9850" : "#d73027", fillColor: row[2] ? "#66bd63" : "#f46d43"
     });
+    if (row[3]) marker.bindTooltip(row[3], {sticky: true});
+    return marker;
 }
 """
 
@@ -291,8 +307,11 @@ def _households(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
         )
         return
     paired = frame["paired"].fillna(False).astype(bool).to_numpy().astype(int)
-    for row, p in zip(rows, paired, strict=True):
-        row.append(int(p))
+    codes = frame["code"].astype(str).tolist() if "code" in frame else [""] * len(frame)
+    states = (ctx.t("unpaired"), ctx.t("paired"))
+    for row, p, code in zip(rows, paired, codes, strict=True):
+        tip = f"{ctx.t('household')} {code}<br>{states[int(p)]}" if code else states[int(p)]
+        row.extend([int(p), esc(tip).replace("&lt;br&gt;", "<br>")])
     # FastMarkerCluster adds itself to its parent whatever ``show`` says: hide it in a group.
     group = folium.FeatureGroup(name=esc(ctx.t("households")), show=False).add_to(ctx.m)
     plugins.FastMarkerCluster(
@@ -452,6 +471,7 @@ def _members(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None)
             "weight": 1,
             "fillColor": ACTIVE if a else RESERVE,
             "fillOpacity": 0.9,
+            "pane": PEOPLE_PANE,
         }
         for n, a in zip(load, active, strict=True)
     ]
@@ -545,6 +565,7 @@ def _cadres(ctx: _Ctx, frame: gpd.GeoDataFrame, pairs: gpd.GeoDataFrame | None) 
         "weight": 2,
         "fillColor": CADRE,
         "fillOpacity": 1,
+        "pane": PEOPLE_PANE,
     }
     folium.GeoJson(
         geo.feature_collection(ctx.geoms(frame, "cadres"), props),
@@ -580,6 +601,7 @@ def _stations(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
         "weight": 2.5,
         "fillColor": "#d00000",
         "fillOpacity": 1,
+        "pane": PEOPLE_PANE,
     }
     folium.GeoJson(
         geo.feature_collection(geoms, props),
@@ -738,6 +760,22 @@ def _merged_lines(geoms: np.ndarray, keys: Any) -> np.ndarray:
 
 def _tooltip(ctx: _Ctx, fields: list[str], keys: list[str]) -> folium.GeoJsonTooltip:
     return folium.GeoJsonTooltip(fields=fields, aliases=[esc(ctx.t(k)) for k in keys], sticky=True)
+
+
+PEOPLE_PANE = "gsPeople"
+
+
+def _focus(ctx: _Ctx, lat: float, lon: float, text: str) -> None:
+    """Open on one record, zoomed in, ringed and labelled (a search result)."""
+    point = gpd.GeoDataFrame(geometry=shapely.points([lon], [lat]), crs=4326)
+    ((y, x),) = geo.latlon_rows(ctx.geoms(point, "focus"))
+    folium.CircleMarker(
+        [y, x], radius=16, color="#b30000", weight=4, fill=False, pane=PEOPLE_PANE
+    ).add_child(
+        folium.Tooltip(esc(text), permanent=True, direction="top", class_name="gs-focus-label")
+    ).add_to(ctx.m)
+    d = 0.0012
+    ctx.m.fit_bounds([[y - d, x - d], [y + d, x + d]], max_zoom=18)
 
 
 def _fit(m: folium.Map, data: MapData, ctx: _Ctx) -> None:

@@ -104,6 +104,12 @@ def build_diff_map(
                 "label": name,
             }
         )
+    changed = diff[diff["kind"] != "kept"]
+    if len(changed):  # open on the changes, not on the whole community
+        lines = geo.display_geometries(changed, layer="diff.changed", gcj02=_gcj02(opts))
+        x0, y0, x1, y1 = shapely.total_bounds(lines)
+        pad = 0.0005
+        m.fit_bounds([[y0 - pad, x0 - pad], [y1 + pad, x1 + pad]], max_zoom=18)
     _layer_control_last(m)
     title = "结对变化" if opts.lang == "zh" else "Changes"
     HtmlControl(
@@ -113,10 +119,14 @@ def build_diff_map(
 
 
 def _layer_control_last(m: folium.Map) -> None:
-    """Render the layer control after the layers added here (its script names every layer)."""
-    for key, child in list(m._children.items()):
-        if isinstance(child, folium.LayerControl):
-            m._children.move_to_end(key)
+    """Render the layer control after the layers added here (its script names every layer),
+    and what refers to the control after it."""
+    from maps.controls import PhoneLayout
+
+    for kind in (folium.LayerControl, PhoneLayout):
+        for key, child in list(m._children.items()):
+            if isinstance(child, kind):
+                m._children.move_to_end(key)
 
 
 def _gcj02(opts: MapOptions) -> bool:

@@ -13,6 +13,8 @@ _LABELS: dict[str, tuple[str, str]] = {
     "grids": ("网格（按结对率）", "Grids (share paired)"),
     "buildings": ("楼栋（按结对率）", "Buildings (share paired)"),
     "households": ("住户", "Households"),
+    "household": ("住户", "Household"),
+    "suggested_sites": ("建议新设驿站", "Suggested new stations"),
     "households_heat": ("住户热力图", "Households (heat map)"),
     "members": ("党员（在岗/储备）", "Members (active / reserve)"),
     "pair_lines": ("党员—住户结对连线", "Member–household pairs"),

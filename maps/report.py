@@ -35,6 +35,23 @@ FULL_DETAIL_COLUMNS = ("phone", *SENSITIVE_FLAGS)
 
 
 @dataclass(frozen=True)
+class ReportSection:
+    """One more titled table of a report (after the built-in sections), e.g. 联系情况.
+
+    ``table`` columns are labelled through :func:`maps.labels.column_label`; ``note`` is printed
+    under the title; ``people`` masks ``name``/``phone`` columns in a masked report.
+    """
+
+    key: str
+    title: str
+    table: pd.DataFrame | None = None
+    note: str = ""
+    people: bool = False
+    #: Instead of a table: a whole fragment (its own heading) whose builder escaped every value.
+    html: str = ""
+
+
+@dataclass(frozen=True)
 class ReportData:
     """What a report shows besides the map.
 
@@ -87,8 +104,7 @@ class ReportData:
     generated_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
     generated_by: str = ""
     plan_version: str | int | None = None
-    #: Further sections, each an HTML fragment whose values its builder escaped (联系情况).
-    extra_sections: tuple[str, ...] = ()
+    sections: tuple[ReportSection, ...] = ()
 
 
 def map_html(m: folium.Map) -> str:
@@ -165,7 +181,9 @@ def render_report(data: ReportData, options: MapOptions | None = None) -> str:
             for kind, frame in data.blindspots.items()
         ],
         stations=_frame_table(data.stations, lang),
-        extra_sections=[Markup(section) for section in data.extra_sections],
+        sections=[
+            _extra_section(section, lang=lang, masked=opts.masked) for section in data.sections
+        ],
     )
     return page
 
@@ -295,4 +313,16 @@ def _blindspot_section(
         "title": kind_label(kind, lang),
         "count": f"{len(frame):,}",
         "table": _frame_table(safe, lang, limit=ROWS_MAX) or {"head": [], "rows": [], "more": ""},
+    }
+
+
+def _extra_section(section: ReportSection, *, lang: str, masked: bool) -> dict[str, Any]:
+    if section.html:
+        return {"key": section.key, "html": Markup(section.html)}
+    frame = protect(pd.DataFrame(section.table), masked=masked, people=section.people)
+    return {
+        "key": section.key,
+        "title": section.title,
+        "note": section.note,
+        "table": _frame_table(frame, lang, limit=ROWS_MAX),
     }

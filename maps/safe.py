@@ -59,7 +59,9 @@ def mask_phone(phone: Any) -> str:
 SENSITIVE_FLAGS = ("elderly_alone", "disabled", "low_income", "children", "vulnerable")
 
 #: Blind-spot kinds that list places, not people: their names are not masked.
-PLACE_KINDS = frozenset({"grids_without_members", "uncovered_commercial", "station_gaps"})
+PLACE_KINDS = frozenset(
+    {"grids_without_members", "uncovered_commercial", "station_gaps", "suggested_sites"}
+)
 
 
 def protect(frame: Any, *, masked: bool, people: bool) -> Any:

@@ -317,3 +317,31 @@ def test_kunming_grids_are_derived_for_the_footprints(conn, settings, data_dir, 
         )
     ).one()
     assert tuple(counts) == (140, 140, 140)
+
+
+def test_partial_update_changes_only_the_given_columns(district, settings, tmp_path):
+    """``code,available`` marks members unavailable: every other column, the geometry and the
+    parents are kept; a code not stored yet is rejected (it would need every column)."""
+    header = ["code", "name", "lon", "lat"]
+    rows = [["M1", "李四", 114.315, 30.585], ["M2", "王五", 114.316, 30.586]]
+    run(district, settings, "members", write_csv(tmp_path / "m.csv", header, rows), crs="4326")
+    before = district.execute(
+        text("SELECT code, name, kind, ST_AsText(geom), community_id FROM members ORDER BY code")
+    ).all()
+    path = write_csv(tmp_path / "u.csv", ["code", "available"], [["M1", "false"]])
+    result = run(district, settings, "members", path)
+    assert (result.inserted, result.updated, result.rejects) == (0, 1, ())
+    after = district.execute(
+        text("SELECT code, name, kind, ST_AsText(geom), community_id FROM members ORDER BY code")
+    ).all()
+    assert after == before
+    assert scalar(district, "SELECT available FROM members WHERE code = 'M1'") is False
+    assert scalar(district, "SELECT available FROM members WHERE code = 'M2'") is True
+    mixed = write_csv(tmp_path / "x.csv", ["code", "available"], [["M2", "false"], ["M9", "1"]])
+    with pytest.raises(InputRejected) as refused:
+        run(district, settings, "members", mixed)
+    (reject,) = refused.value.rejects  # M9 is new: it would need a place
+    assert (reject.record, reject.field) == (2, "geometry") and "building_code" in reject.reason
+    assert scalar(district, "SELECT available FROM members WHERE code = 'M2'") is True
+    done = run(district, settings, "members", mixed, skip_invalid=True)
+    assert done.updated == 1 and scalar(district, "SELECT count(*) FROM members") == 2

@@ -71,8 +71,10 @@ def test_rebalance_proposal_accept_bumps_version_and_stale_is_refused(conn, demo
         conn, "SELECT count(*) FROM current_household_pairs WHERE member_id = :m", m=gone
     )
     conn.execute(text("UPDATE members SET available = false WHERE id = :m"), {"m": gone})
-    first = service.propose_rebalance(conn, community_code=code, settings=settings)
-    second = service.propose_rebalance(conn, community_code=code, settings=settings)
+    first = service.propose_rebalance(conn, community_code=code, settings=settings, created_by="t")
+    # a second click returns the open proposal of the same plan and data version
+    again = service.propose_rebalance(conn, community_code=code, settings=settings)
+    assert again.id == first.id and again.counts == first.counts
     assert first.base_version == v1 and first.forced == forced
     changed = first.counts["moved"] + first.counts["new"] + first.counts["dropped"]
     assert forced <= changed < 2 * forced + 1
@@ -89,10 +91,22 @@ def test_rebalance_proposal_accept_bumps_version_and_stale_is_refused(conn, demo
     assert not scalar(
         conn, "SELECT count(*) FROM current_household_pairs WHERE member_id = :m", m=gone
     )
-    with pytest.raises(Conflict, match="version"):
-        service.accept_proposal(conn, second.id, decided_by="t")
+    # the services write their own audit entries (the CLI is audited too)
+    actions = conn.execute(
+        text("SELECT action FROM audit_log WHERE target = :t ORDER BY id"),
+        {"t": f"proposal {first.id}"},
+    ).scalars()
+    assert list(actions) == ["proposal", "proposal_accept"]
     with pytest.raises(Conflict, match="already accepted"):
         service.reject_proposal(conn, first.id)
+    # an open proposal made from an older version is stale
+    conn.execute(text("UPDATE members SET available = true WHERE id = :m"), {"m": gone})
+    old = service.propose_rebalance(conn, community_code=code, settings=settings)
+    conn.execute(
+        text("UPDATE proposals SET base_version = base_version - 1 WHERE id = :i"), {"i": old.id}
+    )
+    with pytest.raises(Conflict, match="version"):
+        service.accept_proposal(conn, old.id, decided_by="t")
 
 
 def test_pins_and_forbids_from_the_database_are_obeyed(conn, demo, settings):

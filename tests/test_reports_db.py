@@ -121,7 +121,7 @@ def test_unmasked_needs_the_right_and_is_audited(demo, settings):
     audited = (
         demo.scalar(
             text(
-                "SELECT count(*) FROM audit_log WHERE action = 'report.unmasked' AND username = "
+                "SELECT count(*) FROM audit_log WHERE action = 'report_unmasked' AND username = "
                 "'auditor'"
             )
         )

@@ -32,6 +32,7 @@ def record(
     *,
     user: User | None = None,
     username: str | None = None,
+    user_id: int | None = None,
     target: str | None = None,
     community_id: int | None = None,
     street_id: int | None = None,
@@ -49,7 +50,7 @@ def record(
             "CAST(:b AS jsonb), CAST(:af AS jsonb), CAST(:d AS jsonb), :ip)"
         ),
         {
-            "u": user.id if user else None,
+            "u": user.id if user else user_id,
             "n": user.username if user else username,
             "a": action,
             "t": target,

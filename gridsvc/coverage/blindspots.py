@@ -336,7 +336,8 @@ def _station_gaps(
     extra = ["off_network"] if walked else []
     if not circles:
         return _polygons(b.iloc[:0].assign(reason=[]), ["code", "community_id", *extra])
-    b = b[b["station_m"] > circles[0]].copy()
+    # a building where nobody lives (an empty mixed or new block) is no one's gap
+    b = b[(b["station_m"] > circles[0]) & (b["households"] > 0)].copy()
     outside = [f"outside_{r}" for r in circles]
     b["circles_outside"] = b[outside].sum(axis=1).astype(int)
     b = _ranked(b, ["circles_outside", "households", "station_m"], ascending=[False, False, False])

@@ -71,7 +71,9 @@ def diff_pairs(
     why_moved = np.where(gone[moved], SERVER_GONE, LOAD_CHANGED)
     reason_of = dict(zip(result.unpaired.tolist(), result.unpaired_reason.tolist(), strict=True))
     why_dropped = [reason_of.get(int(c), SERVER_GONE) for c in idx[dropped]]
-    forced = int(gone.sum() + (~had).sum())
+    # forced: changes the data made necessary (a server gone, a client new and now paired);
+    # a client unpaired before and after is no change, so it is not counted
+    forced = int(gone.sum() + added.sum())
     return RebalanceDiff(
         kept=pd.DataFrame({"client": idx[kept], "server": new[kept]}),
         moved=pd.DataFrame(

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geodata.projection import metric_epsg, to_metres
+from gridsvc.accounts import audit
 from gridsvc.contacts.log import CHURN_CONTACTS_MAX, churn_reason, pair_contacts
 from gridsvc.errors import Conflict, InputRejected, NotFound, Reject
 from gridsvc.load_ranges import fill_ranges, range_sql
@@ -544,19 +545,29 @@ def propose_rebalance(
     community_code: str,
     settings: Settings,
     created_by: str | None = None,
+    actor_id: int | None = None,
     time_limit: float = 2.0,
+    progress: Callable[[float, str], None] | None = None,
 ) -> Proposal:
     """Re-solve a community's household pairs keeping its current plan where it can.
 
     Pairs that are not current cost ``settings.churn_weight_m`` extra metres. The result is
     stored as a run and a proposal (the diff against the current plan version); the plan is
-    unchanged until the proposal is accepted.
+    unchanged until the proposal is accepted. One open proposal per community, plan version
+    and data version: asking again returns the open one (a double click makes one proposal).
+    The new proposal is written to the audit log (``proposal``) as ``created_by``/``actor_id``.
     """
     scope = _scope(db, None, community_code)
     row = scope.iloc[0]
     cid = int(row["id"])
     _lock(db, [cid])
     base = plan_version(db, cid)
+    data_ver = _inputs_fingerprint(db, cid)
+    existing = _reusable_proposal(db, cid, base, data_ver, community_code)
+    if existing is not None:
+        return existing
+    if progress:
+        progress(0.1, "loading")
     clients = _households(db, [cid])
     servers = _members(db, [cid], settings)
     if clients.empty or servers.empty:
@@ -582,7 +593,11 @@ def propose_rebalance(
         current=current,
         churn=contacts.clip(upper=CHURN_CONTACTS_MAX) * settings.contact_churn_m,
     )
+    if progress:
+        progress(0.3, "solving")
     result = problem.solve(time_limit=time_limit)
+    if progress:
+        progress(0.8, "saving")
     run = _save_run(
         db,
         result,
@@ -638,13 +653,97 @@ def propose_rebalance(
                 "c": cid,
                 "v": base,
                 "r": run.id,
-                "s": json.dumps({**counts, "forced": diff.forced, **quality}),
+                "s": json.dumps({**counts, "forced": diff.forced, **quality, "inputs": data_ver}),
                 "ch": json.dumps(changes, ensure_ascii=False),
                 "by": created_by,
             },
         ).scalar_one()
     )
-    return Proposal(pid, community_code, cid, base, run.id, counts, diff.forced, changes, **quality)
+    made = Proposal(pid, community_code, cid, base, run.id, counts, diff.forced, changes, **quality)
+    audit.record(
+        db,
+        "proposal",
+        username=created_by,
+        user_id=actor_id,
+        target=f"proposal {pid}",
+        community_id=cid,
+        details={"community": community_code, "base_version": base, **counts, "run_id": run.id},
+    )
+    return made
+
+
+def _inputs_fingerprint(db: Db, community_id: int) -> str:
+    """A digest of what a rebalance of the community reads: its households, members and
+    pair controls, row by row (a change to any of them makes a new proposal)."""
+    return str(
+        db.execute(
+            text(
+                "SELECT md5(concat("
+                "(SELECT string_agg(h::text, '|' ORDER BY h.id) FROM households h "
+                "WHERE h.community_id = :c), '#', "
+                "(SELECT string_agg(m::text, '|' ORDER BY m.id) FROM members m "
+                "WHERE m.community_id = :c), '#', "
+                "(SELECT string_agg(p::text, '|' ORDER BY p::text) FROM pair_controls p), '#', "
+                "(SELECT concat(c::text, s::text) FROM communities c "
+                "JOIN streets s ON s.id = c.street_id WHERE c.id = :c)))"
+            ),
+            {"c": community_id},
+        ).scalar()
+    )
+
+
+def _reusable_proposal(
+    db: Db, community_id: int, base: int, data_ver: str, community_code: str
+) -> Proposal | None:
+    """The open proposal made from this plan version and these inputs, if any."""
+    row = db.execute(
+        text(
+            "SELECT id, base_version, run_id, summary, changes FROM proposals "
+            "WHERE community_id = :c AND status = 'open' AND base_version = :v "
+            "AND summary->>'inputs' = :d ORDER BY id DESC LIMIT 1"
+        ),
+        {"c": community_id, "v": base, "d": data_ver},
+    ).first()
+    if row is None:
+        return None
+    s = row.summary
+    counts = {k: int(s.get(k, 0)) for k in ("kept", "moved", "new", "dropped")}
+    quality = {k: s.get(k) for k in ("cost_m", "churn_m", "lower_bound_m", "gap")}
+    return Proposal(
+        int(row.id),
+        community_code,
+        community_id,
+        int(row.base_version),
+        int(row.run_id),
+        counts,
+        int(s.get("forced", 0)),
+        list(row.changes or []),
+        **quality,
+    )
+
+
+def reusable_proposal(db: Db, *, community_code: str) -> Proposal | None:
+    """The open proposal :func:`propose_rebalance` would return now without solving, if any."""
+    cid = db.execute(
+        text("SELECT id FROM communities WHERE code = :c"), {"c": community_code}
+    ).scalar()
+    if cid is None:
+        return None
+    data_ver = _inputs_fingerprint(db, int(cid))
+    return _reusable_proposal(db, int(cid), plan_version(db, int(cid)), data_ver, community_code)
+
+
+def open_proposals(db: Db) -> list[dict[str, Any]]:
+    """Open proposals of the communities the caller sees, newest first."""
+    rows = db.execute(
+        text(
+            "SELECT p.id, c.code AS community, c.name AS community_name, p.base_version, "
+            "p.created_by, p.created_at, p.summary FROM proposals p "
+            "JOIN communities c ON c.id = p.community_id WHERE p.status = 'open' "
+            "ORDER BY p.id DESC LIMIT 200"
+        )
+    ).all()
+    return [dict(r._mapping) for r in rows]
 
 
 def _recent_contacts(db: Db, community_id: int) -> pd.Series:
@@ -705,9 +804,12 @@ def accept_proposal(
     *,
     expected_version: int | None = None,
     decided_by: str | None = None,
+    actor_id: int | None = None,
     reason: str = "",
 ) -> Decision:
     """Make a proposal the community's plan (a new version), in the caller's transaction.
+
+    Written to the audit log (``proposal_accept``) as ``decided_by``/``actor_id``.
 
     Raises :class:`Conflict` when the plan changed since the proposal was made (or since the
     version the caller reviewed): the proposal is stale and must be made again.
@@ -728,13 +830,31 @@ def accept_proposal(
         )
     new_version = _set_plan(db, row.community_id, "household_run_id", row.run_id, decided_by)
     _close_proposal(db, proposal_id, "accepted", decided_by, reason)
-    return Decision(
+    decision = Decision(
         proposal_id,
         int(row.community_id),
         "accepted",
         new_version,
         before={"version": version, "run_id": None if plan is None else plan.household_run_id},
         after={"version": new_version, "run_id": int(row.run_id)},
+    )
+    _audit_decision(db, decision, decided_by, actor_id, reason)
+    return decision
+
+
+def _audit_decision(
+    db: Db, decision: Decision, by: str | None, actor_id: int | None, reason: str
+) -> None:
+    audit.record(
+        db,
+        "proposal_accept" if decision.status == "accepted" else "proposal_reject",
+        username=by,
+        user_id=actor_id,
+        target=f"proposal {decision.proposal_id}",
+        reason=reason,
+        before=decision.before,
+        after=decision.after,
+        community_id=decision.community_id,
     )
 
 
@@ -751,14 +871,21 @@ def _close_proposal(
 
 
 def reject_proposal(
-    db: Db, proposal_id: int, *, decided_by: str | None = None, reason: str = ""
+    db: Db,
+    proposal_id: int,
+    *,
+    decided_by: str | None = None,
+    actor_id: int | None = None,
+    reason: str = "",
 ) -> Decision:
-    """Close a proposal without changing the plan."""
+    """Close a proposal without changing the plan (audited: ``proposal_reject``)."""
     row = _open_proposal(db, proposal_id)
     _close_proposal(db, proposal_id, "rejected", decided_by, reason)
-    return Decision(
+    decision = Decision(
         proposal_id, int(row.community_id), "rejected", plan_version(db, row.community_id)
     )
+    _audit_decision(db, decision, decided_by, actor_id, reason)
+    return decision
 
 
 def set_control(

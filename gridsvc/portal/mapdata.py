@@ -9,7 +9,7 @@ import shapely
 from sqlalchemy import Connection
 
 from gridsvc.coverage._data import load_scope, resolve_scope
-from gridsvc.coverage.blindspots import blindspots_from_frames
+from gridsvc.coverage.blindspots import BlindSpots, blindspots_from_frames
 from gridsvc.coverage.frames import ScopeData
 from gridsvc.coverage.report import coverage_from_frames
 from gridsvc.portal._sql import frame
@@ -45,21 +45,50 @@ def load_map_data(
     """
     scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
     data = load_scope(conn, scope, settings=settings, geometry=True)
-    ids = scope.community_ids.tolist()
+    report = coverage_from_frames(data, settings=settings)
+    spots = blindspots_from_frames(data, settings=settings)
+    summary = {v: report.summary.get(k) for k, v in SUMMARY_KEYS.items()}
+    return map_data_from_frames(conn, data, spots=spots, summary=summary)
+
+
+def map_data_from_frames(
+    conn: Connection,
+    data: ScopeData,
+    *,
+    spots: BlindSpots,
+    summary: dict[str, object],
+    pair_lines: bool = True,
+    members: frozenset[str] = frozenset(),
+) -> MapData:
+    """The map layers of loaded scope frames; names, phones and polygons read once here.
+
+    Names and phones are passed in clear: the map builder masks them (``MapOptions.masked``).
+    ``pair_lines`` False leaves member→household lines out except those of ``members``.
+    """
+    ids = data.scope.community_ids.tolist()
+    people = _people(conn, ids, data.scope.street_ids.tolist())
     hh_paired = data.households["household_id"].isin(data.household_pairs["household_id"])
     households = _points(_with_contacts(data, data.households.assign(paired=hh_paired.to_numpy())))
     load = data.household_pairs.groupby("member_id").size()
-    members = data.members.assign(
+    members_frame = data.members.assign(
         load=data.members["member_id"].map(load).fillna(0).astype(int).to_numpy()
+    ).merge(people["members"], on="member_id", how="left")
+    members_frame = _points(
+        _member_contacts(data, members_frame.assign(active=members_frame["load"] > 0))
     )
-    members = _points(_member_contacts(data, members.assign(active=members["load"] > 0, name=None)))
     cadre_load = data.member_pairs.groupby("cadre_id").size()
     cadres = data.cadres.assign(
-        load=data.cadres["cadre_id"].map(cadre_load).fillna(0).astype(int).to_numpy(), name=None
+        load=data.cadres["cadre_id"].map(cadre_load).fillna(0).astype(int).to_numpy()
+    ).merge(people["cadres"], on="cadre_id", how="left")
+    stations = data.stations.merge(people["stations"], on="station_id", how="left")
+    streets = frame(
+        conn,
+        "SELECT code, name, ST_AsBinary(geom) AS wkb FROM streets "
+        "WHERE id = ANY(:s) AND geom IS NOT NULL",
+        {"s": data.scope.street_ids.tolist()},
     )
-    report = coverage_from_frames(data, settings=settings)
-    spots = blindspots_from_frames(data, settings=settings)
     return MapData(
+        streets=_polygons(streets),
         communities=_polygons(
             frame(
                 conn,
@@ -68,18 +97,24 @@ def load_map_data(
                 {"ids": ids},
             )
         ),
-        grids=_counted(_polygons(data.grids), data, hh_paired, "grid_id"),
+        grids=_counted(_polygons(_grid_names(data, people["grids"])), data, hh_paired, "grid_id"),
         buildings=_contact_counts(
-            _counted(_polygons(data.buildings), data, hh_paired, "building_id"), data
+            _counted(
+                _polygons(data.buildings.merge(people["buildings"], on="building_id", how="left")),
+                data,
+                hh_paired,
+                "building_id",
+            ),
+            data,
         ),
         households=households,
-        members=members,
-        pairs=_lines(data, "household"),
+        members=members_frame,
+        pairs=_lines(data, "household", only=None if pair_lines else members),
         cadres=_points(cadres),
         cadre_pairs=_lines(data, "member"),
-        stations=_points(data.stations.assign(name=None)),
+        stations=_points(stations),
         blindspots=dict(spots.frames),
-        summary={v: report.summary.get(k) for k, v in SUMMARY_KEYS.items()},
+        summary=summary,
     )
 
 
@@ -113,6 +148,48 @@ def _member_contacts(data: ScopeData, members: pd.DataFrame) -> pd.DataFrame:
     return members.assign(contacted_share=members["member_id"].map(done).to_numpy())
 
 
+def _people(conn: Connection, ids: list[int], streets: list[int]) -> dict[str, pd.DataFrame]:
+    """Names (and phones) of the scope's members, cadres, stations and buildings."""
+    return {
+        "members": frame(
+            conn,
+            "SELECT id AS member_id, name, phone FROM members WHERE community_id = ANY(:ids)",
+            {"ids": ids},
+        ),
+        "cadres": frame(
+            conn,
+            "SELECT id AS cadre_id, name, phone FROM cadres WHERE community_id = ANY(:ids) "
+            "OR (community_id IS NULL AND street_id = ANY(:s))",
+            {"ids": ids, "s": streets},
+        ),
+        "stations": frame(
+            conn,
+            "SELECT id AS station_id, name, services FROM stations",
+        ),
+        "buildings": frame(
+            conn,
+            "SELECT id AS building_id, name FROM buildings WHERE community_id = ANY(:ids)",
+            {"ids": ids},
+        ),
+        "grids": frame(
+            conn,
+            "SELECT id AS grid_id, name FROM grids WHERE community_id = ANY(:ids)",
+            {"ids": ids},
+        ),
+    }
+
+
+def _grid_names(data: ScopeData, names: pd.DataFrame) -> pd.DataFrame:
+    """Grids named as people say them: their own name, else 翠湖社区第1网格 (the community's
+    name and the grid's number)."""
+    comm = data.communities.set_index("community_id")["name"]
+    grids = data.grids.merge(names, on="grid_id", how="left")
+    number = grids["code"].astype(str).str[-3:].str.lstrip("0").replace("", "0")
+    made = grids["community_id"].map(comm).fillna("") + "第" + number + "网格"
+    grids["name"] = grids["name"].where(grids["name"].notna() & (grids["name"] != ""), made)
+    return grids
+
+
 def _points(table: pd.DataFrame) -> gpd.GeoDataFrame:
     geometry = shapely.points(table["lon"].to_numpy(float), table["lat"].to_numpy(float))
     return gpd.GeoDataFrame(
@@ -142,7 +219,9 @@ def _counted(
     return out
 
 
-def _lines(data: ScopeData, kind: str) -> gpd.GeoDataFrame | None:
+def _lines(
+    data: ScopeData, kind: str, *, only: frozenset[str] | None = None
+) -> gpd.GeoDataFrame | None:
     """Member→household or cadre→member lines with ``member_code`` / ``cadre_code``."""
     if kind == "household":
         pairs, a, b = data.household_pairs, data.members, data.households
@@ -150,6 +229,9 @@ def _lines(data: ScopeData, kind: str) -> gpd.GeoDataFrame | None:
     else:
         pairs, a, b = data.member_pairs, data.cadres, data.members
         a_key, b_key, label = "cadre_id", "member_id", "cadre_code"
+    if only is not None:
+        chosen = a.loc[a["code"].isin(sorted(only)), a_key]
+        pairs = pairs[pairs[a_key].isin(chosen)]
     if pairs.empty:
         return None
     left = pairs.merge(a[[a_key, "code", "lon", "lat"]], on=a_key).merge(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Connection
 
 from geodata.sheets import write_csv, write_xlsx
+from gridsvc.accounts import audit
+from gridsvc.accounts.users import User
 from gridsvc.errors import NotFound
 from gridsvc.portal._sql import frame, pairs_exist
 from maps.safe import protect
@@ -74,14 +77,30 @@ class Roster:
     members: pd.DataFrame
     masked: bool
 
-    def to_dict(self, *, limit: int | None = None) -> dict[str, object]:
-        """JSON-ready rows (the first ``limit`` of each table) and totals."""
+    def to_dict(self, *, limit: int | None = None, offset: int = 0) -> dict[str, object]:
+        """JSON-ready rows (``limit`` rows of each table from ``offset``) and totals."""
+        end = None if limit is None else offset + limit
         return {
             "masked": self.masked,
             "totals": {"household_pairs": len(self.households), "member_pairs": len(self.members)},
-            "households": _records(self.households.head(limit) if limit else self.households),
-            "members": _records(self.members.head(limit) if limit else self.members),
+            "offset": offset,
+            "limit": limit,
+            "households": _records(self.households.iloc[offset:end]),
+            "members": _records(self.members.iloc[offset:end]),
         }
+
+    def labelled(self, column: Callable[[str], str], yes: str, no: str) -> Roster:
+        """A copy for people to read: columns named by ``column(key)``, booleans as yes/no."""
+
+        def relabel(table: pd.DataFrame) -> pd.DataFrame:
+            out = table.copy()
+            for name in out.columns:
+                values = out[name].dropna()
+                if len(values) and (values.dtype == bool or set(values.unique()) <= {True, False}):
+                    out[name] = out[name].map({True: yes, False: no})
+            return out.rename(columns={c: column(c) for c in out.columns})
+
+        return Roster(relabel(self.households), relabel(self.members), self.masked)
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, object]]:
@@ -94,8 +113,12 @@ def load_roster(
     *,
     grid_code: str | None = None,
     masked: bool = True,
+    audit_as: tuple[User, str, str, str | None] | None = None,
 ) -> Roster:
     """The roster of the given communities, optionally one grid's; masked unless asked.
+
+    An unmasked roster is written to the audit log here: ``audit_as`` is ``(user, action,
+    target, ip)`` (``view_unmasked`` or ``export_unmasked``); unmasked without it is refused.
 
     Raises
     ------
@@ -117,6 +140,11 @@ def load_roster(
     else:
         households = pd.DataFrame(columns=HOUSEHOLD_COLUMNS)
         members = pd.DataFrame(columns=MEMBER_COLUMNS)
+    if not masked:
+        if audit_as is None:
+            raise ValueError("an unmasked roster needs audit_as (who, action, target, ip)")
+        user, action, target, ip = audit_as
+        audit.record(conn, action, user=user, target=target, ip=ip)
     households = protect(households, masked=masked, people=True)
     members = protect(members, masked=masked, people=True)
     return Roster(households, members, masked)

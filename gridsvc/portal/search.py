@@ -14,8 +14,14 @@ KINDS = ("household", "member", "building")
 _TABLES = {"household": "households", "member": "members", "building": "buildings"}
 
 
-def search_codes(conn: Connection, query: str, *, limit: int = 20) -> list[dict[str, Any]]:
-    """Records whose code starts with ``query`` (case-insensitive), households first.
+def search_codes(
+    conn: Connection, query: str, *, limit: int = 20, by_name: bool = False
+) -> list[dict[str, Any]]:
+    """Households, members and buildings matching ``query``, best matches first.
+
+    A record matches when any part of its code contains ``query`` (``H00010`` finds
+    ``530102001001H00010``); a building also by its name or number (``44号楼``, ``44``); with
+    ``by_name`` (planners) people also by their name. People's names come back masked.
 
     Raises
     ------
@@ -25,22 +31,30 @@ def search_codes(conn: Connection, query: str, *, limit: int = 20) -> list[dict[
     q = query.strip()
     if not q or len(q) > 64:
         raise InputRejected(
-            "search: give 1 to 64 characters of a code",
+            "search: give 1 to 64 characters of a code or a name",
             [Reject("query", None, "q", "1 to 64 characters", query[:80])],
         )
-    pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params = {"p": like, "q": q, "n": f"{q}号楼", "l": limit}
     rows: list[dict[str, Any]] = []
     for kind in KINDS:
         table = _TABLES[kind]
         point = "ST_PointOnSurface(t.geom)" if kind == "building" else "t.geom"
+        names = (
+            "OR t.name ILIKE :p OR t.name = :n"
+            if kind == "building"
+            else ("OR t.name ILIKE :p" if by_name else "")
+        )
         found = conn.execute(
             text(
                 f"SELECT t.code, t.name, c.code AS community_code, "
                 f"round(ST_X({point})::numeric, 6) AS lon, round(ST_Y({point})::numeric, 6) AS lat "
                 f"FROM {table} t LEFT JOIN communities c ON c.id = t.community_id "
-                "WHERE t.code ILIKE :p ORDER BY t.code LIMIT :l"
+                f"WHERE t.code ILIKE :p {names} "
+                "ORDER BY (t.code = :q OR t.name = :q OR t.name = :n) DESC, "
+                "(t.code ILIKE :q || '%') DESC, length(t.code), t.code LIMIT :l"
             ),
-            {"p": pattern, "l": limit},
+            params,
         )
         for r in found:
             name = r.name if kind == "building" else mask_name(r.name)
@@ -54,7 +68,8 @@ def search_codes(conn: Connection, query: str, *, limit: int = 20) -> list[dict[
                     "lat": float(r.lat),
                 }
             )
-    return rows[:limit]
+    exact = [r for r in rows if q in (r["code"], r["name"]) or r["name"] == f"{q}号楼"]
+    return (exact + [r for r in rows if r not in exact])[:limit]
 
 
 def record_details(

@@ -22,7 +22,7 @@ from gridsvc.web.auth import current_user
 
 bp = Blueprint("api", __name__, url_prefix="/api", description="gridsvc JSON and GeoJSON API")
 bp.ARGUMENTS_PARSER = schemas.StrictParser()
-_GEOJSON_CACHE: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+_GEOJSON_CACHE: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 _CACHE_LOCK = Lock()
 CACHE_ENTRIES = 64
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -113,6 +113,50 @@ def coverage_geojson_view(args: dict[str, Any]) -> Response:
     return response.make_conditional(request)
 
 
+@bp.route("/overview.geojson")
+@bp.arguments(schemas.OverviewArgs, location="query")
+@bp.response(200, content_type="application/geo+json")
+def overview(args: dict[str, Any]) -> Response:
+    """Communities and grids of a street, or of everything the caller sees (the district for an
+    unscoped admin), shaded by coverage: aggregated GeoJSON, no personal data.
+
+    Cached per scope and data version; answers 304 to a matching If-None-Match.
+    """
+    from gridsvc.portal import overview as service
+    from gridsvc.portal._sql import data_version
+
+    user = current_user()
+    connection = db.conn()
+    street = service.street_id(connection, args.get("street"))  # the scope check (RLS)
+    version = data_version(connection)
+    key = ("overview", street, user.street_id, user.community_id, version)
+    with _CACHE_LOCK:
+        body = _GEOJSON_CACHE.get(key)
+    if body is None:
+        tolerance = 0.00002 if street is not None or user.street_id else 0.0001
+        body = service.overview_geojson(connection, street=street, tolerance_deg=tolerance)
+        with _CACHE_LOCK:
+            _GEOJSON_CACHE[key] = body
+            while len(_GEOJSON_CACHE) > CACHE_ENTRIES:
+                _GEOJSON_CACHE.popitem(last=False)
+    response = Response(body, mimetype="application/geo+json")
+    response.set_etag(f"o-{street}-{user.street_id}-{user.community_id}-{version}")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response.make_conditional(request)
+
+
+@bp.route("/households.geojson")
+@bp.arguments(schemas.BoxArgs, location="query")
+@bp.response(200, content_type="application/geo+json")
+def households_in_box(args: dict[str, Any]) -> Response:
+    """Household points (code, paired) in a small box the caller sees: the map draws them only
+    when zoomed in. At most 5,000; ``truncated`` says when there were more."""
+    from gridsvc.portal.overview import households_geojson
+
+    body = households_geojson(db.conn(), tuple(args["bbox"]))  # type: ignore[arg-type]
+    return Response(body, mimetype="application/geo+json")
+
+
 @bp.route("/blindspots")
 @bp.arguments(schemas.BlindspotArgs, location="query")
 @bp.response(200)
@@ -147,8 +191,10 @@ def station_suggestions(args: dict[str, Any]) -> dict[str, Any]:
 @bp.arguments(schemas.SearchArgs, location="query")
 @bp.response(200)
 def search(args: dict[str, Any]) -> dict[str, Any]:
-    """Households, members and buildings whose code starts with ``q`` (names masked)."""
-    return {"results": search_codes(db.conn(), args["q"])}
+    """Households, members and buildings by any part of a code, buildings by name or number,
+    people by name for planners (names masked)."""
+    by_name = current_user().can_plan
+    return {"results": search_codes(db.conn(), args["q"], by_name=by_name)}
 
 
 @bp.route("/records/<string:kind>/<string:code>")
@@ -167,9 +213,14 @@ def _roster(args: dict[str, Any], what: str) -> roster_service.Roster:
     user = current_user()
     ids = scope_community_ids(args)
     target = args.get("community") or args.get("street") or user.scope_code or "all"
-    unmasked = allow_unmasked(user, args["unmasked"], what, f"roster {target}")
+    if args["unmasked"] and not user.can_plan:
+        raise Forbidden(f"user {user.username!r} (role {user.role}) may not see unmasked data")
     return roster_service.load_roster(
-        db.conn(), ids, grid_code=args.get("grid"), masked=not unmasked
+        db.conn(),
+        ids,
+        grid_code=args.get("grid"),
+        masked=not args["unmasked"],
+        audit_as=(user, what, f"roster {target}", request.remote_addr),
     )
 
 
@@ -190,11 +241,26 @@ def roster_xlsx(args: dict[str, Any]) -> Response:
 
     data = _roster(args, "export_unmasked")
     body = roster_service.roster_xlsx(
-        data, sheet_names=(t("member_households"), t("cadre_members"))
+        _for_people(data), sheet_names=(t("member_households"), t("cadre_members"))
     )
-    return _download(
-        body, "roster.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
+    return _download(body, export_name("roster", args, data.masked, "xlsx"), XLSX)
+
+
+def _for_people(data: roster_service.Roster) -> roster_service.Roster:
+    """Headers and yes/no in the caller's language (the catalogue's ``column.*``)."""
+    from gridsvc.web.i18n import label_of, t
+
+    return data.labelled(lambda c: label_of("column", c), t("yes"), t("no"))
+
+
+def export_name(what: str, args: dict[str, Any], masked: bool, ext: str) -> str:
+    """``roster-530102001001-20261207-masked.xlsx``: what, scope, local date, masking."""
+    from datetime import datetime
+
+    user = current_user()
+    scope = args.get("community") or args.get("street") or user.scope_code or "all"
+    day = datetime.now(db.settings().zone).strftime("%Y%m%d")
+    return f"{what}-{scope}-{day}-{'masked' if masked else 'unmasked'}.{ext}"
 
 
 @bp.route("/roster.csv")
@@ -203,8 +269,9 @@ def roster_xlsx(args: dict[str, Any]) -> Response:
 def roster_csv(args: dict[str, Any]) -> Response:
     """One roster table as CSV (UTF-8 with BOM)."""
     data = _roster(args, "export_unmasked")
-    body = roster_service.roster_csv(data, table=args["table"])
-    return _download(body, f"roster-{args['table']}.csv", "text/csv; charset=utf-8")
+    body = roster_service.roster_csv(_for_people(data), table=args["table"])
+    name = export_name(f"roster-{args['table']}", args, data.masked, "csv")
+    return _download(body, name, "text/csv; charset=utf-8")
 
 
 def _download(body: bytes, name: str, mimetype: str) -> Response:
@@ -214,15 +281,51 @@ def _download(body: bytes, name: str, mimetype: str) -> Response:
 
 
 @bp.route("/report")
-@bp.arguments(schemas.ScopeArgs, location="query")
+@bp.arguments(schemas.ReportArgs, location="query")
 @bp.response(200, content_type="text/html")
 def report(args: dict[str, Any]) -> Response:
-    """The self-contained HTML map report of a street or community (masked)."""
+    """The self-contained HTML report of a street or community: the document ``gridsvc report``
+    writes (one builder), masked unless ``unmasked`` (planners and admins; audited).
+
+    Without a scope: the caller's street or community, or the only street the caller sees.
+    """
+    from gridsvc.web.i18n import lang as current_lang
     from gridsvc.web.reports import render_scope_report
 
-    body = render_scope_report(db.conn(), **scope_codes(args), settings=db.settings())
-    code = args.get("community") or args.get("street") or "scope"
-    return _download(body.encode(), f"report-{code}.html", "text/html; charset=utf-8")
+    user = current_user()
+    codes = report_scope(args, user)
+    if args["unmasked"] and not user.can_plan:
+        raise Forbidden(f"user {user.username!r} (role {user.role}) may not see unmasked data")
+    body, name = render_scope_report(
+        db.conn(),
+        **codes,
+        settings=db.settings(),
+        lang=args.get("lang") or current_lang(),
+        user=user,
+        unmasked=args["unmasked"],
+    )
+    return _download(body.encode(), name, "text/html; charset=utf-8")
+
+
+def report_scope(args: dict[str, Any], user: User) -> dict[str, str | None]:
+    """The report's scope: as asked, else the caller's own, else the one street visible."""
+    from gridsvc.errors import InputRejected, Reject
+
+    codes = scope_codes(args)
+    if codes["street_code"] or codes["community_code"]:
+        return codes
+    if user.community_code:
+        return {"street_code": None, "community_code": user.community_code}
+    if user.street_code:
+        return {"street_code": user.street_code, "community_code": None}
+    streets = db.conn().execute(text("SELECT code FROM streets ORDER BY code LIMIT 2")).scalars()
+    found = list(streets)
+    if len(found) == 1:
+        return {"street_code": found[0], "community_code": None}
+    raise InputRejected(
+        "report: give street or community (you see more than one street)",
+        [Reject("query", None, "street", "a 9-digit street code or a 12-digit community")],
+    )
 
 
 @bp.route("/imports", methods=["POST"])

@@ -16,8 +16,12 @@ from gridsvc.settings import Settings
 
 
 def settings() -> Settings:
-    """The settings of the running app."""
-    return current_app.config["GRIDSVC_SETTINGS"]
+    """The settings of the running app, in this request's language (blind-spot reasons, maps)."""
+    from gridsvc.web.i18n import lang
+
+    base: Settings = current_app.config["GRIDSVC_SETTINGS"]
+    chosen = lang()
+    return base if chosen == base.lang else base.with_(lang=chosen)
 
 
 def engine() -> Engine:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from gridsvc.errors import GridsvcError
@@ -23,7 +25,31 @@ def _reply(status: int, error: str, message: str, details: Any = None) -> Respon
         if details is not None:
             body["details"] = details
         return jsonify(body), status
+    if status == 404:  # one page for "no such record" and "outside your scope", on every route
+        message, details = "", None
     return render_template("error.html", status=status, message=message, details=details), status
+
+
+def handle_csrf(exc: CSRFError) -> Response | tuple:
+    """A form posted without a valid token (the session expired, or the page is stale): back
+    to the login page, which returns to the page the user was on."""
+    if _wants_json():
+        return _reply(400, "CSRFError", exc.description or "CSRF token missing or invalid")
+    from gridsvc.web.i18n import t
+
+    flash(t("session_expired"), "error")
+    back = _same_site_path(request.referrer) or request.path
+    return redirect(url_for("auth.login", next=back), 303)
+
+
+def _same_site_path(url: str | None) -> str | None:
+    """The path (and query) of ``url`` when it points at this site."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _validation_message(messages: Any) -> str:
@@ -72,5 +98,6 @@ def handle_unexpected(exc: Exception) -> Response | tuple:
 def init_app(app: Flask) -> None:
     """Register the handlers (after flask-smorest's own, which they replace)."""
     app.register_error_handler(GridsvcError, handle_domain)
+    app.register_error_handler(CSRFError, handle_csrf)
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(Exception, handle_unexpected)

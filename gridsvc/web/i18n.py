@@ -1,8 +1,25 @@
-"""Page labels in Chinese (default) and English; the language comes from ?lang=, user, setting."""
+"""Page labels in Chinese (default) and English; the language comes from ?lang=, user, setting.
+
+One catalogue for the pages (:data:`LABELS`, enums, roles, audit actions, reasons, record
+fields, error titles) that falls back to the map and report labels (:mod:`maps.labels`), so
+the pages and the maps share one vocabulary. A key found in neither comes back as itself and
+is noted in ``g.missing_labels`` (the page-walking test fails on any).
+
+Why not Flask-Babel: the catalogue is keyed by stable identifiers that the services return
+(blind-spot kinds, diff reasons, audit actions, enum values), not by English source strings,
+and it is shared with the offline ``maps`` package, which has no Flask. Moving both to gettext
+catalogues is a mechanical change for later; the lookup (:func:`t`) is the one seam.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+from typing import Any
+
 from flask import Flask, g, request, session
+
+log = logging.getLogger(__name__)
 
 LABELS: dict[str, dict[str, str]] = {
     "app": {"zh": "网格党建服务", "en": "Grid service"},
@@ -136,7 +153,10 @@ LABELS: dict[str, dict[str, str]] = {
     "without_cadre": {"zh": "无干部联系党员", "en": "Members without cadre"},
     "cadres": {"zh": "干部", "en": "Cadres"},
     "distance_mean_m": {"zh": "平均结对距离(米)", "en": "Mean pair distance (m)"},
-    "search": {"zh": "按户、党员或楼栋编码搜索", "en": "Search household, member or building code"},
+    "search": {
+        "zh": "编码的任意部分、楼栋名称或楼号、姓名(组织员)",
+        "en": "Any part of a code, a building name or number, a name (planners)",
+    },
     "go": {"zh": "查询", "en": "Go"},
     "details": {"zh": "详情", "en": "Details"},
     "code": {"zh": "编码", "en": "Code"},
@@ -344,6 +364,205 @@ LABELS: dict[str, dict[str, str]] = {
     "member_households_of": {"zh": "查看所联系住户", "en": "Their households"},
     "role_member": {"zh": "党员", "en": "Member"},
     "role_cadre": {"zh": "干部", "en": "Cadre"},
+    "open_proposals": {"zh": "待审调整方案", "en": "Open proposals"},
+    "no_open_proposals": {"zh": "暂无待审方案", "en": "No open proposals"},
+    "yes": {"zh": "是", "en": "Yes"},
+    "no": {"zh": "否", "en": "No"},
+    "radius_m": {"zh": "服务半径(米)", "en": "Radius (m)"},
+    "sites_k": {"zh": "新增驿站数", "en": "New stations"},
+    "new_households": {"zh": "新增覆盖户数", "en": "Households added"},
+    "lon": {"zh": "经度", "en": "Longitude"},
+    "lat": {"zh": "纬度", "en": "Latitude"},
+    "crs": {"zh": "坐标系", "en": "Coordinate system"},
+    "crs_auto": {"zh": "自动识别", "en": "Detect"},
+    "total": {"zh": "共", "en": "Total"},
+    "page": {"zh": "页", "en": "Page"},
+    "prev": {"zh": "上一页", "en": "Previous"},
+    "next": {"zh": "下一页", "en": "Next"},
+    "rows_of": {"zh": "第 {a}–{b} 条，共 {n} 条", "en": "Rows {a}–{b} of {n}"},
+    "session_expired": {
+        "zh": "登录已过期或页面已失效，请重新登录后继续",
+        "en": "Your session has expired or the page is out of date: log in again to continue",
+    },
+    "not_found_title": {"zh": "未找到", "en": "Not found"},
+    "not_found": {
+        "zh": "您要找的内容不存在，或不在您的管辖范围内",
+        "en": "Not found, or outside your scope",
+    },
+    "back_home": {"zh": "返回首页", "en": "Back to the home page"},
+    "error_title.400": {"zh": "请求有误", "en": "Bad request"},
+    "error_title.403": {"zh": "无权访问", "en": "Not allowed"},
+    "error_title.404": {"zh": "未找到", "en": "Not found"},
+    "error_title.405": {"zh": "不支持的操作", "en": "Method not allowed"},
+    "error_title.409": {"zh": "操作冲突", "en": "Conflict"},
+    "error_title.413": {"zh": "文件过大", "en": "Too large"},
+    "error_title.422": {"zh": "输入有误", "en": "Invalid input"},
+    "error_title.428": {"zh": "缺少版本号", "en": "Version needed"},
+    "error_title.429": {"zh": "请求过于频繁", "en": "Too many requests"},
+    "error_title.500": {"zh": "服务器内部错误", "en": "Internal error"},
+    "error_text.403": {"zh": "您的角色无权进行此操作", "en": "Your role may not do this"},
+    "error_text.404": {
+        "zh": "您要找的内容不存在，或不在您的管辖范围内",
+        "en": "This does not exist, or is outside your scope",
+    },
+    "error_text.405": {"zh": "此页面不支持该操作", "en": "This page does not support that"},
+    "error_text.413": {"zh": "上传的文件超过大小上限", "en": "The upload is over the size limit"},
+    "error_text.500": {
+        "zh": "服务器出错，已记录详细信息，请稍后再试",
+        "en": "The server failed and logged the details; try again later",
+    },
+    "error_text.other": {
+        "zh": "请求未能完成，原因如下（原文）：",
+        "en": "The request could not be done; the reason:",
+    },
+    "ip": {"zh": "IP 地址", "en": "IP address"},
+    "beijing_time": {"zh": "北京时间", "en": "Beijing time"},
+    "job_kind.import": {"zh": "数据导入", "en": "Import"},
+    "job_kind.pairing": {"zh": "结对计算", "en": "Pairing"},
+    "job_kind.rebalance": {"zh": "结对调整方案", "en": "Rebalance proposal"},
+    "job_status.queued": {"zh": "排队中", "en": "queued"},
+    "job_status.running": {"zh": "运行中", "en": "running"},
+    "job_status.done": {"zh": "已完成", "en": "done"},
+    "job_status.failed": {"zh": "失败", "en": "failed"},
+    "job_message.loading": {"zh": "读取数据", "en": "loading"},
+    "job_message.solving": {"zh": "求解中", "en": "solving"},
+    "job_message.saving": {"zh": "保存结果", "en": "saving"},
+    "job_message.done": {"zh": "完成", "en": "done"},
+    "job_message.reading": {"zh": "读取文件", "en": "reading"},
+    "job_message.validating": {"zh": "校验记录", "en": "validating"},
+    "records": {"zh": "条记录", "en": "records"},
+    "menu": {"zh": "菜单", "en": "Menu"},
+    "on_map": {"zh": "在地图上查看", "en": "Show on the map"},
+    "suggest": {"zh": "生成选址建议", "en": "Suggest sites"},
+    "overview_street": {"zh": "街道全图", "en": "Street map"},
+    "overview_district": {"zh": "全区概览", "en": "District overview"},
+    "sites_total": {
+        "zh": "{n} 个建议站点（步行 {r} 米内），共新增覆盖 {h} 户",
+        "en": "{n} suggested sites (within {r} m on foot) reach {h} more households",
+    },
+    "no_results": {"zh": "没有找到匹配的记录", "en": "Nothing found"},
+}
+
+#: Values the services return, by family: ``t("role.viewer")`` or ``label_of("role", v)``.
+ENUMS: dict[str, dict[str, tuple[str, str]]] = {
+    "role": {
+        "viewer": ("查看人员", "Viewer"),
+        "planner": ("组织员", "Planner"),
+        "admin": ("管理员", "Admin"),
+    },
+    "member_kind": {
+        "resident": ("居民党员", "Resident member"),
+        "in_service": ("在职党员", "In-service member"),
+        "mobile": ("流动党员", "Mobile member"),
+        "retired": ("离退休党员", "Retired member"),
+    },
+    "building_kind": {
+        "residential": ("住宅", "Residential"),
+        "commercial": ("商务楼宇", "Commercial"),
+        "mixed": ("商住混合", "Mixed"),
+        "public": ("公共建筑", "Public"),
+    },
+    "cadre_level": {
+        "street": ("街道干部", "Street cadre"),
+        "community": ("社区干部", "Community cadre"),
+    },
+    "record": {
+        "household": ("住户", "Household"),
+        "member": ("党员", "Member"),
+        "building": ("楼栋", "Building"),
+        "cadre": ("干部", "Cadre"),
+    },
+    "change": {
+        "kept": ("保持", "Kept"),
+        "moved": ("调整", "Moved"),
+        "new": ("新增", "New"),
+        "dropped": ("取消", "Dropped"),
+    },
+    "diff_reason": {
+        "server_unavailable": ("原联系党员不再可用", "The member is no longer available"),
+        "new_client": ("新住户", "New household"),
+        "rebalanced_for_loads_or_distance": (
+            "为均衡联系户数或缩短距离",
+            "Balanced loads or shorter distance",
+        ),
+        "servers_full": ("本社区党员均已满额", "Every member is full"),
+        "beyond_max_distance": ("超出最大结对距离", "Beyond the longest pair allowed"),
+        "no_server_in_scope": ("本社区无可结对党员", "No eligible member in the community"),
+    },
+    "action": {
+        "login": ("登录", "Log in"),
+        "login_failed": ("登录失败", "Failed login"),
+        "logout": ("退出", "Log out"),
+        "proposal": ("生成调整方案", "Proposal made"),
+        "proposal_accept": ("接受调整方案", "Proposal accepted"),
+        "proposal_reject": ("拒绝调整方案", "Proposal rejected"),
+        "import": ("数据导入", "Import"),
+        "import_rejected": ("导入被拒绝", "Import rejected"),
+        "view_unmasked": ("查看完整个人信息", "Viewed unmasked data"),
+        "export_unmasked": ("导出完整个人信息", "Exported unmasked data"),
+        "report_unmasked": ("生成含完整个人信息的报告", "Unmasked report"),
+        "export_rejects": ("下载被拒记录", "Downloaded rejects"),
+        "job_start": ("启动后台任务", "Job started"),
+        "user_add": ("新增用户", "User added"),
+        "user_update": ("修改用户", "User changed"),
+        "token_issue": ("签发 API 令牌", "API token issued"),
+        "station_suggestions": ("驿站选址建议", "Station suggestions"),
+    },
+    "field": {
+        "kind": ("类别", "Kind"),
+        "code": ("编码", "Code"),
+        "name": ("姓名/名称", "Name"),
+        "phone": ("电话", "Phone"),
+        "size": ("家庭人口", "People"),
+        "grid_code": ("网格编码", "Grid"),
+        "building_code": ("楼栋编码", "Building"),
+        "community_code": ("社区编码", "Community"),
+        "lon": ("经度", "Longitude"),
+        "lat": ("纬度", "Latitude"),
+        "member_kind": ("党员类别", "Member kind"),
+        "eligible": ("可结对", "Eligible"),
+        "available": ("可服务", "Available"),
+        "building_kind": ("楼栋类别", "Building kind"),
+        "floors": ("层数", "Floors"),
+        "party_org": ("党组织", "Party organisation"),
+        "households": ("住户数", "Households"),
+        "members": ("党员数", "Members"),
+    },
+    "column": {
+        "member_code": ("党员编码", "Member code"),
+        "member_name": ("党员姓名", "Member name"),
+        "member_phone": ("党员电话", "Member phone"),
+        "member_grid_code": ("党员所在网格", "Member's grid"),
+        "household_code": ("住户编码", "Household code"),
+        "household_name": ("户主姓名", "Household name"),
+        "household_phone": ("住户电话", "Household phone"),
+        "grid_code": ("网格编码", "Grid"),
+        "building_code": ("楼栋编码", "Building"),
+        "distance_m": ("距离(米)", "Distance (m)"),
+        "same_building": ("同一楼栋", "Same building"),
+        "same_grid": ("同一网格", "Same grid"),
+        "cadre_code": ("干部编码", "Cadre code"),
+        "cadre_name": ("干部姓名", "Cadre name"),
+        "cadre_phone": ("干部电话", "Cadre phone"),
+        "cadre_level": ("干部层级", "Cadre level"),
+    },
+    "layer": {
+        "streets": ("街道", "Streets"),
+        "communities": ("社区", "Communities"),
+        "grids": ("网格", "Grids"),
+        "buildings": ("楼栋", "Buildings"),
+        "households": ("住户", "Households"),
+        "members": ("党员", "Members"),
+        "cadres": ("干部", "Cadres"),
+        "stations": ("红色驿站", "Red Stations"),
+        "roads": ("道路", "Roads"),
+    },
+    "status": {
+        "open": ("待审", "open"),
+        "accepted": ("已接受", "accepted"),
+        "rejected": ("已拒绝", "rejected"),
+        "stale": ("已过期", "stale"),
+    },
 }
 
 
@@ -364,10 +583,77 @@ def lang() -> str:
     return chosen
 
 
-def t(key: str) -> str:
-    """The label ``key`` in this request's language (the key itself when unknown)."""
+def t(key: str, **fmt: Any) -> str:
+    """The label ``key`` in this request's language: the pages' catalogue, ``family.value``
+    enums (:data:`ENUMS`), then the map labels; the key itself (noted) when unknown."""
+    text = lookup(key, lang())
+    if text is None:
+        g.setdefault("missing_labels", set()).add(key)
+        text = key
+    return text.format(**fmt) if fmt else text
+
+
+def lookup(key: str, language: str) -> str | None:
+    """The label of ``key`` in ``language``, or None when no catalogue has it."""
     entry = LABELS.get(key)
-    return entry.get(lang(), entry["zh"]) if entry else key
+    if entry:
+        return entry.get(language, entry["zh"])
+    family, _, value = key.partition(".")
+    pair = ENUMS.get(family, {}).get(value)
+    if pair:
+        return pair[0 if language == "zh" else 1]
+    from maps.labels import kind_label, label
+
+    if family == "blindspot":  # the maps' and reports' own names of the six kinds
+        return None if kind_label(value, "zh") == value else kind_label(value, language)
+
+    if label(key, "zh") == key:  # not in the maps' catalogue either
+        return None
+    return label(key, language)
+
+
+def label_of(family: str, value: Any) -> str:
+    """An enum value's label (booleans as 是/否); unknown values as they are."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return t("yes" if value else "no")
+    return t(f"{family}.{value}")
+
+
+def job_message(message: str | None) -> str:
+    """A job's progress message (``validating: 1,200 records``) in this request's language;
+    a message that is a code (a community being paired) stays as it is."""
+    if not message:
+        return ""
+    head, sep, rest = message.partition(":")
+    known = lookup(f"job_message.{head}", lang())
+    if known is None:
+        return message
+    return known + (sep + rest.replace(" records", " " + t("records")) if sep else "")
+
+
+def localtime(value: Any, *, seconds: bool = False) -> str:
+    """A timestamp (aware datetime or ISO text) in GRIDSVC_TIMEZONE, e.g. 2026-12-07 10:05."""
+    from flask import current_app
+
+    if value in (None, ""):
+        return "–"
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    zone = current_app.config["GRIDSVC_SETTINGS"].zone
+    if when.tzinfo is None:
+        from datetime import UTC
+
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _note_missing(response: Any) -> Any:
+    """Log the keys this request asked for that no catalogue has (untranslated text)."""
+    missing = g.get("missing_labels")
+    if missing:
+        log.warning("untranslated labels on %s: %s", request.path, ", ".join(sorted(missing)))
+    return response
 
 
 #: Reasons of the accounts services (English, in messages and rejects) and their labels.
@@ -407,3 +693,8 @@ def reason(text: str) -> str:
 def init_app(app: Flask) -> None:
     """Make ``t``, ``lang`` and ``reason`` available to templates."""
     app.jinja_env.globals.update(t=t, lang=lang, reason=reason, action=action)
+    """Make ``t``, ``label_of``, ``lang`` and the ``localtime`` filter available to templates;
+    log untranslated keys."""
+    app.after_request(_note_missing)
+    app.jinja_env.globals.update(t=t, lang=lang, label_of=label_of, job_message=job_message)
+    app.jinja_env.filters["localtime"] = localtime

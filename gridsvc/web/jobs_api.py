@@ -146,16 +146,9 @@ def propose(args: dict[str, Any]) -> Response:
         community_code=args["community"],
         settings=db.settings(),
         created_by=user.username,
+        actor_id=user.id,
     )
     body = proposal.to_dict()
-    audit.record(
-        db.conn(),
-        "proposal",
-        user=user,
-        target=f"proposal {proposal.id}",
-        community_id=proposal.community_id,
-        details={k: body[k] for k in ("community", "base_version", "counts", "forced", "run_id")},
-    )
     response = _json(body, status=201, etag=proposal.base_version)
     response.headers["Location"] = f"/api/proposals/{proposal.id}"
     return response
@@ -204,24 +197,14 @@ def _decide(proposal_id: int, accept: bool, reason: str) -> dict[str, Any]:
             proposal_id,
             expected_version=_reviewed_version(),
             decided_by=user.username,
+            actor_id=user.id,
             reason=reason,
         )
     else:
         outcome = pairing.reject_proposal(
-            db.conn(), proposal_id, decided_by=user.username, reason=reason
+            db.conn(), proposal_id, decided_by=user.username, actor_id=user.id, reason=reason
         )
-    body = outcome.to_dict()
-    audit.record(
-        db.conn(),
-        "proposal_accept" if accept else "proposal_reject",
-        user=user,
-        target=f"proposal {proposal_id}",
-        reason=reason,
-        before=body["before"],
-        after=body["after"],
-        community_id=body["community_id"],
-    )
-    return body
+    return outcome.to_dict()
 
 
 @bp.route("/proposals/<int:proposal_id>/accept", methods=["POST"])

@@ -68,6 +68,34 @@ class ScopeArgs(_OneScope, Schema):
     community = fields.String(validate=COMMUNITY, metadata={"description": ONE_SCOPE})
 
 
+class ReportArgs(ScopeArgs):
+    """The report's scope (default: the caller's), language and masking."""
+
+    lang = fields.String(validate=validate.OneOf(["zh", "en"]))
+    unmasked = fields.Boolean(load_default=False)
+
+
+class OverviewArgs(Schema):
+    """A street (none: everything the caller sees)."""
+
+    street = fields.String(validate=STREET)
+
+
+class BoxArgs(Schema):
+    """A small box ``west,south,east,north`` in degrees (WGS84)."""
+
+    bbox = fields.List(fields.Float(), required=True, validate=validate.Length(equal=4))
+
+    @pre_load
+    def _split(self, data: Any, **kwargs: Any) -> Any:
+        raw = data.get("bbox") if hasattr(data, "get") else None
+        if isinstance(raw, list) and len(raw) == 1:
+            raw = raw[0]
+        if isinstance(raw, str):
+            return {"bbox": raw.split(",")}
+        return data
+
+
 class CommunityArgs(Schema):
     """One community."""
 

@@ -35,7 +35,10 @@ def test_wrong_password_and_missingcsrf_token(app, web):
     assert wrong.status_code == 401 and "错误" in wrong.get_data(as_text=True)
     assert count(web, "SELECT count(*) FROM audit_log WHERE action = 'login_failed'") >= 1
     no_csrf = client.post("/login", data={"username": "viewer_a", "password": PASSWORD})
-    assert no_csrf.status_code == 400 and "CSRF" in no_csrf.get_data(as_text=True)
+    # a form without a valid token (expired session, stale page): back to log in, in Chinese
+    assert no_csrf.status_code == 303 and "/login" in no_csrf.headers["Location"]
+    shown = client.get(no_csrf.headers["Location"]).get_data(as_text=True)
+    assert "请重新登录" in shown and "CSRF" not in shown
 
 
 def test_every_page_renders_for_its_role(app, web):
@@ -62,6 +65,10 @@ def test_every_page_renders_for_its_role(app, web):
     login_form(viewer, "viewer_a")
     assert viewer.get("/upload").status_code == 403
     assert viewer.get("/audit").status_code == 403
-    assert viewer.get("/map?community=530102902001").status_code == 200
-    frame = viewer.get("/map/frame?community=530102902001")
-    assert frame.status_code == 404
+    # another street's community: one clean 404 page on every route, nothing embedded
+    for route in ("/map", "/map/frame", "/roster", "/blindspots"):
+        outside = viewer.get(f"{route}?community=530102902001")
+        html = outside.get_data(as_text=True)
+        assert outside.status_code == 404, route
+        assert "不在您的管辖范围内" in html and "530102902001" not in html, route
+        assert "<iframe" not in html and "Not Found" not in html, route

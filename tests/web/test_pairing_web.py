@@ -122,9 +122,12 @@ def test_accept_needs_the_reviewed_version(client, web, planned):
 
 def test_reject_and_stale_proposals(client, web, planned):
     h = bearer(web, "planner_a")
-    first, second = propose(client, web), propose(client, web)
+    first, again = propose(client, web), propose(client, web)
+    assert again["id"] == first["id"]  # one open proposal per community and plan version
     rejected = client.post(f"/api/proposals/{first['id']}/reject", json={"reason": "no"}, headers=h)
     assert rejected.status_code == 200 and rejected.get_json()["status"] == "rejected"
+    second = propose(client, web)
+    assert second["id"] != first["id"]
     accepted = client.post(
         f"/api/proposals/{second['id']}/accept",
         json={},
@@ -317,13 +320,29 @@ def _waiting_on_lock(engine, pid: int) -> bool:
         )
 
 
+def _data_changed(web) -> None:
+    engine = owner_engine(web)
+    with engine.begin() as conn:
+        conn.execute(  # a household's record changes: a rebalance now reads other inputs
+            text(
+                "UPDATE households SET name = name || '.' WHERE id = (SELECT min(h.id) FROM "
+                "households h JOIN communities c ON c.id = h.community_id WHERE c.code = :c)"
+            ),
+            {"c": COMMUNITY_A},
+        )
+    engine.dispose()
+
+
 def test_two_planners_accepting_at_once_one_wins_version_plus_one(client, web, planned):
     """Two connections accept two proposals of one community, released by a barrier.
 
     The first to lock the plan row waits until the other is seen blocked on that lock (so the
     two transactions really overlap), then commits; the other must then be refused.
     """
-    first, second = propose(client, web, "planner_a"), propose(client, web, "planner_a2")
+    first = propose(client, web, "planner_a")
+    _data_changed(web)  # else the second planner is handed the first planner's open proposal
+    second = propose(client, web, "planner_a2")
+    assert second["id"] != first["id"]
     base = first["base_version"]
     assert second["base_version"] == base == version_of(web, planned)
     barrier = threading.Barrier(2)
@@ -392,7 +411,10 @@ def test_two_planners_accepting_at_once_one_wins_version_plus_one(client, web, p
 def test_two_planners_over_http_the_loser_gets_409(app, web, planned):
     h1, h2 = bearer(web, "planner_a"), bearer(web, "planner_a2")
     client = app.test_client()
-    first, second = propose(client, web, "planner_a"), propose(client, web, "planner_a2")
+    first = propose(client, web, "planner_a")
+    _data_changed(web)  # else the second planner is handed the first planner's open proposal
+    second = propose(client, web, "planner_a2")
+    assert second["id"] != first["id"]
     base = first["base_version"]
     barrier = threading.Barrier(2)
     answers: dict[str, tuple[int, dict]] = {}
@@ -488,9 +510,13 @@ def test_rebalance_page_proposes_shows_the_diff_and_accepts(
         f"/rebalance?community={COMMUNITY_A}",
         data={"csrf_token": token, "action": "accept", "proposal_id": pid, "version": version},
     )
-    assert done.status_code == 200, done.get_data(as_text=True)[:500]
-    assert f"方案已接受，版本 {version + 1}" in done.get_data(as_text=True)
+    assert done.status_code == 303  # post/redirect/get: a reload does not post again
+    shown = planner_page.get(done.headers["Location"])
+    assert shown.status_code == 200, shown.get_data(as_text=True)[:500]
+    assert f"方案已接受，版本 {version + 1}" in shown.get_data(as_text=True)
     assert version_of(web, planned) == version + 1
+    reloaded = planner_page.get(done.headers["Location"]).get_data(as_text=True)
+    assert "方案已接受" not in reloaded and "已接受" in reloaded  # shown once; status stays
 
 
 def test_rebalance_pages_are_for_planners_in_scope(app, web, planned, client):
