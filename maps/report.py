@@ -322,6 +322,7 @@ def _extra_section(section: ReportSection, *, lang: str, masked: bool) -> dict[s
     frame = protect(pd.DataFrame(section.table), masked=masked, people=section.people)
     return {
         "key": section.key,
+        "html": "",
         "title": section.title,
         "note": section.note,
         "table": _frame_table(frame, lang, limit=ROWS_MAX),

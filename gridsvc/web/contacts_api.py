@@ -9,11 +9,21 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from gridsvc.contacts import list_contacts, log_contact, overdue
-from gridsvc.web import db
+from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 from gridsvc.web.schemas import COMMUNITY, STREET, Schema, _OneScope
 
 bp = Blueprint("contacts", __name__, url_prefix="/api", description="Contact log and cadence")
+bp.ARGUMENTS_PARSER = schemas.StrictParser()
+#: A date or a date and time (ISO 8601; without an offset: Beijing time).
+WHEN = validate.Regexp(
+    r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+    r"([ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)?$",
+    error="expected ISO 8601 like 2026-12-01 or 2026-12-01T09:30",
+)
+DAY = validate.Regexp(
+    r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])$", error="expected a date like 2026-12-01"
+)
 CODE = validate.Length(min=1, max=64)
 
 
@@ -21,9 +31,11 @@ class NewContact(Schema):
     """A contact: household code, channel, optional note, time (Beijing time), location."""
 
     household = fields.String(required=True, validate=CODE)
-    channel = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    channel = fields.String(
+        required=True, validate=validate.OneOf(["visit", "phone", "wechat", "other"])
+    )
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
-    at = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    at = fields.String(load_default=None, allow_none=True, validate=WHEN)
     lon = fields.Float(load_default=None, allow_none=True)
     lat = fields.Float(load_default=None, allow_none=True)
     member = fields.String(load_default=None, allow_none=True, validate=CODE)
@@ -38,8 +50,8 @@ class ContactQuery(Schema):
     household = fields.String(validate=CODE)
     member = fields.String(validate=CODE)
     community = fields.String(validate=COMMUNITY)
-    since = fields.String(validate=validate.Length(max=40))
-    until = fields.String(validate=validate.Length(max=40))
+    since = fields.String(validate=WHEN)
+    until = fields.String(validate=WHEN)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
 
@@ -49,7 +61,7 @@ class OverdueQuery(_OneScope, Schema):
 
     street = fields.String(validate=STREET)
     community = fields.String(validate=COMMUNITY)
-    as_of = fields.String(validate=validate.Length(max=40))
+    as_of = fields.String(validate=DAY)
 
 
 @bp.route("/contacts", methods=["POST"])

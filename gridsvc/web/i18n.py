@@ -602,6 +602,9 @@ def lookup(key: str, language: str) -> str | None:
     pair = ENUMS.get(family, {}).get(value)
     if pair:
         return pair[0 if language == "zh" else 1]
+    if family == "action" and f"act_{value}" in LABELS:  # the accounts services' actions
+        entry = LABELS[f"act_{value}"]
+        return entry.get(language, entry["zh"])
     from maps.labels import kind_label, label
 
     if family == "blindspot":  # the maps' and reports' own names of the six kinds

@@ -18,9 +18,18 @@ from gridsvc.accounts.passwords import MAX_LENGTH
 from gridsvc.accounts.users import ROLES, list_users, require
 from gridsvc.web import db
 from gridsvc.web.auth import current_user, start_session
-from gridsvc.web.schemas import COMMUNITY, STREET, TEXT, USERNAME, AuditArgs, Schema
+from gridsvc.web.schemas import (
+    COMMUNITY,
+    STREET,
+    TEXT,
+    USERNAME,
+    AuditArgs,
+    Schema,
+    StrictParser,
+)
 
 bp = Blueprint("users", __name__, url_prefix="/api", description="Users, tokens and the audit log")
+bp.ARGUMENTS_PARSER = StrictParser()
 PASSWORD = validate.Length(min=1, max=MAX_LENGTH)
 
 

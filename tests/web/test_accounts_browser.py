@@ -44,6 +44,7 @@ def test_street_admin_manages_its_users_in_the_browser(live_url, chromium):
         outside: list[str] = []
         page.on("request", lambda r: r.url.startswith(live_url) or outside.append(r.url))
         _log_in(page, live_url, "admin_a")
+        page.click("#nav-toggle")  # a phone: the links fold behind the menu button
         page.click("nav >> text=用户")
         names = page.locator("#users td:first-child").all_inner_texts()
         assert "viewer_a" in names and not {"viewer_b", "admin_b", "admin"} & set(names)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import missing_required_header, positive_data_acceptance
 from sqlalchemy.engine import make_url
 from webhelpers import bearer
 
@@ -31,6 +31,19 @@ def _app():
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", _app())
 
 
+#: Operations whose valid input depends on stored data or policy, which no schema can state: an
+#: uploaded file's content, the password policy (length setting, common-password list, not the
+#: name), a contact's household and time window, a map box's size at the zoom the data needs.
+JUDGED_ON_DATA = {
+    ("POST", "/api/imports"),
+    ("POST", "/api/users"),
+    ("POST", "/api/me/password"),
+    ("POST", "/api/users/{username}/password"),
+    ("POST", "/api/contacts"),
+    ("GET", "/api/households.geojson"),
+}
+
+
 @pytest.mark.slow
 @schema.parametrize()
 @settings(
@@ -47,8 +60,10 @@ def test_api_conforms_to_its_document(case, web):
     response = case.call(headers=headers)
     CASES.append(f"{case.method} {case.path} {response.status_code}")
     excluded = []
-    if case.path == "/api/imports":  # a file's content is judged by the importer, not the schema
+    if (case.method, case.path) in JUDGED_ON_DATA:
         excluded.append(positive_data_acceptance)
+    if case.path.endswith(("/accept", "/reject")):  # no If-Match: 428 Precondition Required
+        excluded.append(missing_required_header)
     case.validate_response(response, headers=headers, excluded_checks=excluded)
 
 
