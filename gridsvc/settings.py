@@ -78,7 +78,22 @@ GRIDSVC_DEMO_ADMIN_PASSWORD, GRIDSVC_DEMO_VIEWER_PASSWORD
     when it creates them (``make demo DEMO_ADMIN_PASSWORD=...`` sets them). Empty (the
     default): random ones, printed once and written to ``.gridsvc-demo-users`` (mode 0600).
 GRIDSVC_WORKERS
-    Processes for city-scale runs. Default: the number of CPU cores.
+    Processes ``gridsvc pair`` uses for a scope of more than one community (each community is
+    solved and committed on its own; one process each, with its own database connection).
+    Default: the number of CPU cores; 1 solves in the command's own process.
+GRIDSVC_WORKER_HEARTBEAT_S
+    Seconds between a ``gridsvc worker``'s heartbeats in the job queue. Default 5.
+GRIDSVC_WORKER_STALLED_S
+    A worker whose last heartbeat is older than this many seconds is taken for dead (killed,
+    machine lost): its running jobs are put back on the queue for another worker (an import
+    job is failed and its uploaded file dropped: upload it again). Default 30.
+GRIDSVC_STALLED_CHECK_S
+    Seconds between two looks for such stalled jobs (a periodic task every worker may run;
+    1-59). Default 10. A dead worker's job is back on the queue within about
+    GRIDSVC_WORKER_STALLED_S + GRIDSVC_STALLED_CHECK_S seconds.
+GRIDSVC_FOLLOW_S
+    Seconds between two looks of a queued city pairing run at its per-community jobs (it then
+    starts the street level of streets whose communities are done). Default 2.
 """
 
 from __future__ import annotations
@@ -150,6 +165,10 @@ class Settings:
     demo_admin_password: str = field(default="", repr=False)
     demo_viewer_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    worker_heartbeat_s: float = 5.0
+    worker_stalled_s: float = 30.0
+    stalled_check_s: int = 10
+    follow_s: float = 2.0
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -189,6 +208,12 @@ def _positive(value: float) -> float:
     return value
 
 
+def _seconds_of_minute(value: int) -> int:
+    if not 1 <= value <= 59:
+        raise ValueError(f"expected whole seconds from 1 to 59, got {value!r}")
+    return value
+
+
 def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
@@ -221,7 +246,11 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "IMPORT_INLINE_MAX_MB": ("import_inline_max_mb", float),
     "DEMO_ADMIN_PASSWORD": ("demo_admin_password", str),
     "DEMO_VIEWER_PASSWORD": ("demo_viewer_password", str),
-    "WORKERS": ("workers", int),
+    "WORKERS": ("workers", lambda v: int(_positive(int(v)))),
+    "WORKER_HEARTBEAT_S": ("worker_heartbeat_s", lambda v: _positive(float(v))),
+    "WORKER_STALLED_S": ("worker_stalled_s", lambda v: _positive(float(v))),
+    "STALLED_CHECK_S": ("stalled_check_s", lambda v: _seconds_of_minute(int(v))),
+    "FOLLOW_S": ("follow_s", lambda v: _positive(float(v))),
 }
 
 
