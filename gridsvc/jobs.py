@@ -240,7 +240,28 @@ def job_status(conn: Connection, job_id: int, *, user: User) -> dict[str, Any]:
     body = dict(row._mapping)
     for key in ("created_at", "started_at", "finished_at"):
         body[key] = body[key].isoformat() if body[key] else None
+    body["children"] = _children_status(conn, job_id)
     return body
+
+
+def _children_status(conn: Connection, job_id: int) -> list[dict[str, Any]]:
+    """A city run's units: per community (then street) its status, cost and gap."""
+    rows = conn.execute(
+        text(
+            "SELECT j.id, j.kind, j.status, coalesce(j.params->>'community', "
+            "j.params->>'street') AS scope, coalesce(c.name, s.name) AS name, "
+            "(j.result->'run'->>'cost_m')::float AS cost_m, "
+            "(j.result->'run'->>'gap')::float AS gap, "
+            "(j.result->'run'->>'n_paired')::int AS n_paired, "
+            "(j.result->'run'->>'n_clients')::int AS n_clients, "
+            "j.result->>'skipped' AS skipped, j.error FROM jobs j "
+            "LEFT JOIN communities c ON c.id = j.community_id "
+            "LEFT JOIN streets s ON s.id = j.street_id AND j.community_id IS NULL "
+            "WHERE j.parent_id = :p ORDER BY j.kind, scope"
+        ),
+        {"p": job_id},
+    ).all()
+    return [dict(r._mapping) for r in rows]
 
 
 def job_output(conn: Connection, job_id: int, *, user: User) -> bytes:
@@ -321,7 +342,7 @@ def _pairing(conn: Connection, job: Job, settings: Settings, progress: Progress)
 
     city.fan_out(conn, job.id, job.params, settings)
     ids = [k.id for k in city.children(conn, job.id) if k.kind == city.COMMUNITY]
-    progress(0.0, f"0/{len(ids)} communities")
+    progress(0.0, f"0/{len(ids)}")
     return Outcome({}, pending=True, defer=ids, follow=job.id)
 
 
@@ -332,7 +353,7 @@ def _pair_community(
     from gridsvc.pairing.service import pair_community
 
     p = job.params
-    progress(0.0, f"{p['community']}: solving")
+    progress(0.0, p["community"])
     outcome = pair_community(
         conn,
         community_code=p["community"],
@@ -354,7 +375,7 @@ def _pair_street(
     from gridsvc.pairing.service import pair_street
 
     p = job.params
-    progress(0.0, f"{p['street']}: solving")
+    progress(0.0, p["street"])
     outcome = pair_street(
         conn,
         street_code=p["street"],
@@ -380,8 +401,14 @@ def run_job(job_id: int) -> None:
     execute_job(load_settings(), job_id)
 
 
-def execute_job(settings: Settings, job_id: int, *, engine: Engine | None = None) -> None:
-    """Run job ``job_id`` as its user's scope; record progress, result or error."""
+def execute_job(
+    settings: Settings, job_id: int, *, engine: Engine | None = None, here: bool = False
+) -> None:
+    """Run job ``job_id`` as its user's scope; record progress, result or error.
+
+    A city pairing run defers its children to the queue; with ``here`` it runs them in this
+    process instead and ends with them (no worker needed: tests, small installations).
+    """
     own = engine is None
     engine = engine or make_engine(settings.database_url)
     try:
@@ -407,6 +434,11 @@ def execute_job(settings: Settings, job_id: int, *, engine: Engine | None = None
                 outcome = HANDLERS[row.kind](conn, job, settings, progress)
             if not isinstance(outcome, Outcome):
                 outcome = Outcome(outcome)
+            if outcome.pending and here:
+                from gridsvc.pairing.city import run_here
+
+                run_here(engine, settings, job_id, workers=1)
+                return
             if outcome.pending:
                 if outcome.defer or outcome.follow is not None:
                     defer_jobs(settings.database_url, outcome.defer, follow=outcome.follow)

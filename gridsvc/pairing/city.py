@@ -321,7 +321,7 @@ def finish(engine: Engine, parent_id: int) -> dict[str, Any]:
                 "s": "failed" if error else "done",
                 "r": json.dumps(body, default=str),
                 "e": error,
-                "m": f"{body['communities']} communities",
+                "m": f"{body['communities']}/{body['communities']}",
                 "i": parent_id,
             },
         )
@@ -335,7 +335,7 @@ def set_progress(engine: Engine, parent_id: int, kids: list[Child], what: str) -
     share = sum(weight[k.id] for k in kids if k.status in TERMINAL) / total
     ended = sum(k.kind == COMMUNITY and k.status in TERMINAL for k in kids)
     count = sum(k.kind == COMMUNITY for k in kids)
-    message = f"{ended}/{count} communities · {what}"
+    message = f"{ended}/{count} · {what}"  # codes and counts only: the page is in two languages
     with engine.begin() as conn:
         conn.execute(
             text("UPDATE jobs SET progress = :p, message = :m WHERE id = :i"),

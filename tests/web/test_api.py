@@ -330,7 +330,7 @@ def test_jobs_are_queued_and_report_their_status(client, web):
     job_id = response.get_json()["id"]
     status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a")).get_json()
     assert status["status"] == "queued"
-    execute_job(web.settings, job_id)
+    execute_job(web.settings, job_id, here=True)  # its per-community jobs too, no worker
     status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a")).get_json()
     assert status["status"] == "done", status
     assert status["progress"] == 1 and status["result"]["runs"][0]["scope"] == COMMUNITY_A

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from webhelpers import COMMUNITY_A, PASSWORD, households_csv
+from webhelpers import COMMUNITY_A, PASSWORD, STREET_A, households_csv
 
 
 @pytest.fixture(scope="module")
@@ -114,5 +114,45 @@ def test_large_upload_shows_job_progress_then_the_rejects_report(live_url, web, 
         download.value.save_as(saved)
         lines = saved.read_text(encoding="utf-8-sig").splitlines()
         assert len(lines) == 3 and lines[1].startswith("住户.csv,4,building_code,")
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_city_pairing_job_page_shows_each_community(live_url, web, chromium):
+    """A street's pairing job lists its communities and the street level, with status, cost
+    and gap, in both languages and at phone and desktop sizes (screenshots into the folder
+    SHOTS_DIR names, when set)."""
+    import os
+    from pathlib import Path
+
+    from gridsvc.jobs import execute_job
+
+    shots = Path(os.environ.get("SHOTS_DIR", "/nonexistent"))
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, live_url, "planner_a")
+        made = page.request.post(
+            f"{live_url}/api/jobs",
+            data={"kind": "pairing", "street": STREET_A},
+            headers={"Authorization": f"Bearer {web.tokens['planner_a']}"},
+        )
+        assert made.status == 202, made.text()
+        job_id = made.json()["id"]
+        execute_job(web.settings, job_id, here=True)
+        for lang, size in (("zh", (390, 844)), ("en", (1440, 900)), ("zh", (1440, 900))):
+            page.set_viewport_size({"width": size[0], "height": size[1]})
+            page.goto(f"{live_url}/jobs/{job_id}?lang={lang}")
+            rows = page.locator("#job-units tbody tr")
+            assert rows.count() >= 2
+            text = page.locator("#job-units").inner_text()
+            assert ("已完成" if lang == "zh" else "Done") in text
+            assert ("住户→党员" if lang == "zh" else "Households → members") in text
+            for internal in ("pair_community", "pair_street", "True", "None", "unit_"):
+                assert internal not in text
+            if shots.is_dir():
+                page.screenshot(path=str(shots / f"job-units-{lang}-{size[0]}.png"), full_page=True)
     finally:
         context.close()
