@@ -14,6 +14,8 @@
    member × household and per member, x ≤ y); prints the engine's cost (5 s), the optimum and
    the LP bound: how far the engine is from optimal, and how far any LP-based bound must sit.
 ``--db URL`` runs part 1 per community of the demo street loaded in that database instead.
+``--city-product URL`` runs the product's own ``gridsvc pair`` on the city loaded at URL
+(bench/_city_product.py).
 
 Run: ``.venv/bin/python bench/pairing.py [--repeats 3] [--city] [--db URL]``.
 """
@@ -359,7 +361,15 @@ def main() -> None:
     parser.add_argument("--db", help="SQLAlchemy URL of a database holding the demo street")
     parser.add_argument("--exact-grids", type=int, default=0, help="part 4 on this many grids")
     parser.add_argument("--exact-only", action="store_true")
+    from _city_product import add_options as city_product_options  # bench/_city_product.py
+
+    city_product_options(parser)
     args = parser.parse_args()
+    if args.city_product:
+        from _city_product import run as city_product
+
+        city_product(args.city_product, args)
+        return
     if args.db:
         part_db(args.db, args.repeats, args.db_limit)
         return
