@@ -191,6 +191,8 @@ def part_kill(url: str, limit: float) -> None:
     procs = _workers(url, 2)
     try:
         time.sleep(3)
+        with engine.connect() as conn:
+            last = conn.scalar(text("SELECT coalesce(max(id), 0) FROM jobs")) or 0
         before = load()
         env = {**os.environ, "GRIDSVC_DATABASE_URL": url}
         start = time.monotonic()
@@ -205,7 +207,8 @@ def part_kill(url: str, limit: float) -> None:
             time.sleep(0.3)
             with engine.connect() as conn:
                 parent = parent or conn.scalar(
-                    text("SELECT max(id) FROM jobs WHERE parent_id IS NULL")
+                    text("SELECT min(id) FROM jobs WHERE parent_id IS NULL AND id > :l"),
+                    {"l": last},
                 )
                 rows = conn.execute(
                     text("SELECT id, status FROM jobs WHERE parent_id = :p"), {"p": parent}

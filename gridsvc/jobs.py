@@ -341,7 +341,9 @@ def _pairing(conn: Connection, job: Job, settings: Settings, progress: Progress)
     from gridsvc.pairing import city
 
     city.fan_out(conn, job.id, job.params, settings)
-    ids = [k.id for k in city.children(conn, job.id) if k.kind == city.COMMUNITY]
+    kids = [k for k in city.children(conn, job.id) if k.kind == city.COMMUNITY]
+    # largest first (the queue hands jobs out in the order deferred): no big one ends the run
+    ids = [k.id for k in sorted(kids, key=lambda k: -k.households)]
     progress(0.0, f"0/{len(ids)}")
     return Outcome({}, pending=True, defer=ids, follow=job.id)
 
