@@ -311,3 +311,30 @@ def test_two_workers_one_killed_mid_run_every_community_one_new_plan_version(
                     w.wait()
         for log in logs:
             log.close()
+
+
+def test_a_trivial_or_missing_bound_prints_a_dash_with_the_reason():
+    base = {
+        "id": 1, "level": "households", "scope": "c", "status": "feasible", "case": "surplus",
+        "n_clients": 3, "n_paired": 3, "coverage_bound": 3, "n_active": 1, "n_reserve": 2,
+        "cost_m": 1025.0, "seconds": 0.1,
+    }  # fmt: skip
+    trivial = service.RunSummary(
+        **base, lower_bound_m=0.0, gap=None, gap_note=city._gap_note(0.0, None, 1025.0)
+    )
+    assert trivial.gap_text == "– (bound is trivial (0 m): no gap to report)"
+    missing = service.RunSummary(
+        **base, lower_bound_m=None, gap=None, gap_note=city._gap_note(None, None, 1025.0)
+    )
+    assert missing.gap_text == "– (bound unavailable)"
+    proven = service.RunSummary(**base, lower_bound_m=1000.0, gap=0.0244)
+    assert proven.gap_text == "2.44%"
+    body = {
+        "runs": [trivial.__dict__, proven.__dict__], "skipped": {}, "failed": {},
+        "median_cost_m": 1025.0, "median_gap": 0.0244, "no_gap": 1,
+    }  # fmt: skip
+    lines = city.summary_lines(body)
+    assert "gap – (bound is trivial" in lines[0] and "gap 2.44%" in lines[1]
+    assert (
+        lines[-1] == "median over communities: cost 1,025 m, gap 2.44% (1 without a useful bound)"
+    )
