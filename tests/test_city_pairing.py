@@ -139,7 +139,7 @@ def test_each_community_is_its_own_unit_repeat_skips_unchanged_and_resume_finish
 
     # a run cut short: children left running (the process died) are finished by --resume
     parent = start(city_engine, s, level="households", force=True)
-    kids = city._children(city_engine, parent)
+    kids = city.children_now(city_engine, parent)
     first = kids[0]
     from gridsvc.jobs import execute_job
 

@@ -144,7 +144,7 @@ def _run_here(engine, settings, parent: int) -> dict:
 
     from gridsvc.pairing import city
 
-    kids = city._children(engine, parent)
+    kids = city.children_now(engine, parent)
     with tqdm(total=len(kids), unit="unit", disable=None) as bar:
         bar.update(sum(k.status in city.TERMINAL for k in kids))
 
@@ -164,7 +164,7 @@ def _follow_queue(engine, settings, parent: int, *, resumed: bool) -> dict:
     from gridsvc import jobs
     from gridsvc.pairing import city
 
-    kids = city._children(engine, parent)
+    kids = city.children_now(engine, parent)
     if resumed and kids:
         queued = [k.id for k in kids if k.kind == city.COMMUNITY and k.status == "queued"]
         jobs.defer_jobs(settings.database_url, queued, follow=parent)

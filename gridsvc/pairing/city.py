@@ -72,7 +72,7 @@ def create_run(
 ) -> int:
     """Record a city run (a parent job, queued) started from the command line."""
     service.check_level(level)
-    service._scope(conn, street_code, community_code)  # refuse an unknown scope now
+    service.scope_communities(conn, street_code, community_code)  # refuse an unknown scope now
     params = {
         "street": street_code,
         "community": community_code,
@@ -101,7 +101,7 @@ def fan_out(conn: Connection, parent_id: int, params: dict[str, Any], settings: 
         return
     level = params.get("level") or "all"
     service.check_level(level)
-    scope = service._scope(conn, params.get("street"), params.get("community"))
+    scope = service.scope_communities(conn, params.get("street"), params.get("community"))
     cap = float(params.get("time_limit") or 10.0)
     shared = {
         "force": bool(params.get("force")),
@@ -273,8 +273,9 @@ def report(conn: Connection, parent_id: int) -> dict[str, Any]:
         conn.execute(
             text(
                 "SELECT c.code, p.version FROM plans p JOIN communities c ON c.id = p.community_id "
-                "WHERE p.household_run_id IN (SELECT id FROM pairing_runs WHERE job_id = :p) "
-                "OR p.member_run_id IN (SELECT id FROM pairing_runs WHERE job_id = :p)"
+                "WHERE p.community_id IN (SELECT community_id FROM jobs WHERE parent_id = :p) "
+                "OR c.street_id IN (SELECT street_id FROM jobs WHERE parent_id = :p "
+                "AND kind = 'pair_street')"
             ),
             {"p": parent_id},
         ).all()
@@ -412,13 +413,14 @@ def run_here(
                     if street.id not in started:
                         started.add(street.id)
                         running[pool.submit(_run_child, street.id)] = street
-        leftover = [k for k in _children(engine, parent_id) if k.status == "queued"]
+        leftover = [k for k in children_now(engine, parent_id) if k.status == "queued"]
         for k in leftover:  # streets of communities that were not queued (resumed runs)
             execute_job(settings, k.id, engine=engine)
     return finish(engine, parent_id)
 
 
-def _children(engine: Engine, parent_id: int) -> list[Child]:
+def children_now(engine: Engine, parent_id: int) -> list[Child]:
+    """The children of a city run, read on a connection of their own."""
     with engine.connect() as conn:
         return children(conn, parent_id)
 
@@ -429,7 +431,7 @@ def _refresh(
     child: Child,
     on_child: Callable[[Child, list[Child]], None] | None,
 ) -> list[Child]:
-    kids = _children(engine, parent_id)
+    kids = children_now(engine, parent_id)
     set_progress(engine, parent_id, kids, child.scope)
     if on_child:
         on_child(child, kids)

@@ -169,6 +169,11 @@ def _scope(db: Db, street_code: str | None, community_code: str | None) -> pd.Da
     return pd.DataFrame(rows, columns=["id", "code", "street_id", "street_code"])
 
 
+def scope_communities(db: Db, street_code: str | None, community_code: str | None) -> pd.DataFrame:
+    """Communities of a scope (id, code, street_id, street_code); :class:`NotFound` if none."""
+    return _scope(db, street_code, community_code)
+
+
 def _points(db: Db, sql: str, params: dict[str, Any]) -> pd.DataFrame:
     frame = pd.DataFrame(db.execute(text(sql), params).mappings().all())
     return frame
