@@ -132,6 +132,8 @@ def part_budget(url: str, workers: int, budget: float, sample: int) -> None:
     wall, gb, out = pair(url, ["--force", "--budget", str(budget)], workers=workers)
     print(f"   {wall:.1f} s wall, peak {gb:.2f} GB ({before}); {median_line(out)}")
     got = costs(out)
+    if sample <= 0:
+        return
     codes = sorted(got)[:: max(1, len(got) // max(sample, 1))][:sample]
     base = {}
     before = load()

@@ -47,6 +47,8 @@ TASK = "gridsvc:run_job"
 FOLLOW = "gridsvc:follow_job"
 #: The periodic look for jobs of dead workers.
 RETRY_STALLED = "gridsvc:retry_stalled"
+#: Queue priorities (higher first): housekeeping, then street units, then communities.
+MAINTENANCE, STREET_UNIT = 20, 10
 Progress = Callable[[float, str], None]
 _DEFER_LOCK = threading.Lock()
 
@@ -75,11 +77,15 @@ def make_queue(
     )
     app = procrastinate.App(connector=connector)
     app.task(name=TASK, pass_context=False)(run_job)
-    app.task(name=FOLLOW, pass_context=False)(follow_job)
-    stalled = app.task(name=RETRY_STALLED, queueing_lock=RETRY_STALLED, pass_context=True)(
-        retry_stalled
-    )
-    app.periodic(cron=f"*/{stalled_check_s} * * * * *", periodic_id="dead-workers")(stalled)
+    # Housekeeping runs before any waiting unit (higher priority): a busy queue must not hold
+    # back the recovery of a dead worker's job, nor the street level of a finished street.
+    app.task(name=FOLLOW, pass_context=False, priority=MAINTENANCE)(follow_job)
+    stalled = app.task(
+        name=RETRY_STALLED, queueing_lock=RETRY_STALLED, pass_context=True, priority=MAINTENANCE
+    )(retry_stalled)
+    app.periodic(
+        cron=f"*/{stalled_check_s} * * * * *", periodic_id="dead-workers", priority=MAINTENANCE
+    )(stalled)
     return app
 
 
@@ -170,16 +176,18 @@ def defer_job(queue_url: str, job_id: int) -> None:
     defer_jobs(queue_url, [job_id])
 
 
-def defer_jobs(queue_url: str, job_ids: list[int], *, follow: int | None = None) -> None:
+def defer_jobs(
+    queue_url: str, job_ids: list[int], *, follow: int | None = None, priority: int = 0
+) -> None:
     """Put recorded jobs on the queue (once each: a job already waiting is not queued twice),
     and a city run's follower when ``follow`` names it."""
     queue = _deferring_queue(queue_url)
     with _DEFER_LOCK, queue.open():
         for job_id in job_ids:
             with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
-                queue.tasks[TASK].configure(queueing_lock=f"gridsvc-job-{job_id}").defer(
-                    job_id=job_id
-                )
+                queue.tasks[TASK].configure(
+                    queueing_lock=f"gridsvc-job-{job_id}", priority=priority
+                ).defer(job_id=job_id)
         if follow is not None:
             _defer_follow(queue, follow, 0.0)
 
@@ -200,7 +208,9 @@ def follow_job(job_id: int) -> None:
     engine = make_engine(settings.database_url)
     try:
         done = follow_step(
-            engine, job_id, defer=lambda ids: defer_jobs(settings.database_url, list(ids))
+            engine,
+            job_id,
+            defer=lambda ids: defer_jobs(settings.database_url, list(ids), priority=STREET_UNIT),
         )
     finally:
         engine.dispose()
