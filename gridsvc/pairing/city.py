@@ -401,18 +401,24 @@ def run_here(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_process, initargs=(settings,)
     ) as pool:
-        running: dict[Future[int], Child] = {pool.submit(_run_child, k.id): k for k in queued}
+        # at most one unit per process in flight, so that a street whose communities have
+        # ended goes before the communities still waiting
+        waiting = list(queued)
+        running: dict[Future[int], Child] = {}
         started: set[int] = set()
-        while running:
+        while True:
+            streets = [k for k in ready_streets(kids) if k.id not in started]
+            while len(running) < workers and (streets or waiting):
+                unit = streets.pop(0) if streets else waiting.pop(0)
+                started.add(unit.id)
+                running[pool.submit(_run_child, unit.id)] = unit
+            if not running:
+                break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 child = running.pop(future)
                 future.result()
                 kids = _refresh(engine, parent_id, child, on_child)
-                for street in ready_streets(kids):
-                    if street.id not in started:
-                        started.add(street.id)
-                        running[pool.submit(_run_child, street.id)] = street
         leftover = [k for k in children_now(engine, parent_id) if k.status == "queued"]
         for k in leftover:  # streets of communities that were not queued (resumed runs)
             execute_job(settings, k.id, engine=engine)
