@@ -49,7 +49,9 @@ def worker(ctx: click.Context, once: bool, concurrency: int) -> None:
     Start one on every machine that reaches the database to share a city run. Each beats a
     heartbeat; the jobs of a worker silent for GRIDSVC_WORKER_STALLED_S are retried by another.
     """
-    import gridsvc.pairing.city  # noqa: F401  (imported once here, not in the first job)
+    # the engine, imported at start rather than in the first job
+    import gridsvc.pairing._solve
+    import gridsvc.pairing.city  # noqa: F401
     from gridsvc.jobs import make_queue, worker_options
 
     settings = get_settings(ctx)

@@ -396,6 +396,8 @@ def run_here(
         return finish(engine, parent_id)
     # fork: the processes start with everything imported (spawn re-imports pandas, OR-Tools
     # and the rest: seconds per process on a busy machine); no connection crosses the fork
+    import gridsvc.pairing._solve  # noqa: F401  (the engine, imported once before the fork)
+
     engine.dispose()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
