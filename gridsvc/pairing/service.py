@@ -367,74 +367,63 @@ def _save_run(
         ).scalar_one()
     )
     c_db, s_db = client_ids[result.pair_client], server_ids[result.pair_server]
+    # one statement per table over arrays (unnest): a row-by-row executemany of a community's
+    # pairs took 2.2 s of a 5.6 s unit on the city
     if level == "households":
-        rows = [
+        client_col, server_col = "household_id", "member_id"
+        columns = "same_building, same_grid, "
+        flags = {
+            "sb": np.asarray(result.same_building, bool).tolist(),
+            "sg": np.asarray(result.same_grid, bool).tolist(),
+        }
+        arrays = "CAST(:sb AS boolean[]), CAST(:sg AS boolean[]), "
+        table = "household_pairs"
+    else:
+        client_col, server_col = "member_id", "cadre_id"
+        columns, flags, arrays, table = "", {}, "", "member_pairs"
+    if len(c_db):
+        db.execute(
+            text(
+                f"INSERT INTO {table} (run_id, {client_col}, {server_col}, distance_m, "
+                f"{columns}pinned) SELECT :r, * FROM unnest(CAST(:c AS bigint[]), "
+                f"CAST(:s AS bigint[]), CAST(:d AS float8[]), {arrays}CAST(:p AS boolean[]))"
+            ),
             {
                 "r": run_id,
-                "c": int(a),
-                "s": int(b),
-                "d": float(d),
-                "sb": bool(sb),
-                "sg": bool(sg),
-                "p": bool(p),
-            }
-            for a, b, d, sb, sg, p in zip(
-                c_db,
-                s_db,
-                result.pair_distance,
-                result.same_building,
-                result.same_grid,
-                result.pair_pinned,
-                strict=True,
-            )
-        ]
-        sql = (
-            "INSERT INTO household_pairs (run_id, household_id, member_id, distance_m, "
-            "same_building, same_grid, pinned) VALUES (:r, :c, :s, :d, :sb, :sg, :p)"
+                "c": np.asarray(c_db, np.int64).tolist(),
+                "s": np.asarray(s_db, np.int64).tolist(),
+                "d": np.asarray(result.pair_distance, float).tolist(),
+                "p": np.asarray(result.pair_pinned, bool).tolist(),
+                **flags,
+            },
         )
-        client_col, server_col = "household_id", "member_id"
-    else:
-        rows = [
-            {"r": run_id, "c": int(a), "s": int(b), "d": float(d), "p": bool(p)}
-            for a, b, d, p in zip(c_db, s_db, result.pair_distance, result.pair_pinned, strict=True)
-        ]
-        sql = (
-            "INSERT INTO member_pairs (run_id, member_id, cadre_id, distance_m, pinned) "
-            "VALUES (:r, :c, :s, :d, :p)"
-        )
-        client_col, server_col = "member_id", "cadre_id"
-    if rows:
-        db.execute(text(sql), rows)
-    unpaired = [
-        {
-            "r": run_id,
-            "c": int(client_ids[i]),
-            "k": k + 1,
-            "why": str(why),
-            "d": float(d) if np.isfinite(d) else None,
-        }
-        for k, (i, why, d) in enumerate(
-            zip(result.unpaired, result.unpaired_reason, result.unpaired_distance, strict=True)
-        )
-    ]
-    if unpaired:
+    if len(result.unpaired):
+        nearest = np.asarray(result.unpaired_distance, float)
         db.execute(
             text(
                 f"INSERT INTO pairing_unpaired (run_id, {client_col}, rank, reason, nearest_m) "
-                "VALUES (:r, :c, :k, :why, :d)"
+                "SELECT :r, c, k, why, d FROM unnest(CAST(:c AS bigint[]), CAST(:k AS int[]), "
+                "CAST(:why AS text[]), CAST(:d AS float8[])) AS u(c, k, why, d)"
             ),
-            unpaired,
+            {
+                "r": run_id,
+                "c": np.asarray(client_ids[result.unpaired], np.int64).tolist(),
+                "k": list(range(1, len(result.unpaired) + 1)),
+                "why": [str(w) for w in result.unpaired_reason],
+                "d": [float(d) if np.isfinite(d) else None for d in nearest],
+            },
         )
-    reserve = [
-        {"r": run_id, "s": int(server_ids[j]), "why": str(why)}
-        for j, why in zip(result.reserve, result.reserve_reason, strict=True)
-    ]
-    if reserve:
+    if len(result.reserve):
         db.execute(
             text(
-                f"INSERT INTO pairing_reserve (run_id, {server_col}, reason) VALUES (:r, :s, :why)"
+                f"INSERT INTO pairing_reserve (run_id, {server_col}, reason) SELECT :r, s, why "
+                "FROM unnest(CAST(:s AS bigint[]), CAST(:why AS text[])) AS u(s, why)"
             ),
-            reserve,
+            {
+                "r": run_id,
+                "s": np.asarray(server_ids[result.reserve], np.int64).tolist(),
+                "why": [str(w) for w in result.reserve_reason],
+            },
         )
     return RunSummary(
         id=run_id,
