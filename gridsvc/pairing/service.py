@@ -268,6 +268,7 @@ def _problem(
     db: Db,
     settings: Settings,
     current: pd.Series | None = None,
+    controls: list[pd.DataFrame] | None = None,
 ) -> PairingProblem:
     """Project to metres and pose the problem; controls outside the scope are ignored."""
     lon = np.concatenate([clients["lon"], servers["lon"]])
@@ -287,7 +288,8 @@ def _problem(
     if current is not None:
         server_code = dict(zip(servers["id"], servers["code"], strict=True))
         c["current"] = clients["id"].map(current).map(server_code).to_numpy()
-    controls = _scope_controls(db, level, clients, servers)
+    if controls is None:
+        controls = _scope_controls(db, level, clients, servers)
     households = level == "households"
     return PairingProblem.from_frames(
         c,
@@ -581,8 +583,10 @@ def pair_community(
     servers = _members(db, [row.id], settings)
     if clients.empty or servers.empty:
         return UnitOutcome("households", row.code, skipped="no households or no members")
-    problem = _problem(clients, servers, level="households", db=db, settings=settings)
     controls = _scope_controls(db, "households", clients, servers)
+    problem = _problem(
+        clients, servers, level="households", db=db, settings=settings, controls=controls
+    )
     digest = inputs_digest([clients, servers, *controls], settings=settings)
     digests, version = _current_digest(db, [int(row.id)], "household_run_id")
     if not force and digests == {digest}:
@@ -644,8 +648,10 @@ def pair_street(
     if clients.empty or servers.empty:
         return UnitOutcome("members", street_code, skipped="no members or no cadres")
     clients = clients.assign(eligible=True)
-    problem = _problem(clients, servers, level="members", db=db, settings=settings)
     controls = _scope_controls(db, "members", clients, servers)
+    problem = _problem(
+        clients, servers, level="members", db=db, settings=settings, controls=controls
+    )
     digest = inputs_digest([clients, servers, *controls], settings=settings)
     digests, version = _current_digest(db, ids, "member_run_id")
     if not force and digests == {digest}:
