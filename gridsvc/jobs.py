@@ -84,7 +84,10 @@ def make_queue(
         name=RETRY_STALLED, queueing_lock=RETRY_STALLED, pass_context=True, priority=MAINTENANCE
     )(retry_stalled)
     app.periodic(
-        cron=f"*/{stalled_check_s} * * * * *", periodic_id="dead-workers", priority=MAINTENANCE
+        # croniter's sixth field is the seconds: every stalled_check_s seconds of every minute
+        cron=f"* * * * * */{stalled_check_s}",
+        periodic_id="dead-workers",
+        priority=MAINTENANCE,
     )(stalled)
     return app
 
