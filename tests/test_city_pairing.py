@@ -276,11 +276,24 @@ def test_two_workers_one_killed_mid_run_every_community_one_new_plan_version(
         assert doing == 2, "the two workers never ran two communities at once"
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
-        status = None
+        killed = time.monotonic()
+        status, recovered = None, None
         while status not in city.TERMINAL and time.monotonic() < deadline + 120:
             time.sleep(0.5)
             with city_engine.connect() as conn:
                 status = conn.scalar(text("SELECT status FROM jobs WHERE id = :i"), {"i": parent})
+                retried = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM procrastinate_jobs WHERE attempts > 1 "
+                        "AND task_name = 'gridsvc:run_job' AND (args->>'job_id')::int IN "
+                        "(SELECT id FROM jobs WHERE parent_id = :p)"
+                    ),
+                    {"p": parent},
+                )
+            if retried and recovered is None:
+                recovered = time.monotonic() - killed
+        # stalled after 4 s, looked for every 2 s, then the other worker's current community
+        assert recovered is not None and recovered < 60, recovered
         assert status == "done"
         after = plans(city_engine)
         assert {c: after[c] - before.get(c, 0) for c, _ in comms} == {c: 1 for c, _ in comms}
