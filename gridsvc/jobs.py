@@ -208,15 +208,11 @@ def follow_job(job_id: int) -> None:
     from gridsvc.pairing.city import follow_step
 
     settings = load_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        done = follow_step(
-            engine,
-            job_id,
-            defer=lambda ids: defer_jobs(settings.database_url, list(ids), priority=STREET_UNIT),
-        )
-    finally:
-        engine.dispose()
+    done = follow_step(
+        _worker_engine(settings.database_url),
+        job_id,
+        defer=lambda ids: defer_jobs(settings.database_url, list(ids), priority=STREET_UNIT),
+    )
     if not done:
         queue = _deferring_queue(settings.database_url)
         with _DEFER_LOCK, queue.open():
@@ -411,9 +407,16 @@ def _import(conn: Connection, job: Job, settings: Settings, progress: Progress) 
     return import_job(conn, job, settings=settings, progress=progress)
 
 
+@functools.cache
+def _worker_engine(url: str) -> Engine:
+    """One engine per database for the jobs of a worker process (not one per job)."""
+    return make_engine(url)
+
+
 def run_job(job_id: int) -> None:
     """Run one recorded job and keep its row up to date (the worker's entry point)."""
-    execute_job(load_settings(), job_id)
+    settings = load_settings()
+    execute_job(settings, job_id, engine=_worker_engine(settings.database_url))
 
 
 def execute_job(

@@ -93,7 +93,7 @@ GRIDSVC_STALLED_CHECK_S
     GRIDSVC_WORKER_STALLED_S + GRIDSVC_STALLED_CHECK_S seconds.
 GRIDSVC_FOLLOW_S
     Seconds between two looks of a queued city pairing run at its per-community jobs (it then
-    starts the street level of streets whose communities are done). Default 2.
+    starts the street level of streets whose communities are done). Default 1.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class Settings:
     worker_heartbeat_s: float = 5.0
     worker_stalled_s: float = 30.0
     stalled_check_s: int = 10
-    follow_s: float = 2.0
+    follow_s: float = 1.0
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
