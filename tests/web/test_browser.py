@@ -100,10 +100,12 @@ def test_large_upload_shows_job_progress_then_the_rejects_report(live_url, web, 
         page.fill("#upload-form input[name=crs]", "EPSG:4326")
         page.click("#upload-form button[type=submit]")
         page.wait_for_url(f"{live_url}/jobs/*")
-        assert page.locator("#job-status").inner_text() == "queued"
+        assert page.locator("#job-status").get_attribute("data-status") == "queued"
+        assert page.locator("#job-status").inner_text() == "排队中"
         execute_job(web.settings, int(page.url.rsplit("/", 1)[1]))  # the page is polling
         page.wait_for_selector("#import-counts", timeout=30_000)  # reloaded when finished
-        assert page.locator("#job-status").inner_text() == "failed"
+        assert page.locator("#job-status").get_attribute("data-status") == "failed"
+        assert page.locator("#job-status").inner_text() == "失败"
         assert "导入被拒绝" in page.locator("#import-counts").inner_text()
         assert "2 records rejected, nothing imported" in page.locator("#job-error").inner_text()
         cells = page.locator("#rejects tr td:first-child").all_inner_texts()
@@ -152,6 +154,9 @@ def test_city_pairing_job_page_shows_each_community(live_url, web, chromium):
             assert ("住户→党员" if lang == "zh" else "Households → members") in text
             for internal in ("pair_community", "pair_street", "True", "None", "unit_"):
                 assert internal not in text
+            head = page.locator("h1").inner_text() + page.locator("#job-status").inner_text()
+            assert "pairing" not in head and "done" not in head
+            assert ("结对计算" if lang == "zh" else "Pairing") in head
             if shots.is_dir():
                 page.screenshot(path=str(shots / f"job-units-{lang}-{size[0]}.png"), full_page=True)
     finally:
