@@ -20,6 +20,8 @@
    any local search), the default run (time budget by size), a long run (``--large-long``
    seconds) as the converged cost, and the proven gap of each.
 ``--db URL`` runs part 1 per community of the demo street loaded in that database instead.
+``--city-product URL`` runs the product's own ``gridsvc pair`` on the city loaded at URL
+(bench/_city_product.py).
 
 Run: ``.venv/bin/python bench/pairing.py [--repeats 3] [--city] [--db URL] [--large [LONG_S]]``.
 """
@@ -465,9 +467,17 @@ def main() -> None:
         metavar="LONG_S",
         help="only part 5: Kunming and generated large communities (long run LONG_S, 120 s)",
     )
+    from _city_product import add_options as city_product_options  # bench/_city_product.py
+
+    city_product_options(parser)
     args = parser.parse_args()
     if args.large is not None:
         part_large(args.repeats, args.large)
+        return
+    if args.city_product:
+        from _city_product import run as city_product
+
+        city_product(args.city_product, args)
         return
     if args.db:
         part_db(args.db, args.repeats, args.db_limit)

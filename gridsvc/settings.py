@@ -118,7 +118,22 @@ GRIDSVC_DEMO_MEMBER_PASSWORD, GRIDSVC_DEMO_CADRE_PASSWORD
     The same for the logins ``member`` and ``cadre`` that ``gridsvc demo --contacts`` creates
     (a paired member of the demo street and their cadre) after pairing.
 GRIDSVC_WORKERS
-    Processes for city-scale runs. Default: the number of CPU cores.
+    Processes ``gridsvc pair`` uses for a scope of more than one community (each community is
+    solved and committed on its own; one process each, with its own database connection).
+    Default: the number of CPU cores; 1 solves in the command's own process.
+GRIDSVC_WORKER_HEARTBEAT_S
+    Seconds between a ``gridsvc worker``'s heartbeats in the job queue. Default 5.
+GRIDSVC_WORKER_STALLED_S
+    A worker whose last heartbeat is older than this many seconds is taken for dead (killed,
+    machine lost): its running jobs are put back on the queue for another worker (an import
+    job is failed and its uploaded file dropped: upload it again). Default 30.
+GRIDSVC_STALLED_CHECK_S
+    Seconds between two looks for such stalled jobs (a periodic task every worker may run;
+    1-59). Default 10. A dead worker's job is back on the queue within about
+    GRIDSVC_WORKER_STALLED_S + GRIDSVC_STALLED_CHECK_S seconds.
+GRIDSVC_FOLLOW_S
+    Seconds between two looks of a queued city pairing run at its per-community jobs (it then
+    starts the street level of streets whose communities are done). Default 1.
 GRIDSVC_AUDIT_RETENTION_DAYS
     Days the audit log keeps every entry. ``gridsvc audit prune`` deletes entries older than
     this and nothing else; nothing prunes on its own. At least 180 (a smaller value is refused,
@@ -221,6 +236,10 @@ class Settings:
     demo_member_password: str = field(default="", repr=False)
     demo_cadre_password: str = field(default="", repr=False)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    worker_heartbeat_s: float = 5.0
+    worker_stalled_s: float = 30.0
+    stalled_check_s: int = 10
+    follow_s: float = 1.0
     audit_retention_days: int = 365
     contact_days: int = 30
     contact_days_vulnerable: int = 7
@@ -305,6 +324,12 @@ def _zone(text: str) -> str:
     return text.strip()
 
 
+def _seconds_of_minute(value: int) -> int:
+    if not 1 <= value <= 59:
+        raise ValueError(f"expected whole seconds from 1 to 59, got {value!r}")
+    return value
+
+
 def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
@@ -350,12 +375,16 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "DEMO_VIEWER_PASSWORD": ("demo_viewer_password", str),
     "DEMO_MEMBER_PASSWORD": ("demo_member_password", str),
     "DEMO_CADRE_PASSWORD": ("demo_cadre_password", str),
-    "WORKERS": ("workers", int),
     "AUDIT_RETENTION_DAYS": ("audit_retention_days", _retention_days),
     "CONTACT_DAYS": ("contact_days", lambda v: _positive_int(v)),
     "CONTACT_DAYS_VULNERABLE": ("contact_days_vulnerable", lambda v: _positive_int(v)),
     "CONTACT_MAX_AGE_DAYS": ("contact_max_age_days", lambda v: _positive_int(v)),
     "CONTACT_CHURN_M": ("contact_churn_m", float),
+    "WORKERS": ("workers", lambda v: int(_positive(int(v)))),
+    "WORKER_HEARTBEAT_S": ("worker_heartbeat_s", lambda v: _positive(float(v))),
+    "WORKER_STALLED_S": ("worker_stalled_s", lambda v: _positive(float(v))),
+    "STALLED_CHECK_S": ("stalled_check_s", lambda v: _seconds_of_minute(int(v))),
+    "FOLLOW_S": ("follow_s", lambda v: _positive(float(v))),
 }
 
 

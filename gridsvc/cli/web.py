@@ -45,12 +45,25 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
 @click.option("--concurrency", default=1, show_default=True, type=int)
 @click.pass_context
 def worker(ctx: click.Context, once: bool, concurrency: int) -> None:
-    """Run background jobs (pairing runs) from the PostgreSQL job queue."""
-    from gridsvc.jobs import make_queue
+    """Run background jobs (pairing runs, imports) from the PostgreSQL job queue.
 
-    queue = make_queue(get_settings(ctx).database_url)
+    Start one on every machine that reaches the database to share a city run. Each beats a
+    heartbeat; the jobs of a worker silent for GRIDSVC_WORKER_STALLED_S are retried by another.
+    """
+    # the engine, imported at start rather than in the first job
+    import gridsvc.pairing._solve
+    import gridsvc.pairing.city  # noqa: F401
+    from gridsvc.jobs import make_queue, worker_options
+
+    settings = get_settings(ctx)
+    queue = make_queue(settings.database_url, stalled_check_s=settings.stalled_check_s)
     with queue.open():
-        queue.run_worker(wait=not once, concurrency=concurrency, install_signal_handlers=True)
+        queue.run_worker(
+            wait=not once,
+            concurrency=concurrency,
+            install_signal_handlers=True,
+            **worker_options(settings),
+        )
 
 
 @click.group()

@@ -330,7 +330,7 @@ def test_jobs_are_queued_and_report_their_status(client, web):
     job_id = response.get_json()["id"]
     status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a")).get_json()
     assert status["status"] == "queued"
-    execute_job(web.settings, job_id)
+    execute_job(web.settings, job_id, here=True)  # its per-community jobs too, no worker
     status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a")).get_json()
     assert status["status"] == "done", status
     assert status["progress"] == 1 and status["result"]["runs"][0]["scope"] == COMMUNITY_A
@@ -390,3 +390,23 @@ def test_passwords_are_hashed_with_argon2id(web):
     engine.dispose()
     assert all(h.startswith("$argon2id$v=19$m=32768,t=2,p=1$") for h in hashes)
     assert all(len(h) == 64 and not h.startswith("gst_") for h in stored)
+
+
+def test_a_community_planners_pairing_job_runs_its_units_in_its_scope(client, web):
+    """A community-scoped planner's job: its community's unit and its street's member level
+    run as that planner (row-level security), and the job lists both units."""
+    from gridsvc.jobs import execute_job
+
+    response = client.post(
+        "/api/jobs", json={"kind": "pairing", "community": COMMUNITY_A},
+        headers=bearer(web, "planner_a2"),
+    )  # fmt: skip
+    assert response.status_code == 202
+    job_id = response.get_json()["id"]
+    execute_job(web.settings, job_id, here=True)
+    status = client.get(f"/api/jobs/{job_id}", headers=bearer(web, "planner_a2")).get_json()
+    assert status["status"] == "done", status
+    kinds = sorted((c["kind"], c["status"]) for c in status["children"])
+    assert kinds == [("pair_community", "done"), ("pair_street", "done")]
+    assert status["result"]["versions"][COMMUNITY_A] >= 1
+    assert client.get(f"/api/jobs/{job_id}", headers=bearer(web, "viewer_b")).status_code == 404

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from webhelpers import COMMUNITY_A, PASSWORD, households_csv
+from webhelpers import COMMUNITY_A, PASSWORD, STREET_A, households_csv
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,7 @@ def test_large_upload_shows_job_progress_then_the_rejects_report(live_url, web, 
         execute_job(web.settings, int(page.url.rsplit("/", 1)[1]))  # the page is polling
         # a large file is checked by a job too, and nothing is imported before a confirmation
         page.wait_for_selector("#import-preview", timeout=30_000)  # reloaded when finished
+        assert page.locator("#job-status").get_attribute("data-status") == "done"
         assert page.locator("#job-status").inner_text() == "已完成"
         assert "被拒记录 2" in page.locator("#preview-counts").inner_text()
         assert page.locator("#cannot-commit").is_visible()
@@ -121,5 +122,48 @@ def test_large_upload_shows_job_progress_then_the_rejects_report(live_url, web, 
         download.value.save_as(saved)
         lines = saved.read_text(encoding="utf-8-sig").splitlines()
         assert len(lines) == 3 and lines[1].startswith("住户.csv,4,building_code,")
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_city_pairing_job_page_shows_each_community(live_url, web, chromium):
+    """A street's pairing job lists its communities and the street level, with status, cost
+    and gap, in both languages and at phone and desktop sizes (screenshots into the folder
+    SHOTS_DIR names, when set)."""
+    import os
+    from pathlib import Path
+
+    from gridsvc.jobs import execute_job
+
+    shots = Path(os.environ.get("SHOTS_DIR", "/nonexistent"))
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, live_url, "planner_a")
+        made = page.request.post(
+            f"{live_url}/api/jobs",
+            data={"kind": "pairing", "street": STREET_A},
+            headers={"Authorization": f"Bearer {web.tokens['planner_a']}"},
+        )
+        assert made.status == 202, made.text()
+        job_id = made.json()["id"]
+        execute_job(web.settings, job_id, here=True)
+        for lang, size in (("zh", (390, 844)), ("en", (1440, 900)), ("zh", (1440, 900))):
+            page.set_viewport_size({"width": size[0], "height": size[1]})
+            page.goto(f"{live_url}/jobs/{job_id}?lang={lang}")
+            rows = page.locator("#job-units tbody tr")
+            assert rows.count() >= 2
+            text = page.locator("#job-units").inner_text()
+            assert ("已完成" if lang == "zh" else "Done") in text
+            assert ("住户→党员" if lang == "zh" else "Households → members") in text
+            for internal in ("pair_community", "pair_street", "True", "None", "unit_"):
+                assert internal not in text
+            head = page.locator("h1").inner_text() + page.locator("#job-status").inner_text()
+            assert "pairing" not in head and "done" not in head
+            assert ("结对计算" if lang == "zh" else "Pairing") in head
+            if shots.is_dir():
+                page.screenshot(path=str(shots / f"job-units-{lang}-{size[0]}.png"), full_page=True)
     finally:
         context.close()

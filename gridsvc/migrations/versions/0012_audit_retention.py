@@ -1,7 +1,7 @@
 """audit_log: deletable only by `gridsvc audit prune`, and never younger than 180 days
 
 Revision ID: 0012_audit_retention
-Revises: 0010_contacts
+Revises: 0011_procrastinate_schema
 Create Date: 2026-12-07
 
 The append-only trigger of ``0004_web`` refused every UPDATE and DELETE. It now lets a DELETE
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0012_audit_retention"
-down_revision = "0010_contacts"
+down_revision = "0011_procrastinate_schema"
 branch_labels = None
 depends_on = None
 
