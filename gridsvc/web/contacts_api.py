@@ -24,7 +24,7 @@ WHEN = validate.Regexp(
 DAY = validate.Regexp(
     r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])$", error="expected a date like 2026-12-01"
 )
-CODE = validate.Length(min=1, max=64)
+CODE = [validate.Length(min=1, max=64), schemas.TEXT]
 
 
 class NewContact(Schema):

@@ -62,6 +62,19 @@ def _validation_message(messages: Any) -> str:
     return ", ".join(parts) or "invalid request"
 
 
+def _validation_rejects(messages: Any) -> list[dict[str, Any]]:
+    """marshmallow's nested messages as the rejects every other 422 carries (source, field,
+    reason), so a client reads one shape whichever check refused the request."""
+    rejects = []
+    for where, fields in (messages or {}).items():
+        for name, problems in (fields or {}).items():
+            text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else problems
+            rejects.append(
+                {"source": where, "record": None, "field": name, "reason": str(text), "value": None}
+            )
+    return rejects
+
+
 def handle_domain(exc: GridsvcError) -> Response | tuple:
     """A :class:`GridsvcError` with its own status and message."""
     return _reply(exc.http_status, type(exc).__name__, exc.message, exc.details)
@@ -73,7 +86,7 @@ def handle_http(exc: HTTPException) -> Response | tuple:
     data = getattr(exc, "data", None) or {}
     if status == 422 and "messages" in data:
         message = _validation_message(data["messages"])
-        return _reply(status, "InvalidRequest", message, data["messages"])
+        return _reply(status, "InvalidRequest", message, _validation_rejects(data["messages"]))
     if status == 413:
         limit = request.max_content_length or 0
         message = f"request body too large: the limit is {limit // (1024 * 1024)} MB"

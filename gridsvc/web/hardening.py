@@ -101,7 +101,7 @@ def _guard() -> None:
     reach PostgreSQL text): 400 naming the parameter, before any view runs."""
     for where, values in (("query", request.args), ("form", request.form)):
         for name, value in values.items(multi=True):
-            if _CONTROL.search(name) or _CONTROL.search(value):
+            if _CONTROL.search(name or "") or _CONTROL.search(str(value or "")):
                 shown = repr(value[:40])
                 raise InputRejected(
                     f"{where} parameter {name!r}: holds a control character such as NUL",

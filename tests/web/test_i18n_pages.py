@@ -63,7 +63,7 @@ def _visible(html: str) -> BeautifulSoup:
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "iframe", "option", "code"]):
         tag.decompose()
-    for data in soup.select(".who, [lang]"):  # the username; the other language's switch
+    for data in soup.select(".who, .target, [lang]"):  # user names, audit targets (data)
         if data.name != "html":
             data.decompose()
     return soup

@@ -105,7 +105,13 @@ def b_objects(web, app) -> Iterator[BObjects]:
                 conn, settings=web.settings, community_code=COMMUNITY_B, level="households"
             )
         site_run = suggest_sites(
-            conn, community_code=COMMUNITY_B, radius_m=300, k=1, time_limit=5, settings=web.settings
+            conn,
+            community_code=COMMUNITY_B,
+            radius_m=300,
+            k=1,
+            candidates="lattice",
+            time_limit=5,
+            settings=web.settings,
         ).run_id
     client = app.test_client()
     h = bearer(web, "admin_b")

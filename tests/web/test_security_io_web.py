@@ -271,11 +271,11 @@ def test_one_queued_pairing_job_per_planner_and_scope(client, web):
     other = client.post("/api/jobs", json=ask, headers=bearer(web, "planner_a2"))
     assert other.get_json()["id"] != first.get_json()["id"]  # another planner's own job
     for body in (first.get_json(), other.get_json()):
-        execute_job(web.settings, body["id"])
+        execute_job(web.settings, body["id"], here=True)  # its communities too, no worker
     after = client.post("/api/jobs", json=ask, headers=h)
     assert after.get_json()["existing"] is False
     assert after.get_json()["id"] != first.get_json()["id"]
-    execute_job(web.settings, after.get_json()["id"])
+    execute_job(web.settings, after.get_json()["id"], here=True)
 
 
 def test_zip_bomb_upload_is_refused_unread(client, web, tmp_path):
