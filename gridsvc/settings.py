@@ -131,6 +131,21 @@ GRIDSVC_CONTACT_DAYS_VULNERABLE
 GRIDSVC_CONTACT_MAX_AGE_DAYS
     A contact older than this many days is refused (history from before the import is welcome).
     Default 730.
+GRIDSVC_MEMBER_OPEN_REQUESTS_MAX
+    Residents' requests (issue 11): a member holds at most this many open requests (dispatched,
+    accepted, in progress); beyond it a request goes to the nearest member with room. Default 3.
+GRIDSVC_REQUEST_ACCEPT_DAYS
+    A dispatched request not accepted within this many days is escalated (升级). Default 1.
+GRIDSVC_REQUEST_FINISH_DAYS
+    A request not finished within this many days of its creation is escalated. Default 7.
+GRIDSVC_REQUEST_LIMITS
+    Per-category time limits overriding the two above, ``category:accept/finish`` separated by
+    commas (``repair:1/3,mediation:1/14``). Default empty.
+GRIDSVC_WISH_OPEN_DAYS
+    A micro-wish (微心愿) unclaimed this many days after publication is also shown to the street's
+    units (单位认领). Default 14.
+GRIDSVC_MEMBER_OPEN_WISHES_MAX
+    A member holds at most this many claimed, unfulfilled wishes. Default 2.
 GRIDSVC_CONTACT_CHURN_M
     Rebalancing: extra cost, in metres, of moving a pair for each of its contacts in the last
     90 days (at most 10 contacts count). Default 100.
@@ -225,6 +240,12 @@ class Settings:
     contact_days_vulnerable: int = 7
     contact_max_age_days: int = 730
     contact_churn_m: float = 100.0
+    member_open_requests_max: int = 3
+    request_accept_days: int = 1
+    request_finish_days: int = 7
+    request_limits: str = ""
+    wish_open_days: int = 14
+    member_open_wishes_max: int = 2
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -348,6 +369,12 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "CONTACT_DAYS_VULNERABLE": ("contact_days_vulnerable", lambda v: _positive_int(v)),
     "CONTACT_MAX_AGE_DAYS": ("contact_max_age_days", lambda v: _positive_int(v)),
     "CONTACT_CHURN_M": ("contact_churn_m", float),
+    "MEMBER_OPEN_REQUESTS_MAX": ("member_open_requests_max", lambda v: _positive_int(v)),
+    "REQUEST_ACCEPT_DAYS": ("request_accept_days", lambda v: _positive_int(v)),
+    "REQUEST_FINISH_DAYS": ("request_finish_days", lambda v: _positive_int(v)),
+    "REQUEST_LIMITS": ("request_limits", str),
+    "WISH_OPEN_DAYS": ("wish_open_days", lambda v: _positive_int(v)),
+    "MEMBER_OPEN_WISHES_MAX": ("member_open_wishes_max", lambda v: _positive_int(v)),
 }
 
 
