@@ -107,7 +107,7 @@ def _event(
     conn.execute(
         text(
             "INSERT INTO request_events (request_id, community_id, at, user_id, actor, from_state, "
-            "to_state, member_id, note) VALUES (:r, :c, coalesce(CAST(:at AS timestamptz), now()), "
+            "to_state, member_id, note) VALUES (:r, :c, coalesce(CAST(:at AS timestamptz), clock_timestamp()), "
             ":u, :a, :f, :t, :m, :n)"
         ),
         {
@@ -439,7 +439,7 @@ def get_request(conn: Connection, request_id: int, *, settings: Settings) -> dic
         text(
             "SELECT e.at, e.actor, e.from_state, e.to_state, m.code AS member, e.note "
             "FROM request_events e LEFT JOIN members m ON m.id = e.member_id "
-            "WHERE e.request_id = :i ORDER BY e.at, e.id"
+            "WHERE e.request_id = :i ORDER BY e.id"
         ),
         {"i": request_id},
     ).all()
