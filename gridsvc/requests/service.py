@@ -263,6 +263,7 @@ def dispatch_requests(
     ``ids``: only these requests (a new one is dispatched alone, by the same machinery)."""
     if user is not None and not (user.can_plan or user.is_person):
         raise Forbidden(f"user {user.username!r} (role {user.role}) may not dispatch requests")
+    _check_scope(conn, street_code, community_code)
     where, params = "", {}
     if ids is not None:
         where, params = " AND r.id = ANY(:ids)", {"ids": list(ids)}
@@ -370,6 +371,18 @@ def dispatch_requests(
     return counts
 
 
+def _check_scope(conn: Connection, street_code: str | None, community_code: str | None) -> None:
+    """NotFound unless the named community or street is in the caller's scope."""
+    for table, code in (("communities", community_code), ("streets", street_code)):
+        if (
+            code
+            and conn.scalar(text(f"SELECT count(*) FROM {table} WHERE code = :c"), {"c": code}) == 0
+        ):
+            raise NotFound(
+                f"{table[:-1] if table == 'streets' else 'community'} {code!r}: not in your scope"
+            )
+
+
 def _arrays(
     reqs: list[Any], mems: list[Any], cap: int
 ) -> tuple[dsp.Pool, dsp.Waiting, dict[int, int]]:
@@ -460,6 +473,7 @@ def list_requests(
     offset: int = 0,
 ) -> dict[str, Any]:
     """Requests of the caller's scope, newest first; one page and the total."""
+    _check_scope(conn, street_code, community_code)
     if status is not None and status not in STATES:
         status = _key(status, STATE_LABELS, "status")
     where = ["TRUE"]

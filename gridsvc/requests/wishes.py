@@ -185,6 +185,9 @@ def list_wishes(
     offset: int = 0,
 ) -> dict[str, Any]:
     """Wishes of the caller's scope (the board), open ones first, then newest."""
+    from gridsvc.requests.service import _check_scope
+
+    _check_scope(conn, street_code, community_code)
     where, params = ["TRUE"], {"l": limit, "o": offset}
     if community_code:
         where.append("co.code = :cc")
