@@ -77,13 +77,14 @@ def arc_cost(
     building_penalty: float,
     grid_penalty: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Integer cost and distance in metres of request-member arcs (the paired member: 0)."""
+    """Integer cost (metres + 1) and distance of request-member arcs (the paired member: 0)."""
     dist = np.hypot(w.x[node] - p.x[srv], w.y[node] - p.y[srv])
     same_b = (w.building[node] == p.building[srv]) & (w.building[node] >= 0)
     same_g = (w.grid[node] == p.grid[srv]) & (w.grid[node] >= 0)
     cost = dist + np.where(same_b, 0.0, building_penalty) + np.where(same_g, 0.0, grid_penalty)
-    cost = np.where(w.paired[node] == srv, 0.0, cost)
-    return np.rint(cost).astype(np.int64), dist
+    # the paired member costs nothing, any other at least 1: a tie never passes the pair over
+    cost = np.where(w.paired[node] == srv, 0, np.rint(cost).astype(np.int64) + 1)
+    return cost.astype(np.int64), dist
 
 
 def candidate_arcs(w: Waiting, p: Pool, k: int = CANDIDATES) -> tuple[np.ndarray, np.ndarray]:

@@ -430,3 +430,148 @@ def test_openapi_lists_requests_and_wishes(client, world):
         "/api/wishes/{wish_id}/actions",
     ):
         assert path in spec["paths"], path
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+SHOTS = "/work/wt/h11-shots"
+PAYLOAD = "<script>alert(1)</script>张${x}`三"
+
+
+def test_echo_wall_never_shows_a_name_phone_or_household_code(world, client):
+    _clear(world)
+    code = world.mine[3]
+    with world.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE households SET name = :n, phone = '13912345678' WHERE code = :c"),
+            {"n": PAYLOAD, "c": code},
+        )
+    made = client.post(
+        "/api/requests",
+        json={"household": code, "category": "维修", "text": PAYLOAD},
+        headers=auth(world, "planner"),
+    ).get_json()
+    r = client.post(
+        f"/api/requests/{made['id']}/actions",
+        json={"action": "accept"},
+        headers=auth(world, "m1", **{"If-Match": f'"{made["version"]}"'}),
+    ).get_json()
+    assert "version" in r, (made["member"], made["reason"], world.m1, r)
+    r = client.post(
+        f"/api/requests/{made['id']}/actions",
+        json={"action": "finish", "note": "已修好"},
+        headers=auth(world, "m1", **{"If-Match": f'"{r["version"]}"'}),
+    ).get_json()
+    client.post(
+        f"/api/requests/{made['id']}/actions",
+        json={"action": "visit", "satisfaction": 5, "note": "满意"},
+        headers=auth(world, "planner", **{"If-Match": f'"{r["version"]}"'}),
+    )
+    for query in ("", "?download=1", "?lang=en"):
+        page = client.get(f"/echo/{world.community}{query}", headers=auth(world, "planner"))
+        assert page.status_code == 200
+        body = page.get_data(as_text=True)
+        for secret in (code, "13912345678", "张", "alert(1)", world.m1, PAYLOAD[:8]):
+            assert secret not in body, secret
+        assert (
+            "★★★★★" in body
+            and "<script" not in body
+            and "http" not in body.replace("http-equiv", "")
+        )
+    assert client.get("/echo/530102902001", headers=auth(world, "planner")).status_code == 404
+
+
+def test_planner_page_lists_and_escapes(world, client):
+    page = client.get("/requests", headers=auth(world, "planner"))
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<script>alert(1)" not in body and "&lt;script&gt;" in body
+
+
+@pytest.fixture(scope="module")
+def live_url(world: World):
+    import threading
+
+    from waitress.server import create_server
+
+    from gridsvc.web import create_app
+
+    settings = world.settings.with_(secret_key="t" * 32, cookie_secure=False)
+    app = create_app({"GRIDSVC_SETTINGS": settings, "GRIDSVC_NO_QUEUE": True})
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    app.extensions["gridsvc.engine"].dispose()
+
+
+def _login(page, live_url: str, who: str) -> None:
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=username]", who)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+@pytest.mark.browser
+def test_member_accepts_and_declines_on_the_phone_and_claims_a_wish(
+    world, live_url, chromium, client
+):
+    import os
+
+    os.makedirs(SHOTS, exist_ok=True)
+    _clear(world)
+    ids = [
+        client.post(
+            "/api/requests",
+            json={"household": world.mine[i], "category": c, "text": f"{c} 请帮忙"},
+            headers=auth(world, "planner"),
+        ).get_json()["id"]
+        for i, c in ((0, "维修"), (1, "养老助残"), (2, "政策咨询"))
+    ]
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: r.url.startswith(live_url) or outside.append(r.url))
+        _login(page, live_url, "m1")
+        page.goto(f"{live_url}/my/orders?lang=zh")
+        assert page.locator("div.order").count() == 3
+        page.screenshot(path=f"{SHOTS}/my_orders_zh_390.png", full_page=True)
+        page.locator(f"div.order[data-id='{ids[0]}'] button.accept").click()
+        page.wait_for_load_state()
+        assert page.locator("#flash").inner_text() == "操作成功"
+        card = page.locator(f"div.order[data-id='{ids[1]}']")
+        card.locator("input[name=note]").first.fill("本周出差")
+        card.locator("button.decline").click()
+        page.wait_for_load_state()
+        assert page.locator(f"div.order[data-id='{ids[1]}']").count() == 0  # gone to someone else
+        page.goto(f"{live_url}/my/orders?lang=en")
+        page.screenshot(path=f"{SHOTS}/my_orders_en_390.png", full_page=True)
+        assert "paired member" in page.content()
+        page.goto(f"{live_url}/my/wishes?lang=zh")
+        page.screenshot(path=f"{SHOTS}/my_wishes_zh_390.png", full_page=True)
+        page.goto(f"{live_url}/my/wishes?lang=en")
+        page.screenshot(path=f"{SHOTS}/my_wishes_en_390.png", full_page=True)
+        page.goto(f"{live_url}/echo/{world.community}?lang=zh")
+        page.screenshot(path=f"{SHOTS}/echo_zh_390.png", full_page=True)
+        assert not outside
+    finally:
+        context.close()
+    body = client.get(f"/api/requests/{ids[1]}", headers=auth(world, "planner")).get_json()
+    assert body["member"] != world.m1 and [e["to_state"] for e in body["events"]][-2:] == [
+        "returned",
+        "dispatched",
+    ]
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        page = context.new_page()
+        _login(page, live_url, "planner")
+        for lang in ("zh", "en"):
+            page.goto(f"{live_url}/requests?lang={lang}")
+            page.screenshot(path=f"{SHOTS}/requests_{lang}_1440.png", full_page=True)
+            page.goto(f"{live_url}/echo/{world.community}?lang={lang}")
+            page.screenshot(path=f"{SHOTS}/echo_{lang}_1440.png", full_page=True)
+        assert "rst_" not in page.content() and "cat_" not in page.content()
+    finally:
+        context.close()
