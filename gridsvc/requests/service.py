@@ -221,14 +221,9 @@ def _when(at: str | datetime | None, zone: str) -> datetime:
     return when
 
 
-_POOL_SQL = """
-SELECT m.id, m.code, ST_X(m.geom) AS lon, ST_Y(m.geom) AS lat,
-       coalesce(m.building_id, -1) AS building, coalesce(m.grid_id, -1) AS grid, m.community_id,
-       m.available AND m.eligible AS on_duty,
-       (SELECT count(*) FROM requests r WHERE r.member_id = m.id
-        AND r.state IN ('dispatched', 'accepted', 'in_progress')) AS open_n
-FROM members m WHERE m.community_id = ANY(:cs)
-"""
+_POOL_SQL = "SELECT * FROM gridsvc_request_pool(:cs)"
+"""Members of the communities with position and load (a SECURITY DEFINER function: a member who
+declines reads only themselves, yet the order goes on to the nearest member with room)."""
 _WAITING_SQL = """
 SELECT r.id, r.community_id, r.state, r.level, r.declined_by, r.category,
        coalesce(ST_X(h.geom), ST_X(ST_Centroid(b.geom)), ST_X(ST_Centroid(g.geom))) AS lon,

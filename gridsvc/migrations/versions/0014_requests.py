@@ -59,6 +59,21 @@ AS $$ BEGIN
 END $$;
 """
 
+POOL = """
+CREATE OR REPLACE FUNCTION gridsvc_request_pool(p_communities integer[])
+RETURNS TABLE (id integer, lon float8, lat float8, building integer, grid integer,
+               community_id integer, on_duty boolean, open_n bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+  -- Dispatch needs every member of the community with their load, also when a member (who
+  -- reads only themselves) declines an order and it goes on: positions and loads, no names.
+  SELECT m.id, ST_X(m.geom), ST_Y(m.geom), coalesce(m.building_id, -1), coalesce(m.grid_id, -1),
+         m.community_id, m.available AND m.eligible,
+         (SELECT count(*) FROM requests r WHERE r.member_id = m.id
+          AND r.state IN ('dispatched', 'accepted', 'in_progress'))
+  FROM members m WHERE m.community_id = ANY (p_communities)
+$$;
+"""
 IN_SCOPE = "community_id IN (SELECT id FROM communities)"
 PERSON_HOLDS = (
     "(member_id IN (SELECT gridsvc_person_member_ids()) "
@@ -81,6 +96,9 @@ def upgrade() -> None:
     _events("request_events", "request_id", "requests")
     _wishes()
     _events("wish_events", "wish_id", "wishes")
+    op.execute(POOL)
+    op.execute("REVOKE ALL ON FUNCTION gridsvc_request_pool(integer[]) FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION gridsvc_request_pool(integer[]) TO {APP_ROLE}")
     op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
 
 
@@ -255,3 +273,4 @@ def downgrade() -> None:
     for table in ("wish_events", "wishes", "request_events", "requests"):
         op.drop_table(table)
     op.execute("DROP FUNCTION IF EXISTS gridsvc_refuse_event_change()")
+    op.execute("DROP FUNCTION IF EXISTS gridsvc_request_pool(integer[])")
