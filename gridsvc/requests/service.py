@@ -498,8 +498,16 @@ def list_requests(
         ),
         params,
     )
+    # the page's ids first (an index walk, newest first), then its rows with their joins
+    page = (
+        "SELECT r.id FROM requests r JOIN communities co ON co.id = r.community_id "
+        "LEFT JOIN members m ON m.id = r.member_id"
+        + sql
+        + " ORDER BY r.created_at DESC, r.id DESC LIMIT :l OFFSET :o"
+    )
     rows = conn.execute(
-        text(_SELECT + sql + " ORDER BY r.created_at DESC, r.id DESC LIMIT :l OFFSET :o"), params
+        text(_SELECT + f" WHERE r.id IN ({page}) ORDER BY r.created_at DESC, r.id DESC"),
+        params,
     )
     return {
         "total": int(total or 0),

@@ -213,13 +213,13 @@ def _echo_rows(community: str) -> tuple[str, list[dict[str, Any]]]:
             "SELECT r.category, g.name AS grid, r.state AS status, r.satisfaction, "
             "CASE WHEN r.closed_at IS NOT NULL THEN "
             "greatest(0, ceil(extract(epoch FROM r.closed_at - r.created_at) / 86400))::int END "
-            "AS days_to_close, r.created_at::date AS day "
+            "AS days_to_close, (r.created_at AT TIME ZONE :tz)::date AS day "
             "FROM requests r JOIN communities co ON co.id = r.community_id "
             "LEFT JOIN households h ON h.id = r.household_id "
             "LEFT JOIN grids g ON g.id = coalesce(r.grid_id, h.grid_id) "
             "WHERE co.code = :c ORDER BY r.created_at DESC LIMIT 500"
         ),
-        {"c": community},
+        {"c": community, "tz": db.settings().timezone},
     ).all()
     return name, [dict(r._mapping) for r in rows]
 

@@ -158,6 +158,8 @@ def _requests() -> None:
     )
     op.create_index("ix_requests_community_created", "requests", ["community_id", "created_at"])
     op.create_index("ix_requests_member_state", "requests", ["member_id", "state"])
+    # the list's page: newest first, walked backwards (a page of 100 reads ~100 index entries)
+    op.create_index("ix_requests_created_id", "requests", ["created_at", "id"])
     op.create_index("ix_requests_household", "requests", ["household_id"])
     op.execute(
         "CREATE INDEX ix_requests_open ON requests (community_id, due_at) "
