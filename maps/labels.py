@@ -136,6 +136,7 @@ _LABELS: dict[str, tuple[str, str]] = {
         "Commercial buildings with no party org",
     ),
     "overdue_contact": ("逾期未联系住户", "Households overdue for a contact"),
+    "overdue_request": ("超期未办结的群众诉求", "Requests past their time limit"),
     "contact_ok": ("周期内已联系", "Contacted within cadence"),
     "contact_due_soon": ("7天内到期", "Due within 7 days"),
     "contact_overdue": ("已逾期", "Overdue"),

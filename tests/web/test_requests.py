@@ -576,3 +576,27 @@ def test_member_accepts_and_declines_on_the_phone_and_claims_a_wish(
         assert "rst_" not in page.content() and "cat_" not in page.content()
     finally:
         context.close()
+
+
+def test_overdue_request_is_a_blind_spot_and_escalates(world, client):
+    from gridsvc.coverage.blindspots import find_blindspots
+    from gridsvc.requests.service import escalate_overdue
+
+    _clear(world)
+    at = (date.today() - timedelta(days=10)).isoformat() + "T09:00"
+    made = client.post(
+        "/api/requests",
+        json={"household": world.mine[0], "category": "维修", "text": "旧", "at": at},
+        headers=auth(world, "planner"),
+    ).get_json()
+    with world.engine.begin() as conn:
+        spots = find_blindspots(
+            conn, community_code=world.community, kinds=["overdue_request"], settings=world.settings
+        )
+        row = spots["overdue_request"].iloc[0]
+        assert row["code"] == str(made["id"]) and "超期" in row["reason"]
+        assert escalate_overdue(conn, settings=world.settings) == 1
+        state, level = conn.execute(
+            text("SELECT state, level FROM requests WHERE id = :i"), {"i": made["id"]}
+        ).one()
+    assert (state, level) == ("escalated", 1)
