@@ -424,6 +424,7 @@ LABELS.update(
         "wish_none": {"zh": "暂无微心愿", "en": "No wishes"},
         "wish_mine": {"zh": "我认领的", "en": "Claimed by me"},
         "cadre_orders": {"zh": "所联系党员的工单", "en": "Orders of my members"},
+        "kind_overdue_request": {"zh": "超期未办结的群众诉求", "en": "Requests past their time limit"},
     }
 )
 
