@@ -172,6 +172,20 @@ def requests_escalate(ctx: click.Context) -> None:
     click.echo(f"requests: {n:,d} escalated")
 
 
+@requests.command("demo")
+@click.pass_context
+def requests_demo(ctx: click.Context) -> None:
+    """Three months of demo requests and wishes in every state (after pairing; make demo)."""
+    from gridsvc.requests.demo import load_demo_requests
+
+    with get_engine(ctx).begin() as conn:
+        counts = load_demo_requests(conn, settings=get_settings(ctx))
+    if not counts:
+        click.echo("requests: demo requests already loaded (or nothing is paired)")
+    for state, n in sorted(counts.items()):
+        click.echo(f"requests {state:12s} {n:>7,d}")
+
+
 @click.group()
 def wishes() -> None:
     """Micro-wishes (微心愿) of needy households: add, list, claim, done."""

@@ -600,3 +600,23 @@ def test_overdue_request_is_a_blind_spot_and_escalates(world, client):
             text("SELECT state, level FROM requests WHERE id = :i"), {"i": made["id"]}
         ).one()
     assert (state, level) == ("escalated", 1)
+
+
+def test_demo_gives_every_state_with_its_history(world):
+    from gridsvc.requests.demo import load_demo_requests
+    from gridsvc.requests.states import STATES
+
+    _clear(world)
+    with world.engine.begin() as conn:
+        counts = load_demo_requests(conn, settings=world.settings)
+        assert set(counts) == set(STATES), counts
+        assert load_demo_requests(conn, settings=world.settings) == {}  # idempotent
+        orphans = conn.scalar(
+            text(
+                "SELECT count(*) FROM requests r WHERE r.state <> (SELECT e.to_state FROM "
+                "request_events e WHERE e.request_id = r.id ORDER BY e.id DESC LIMIT 1)"
+            )
+        )
+        assert orphans == 0  # every request's last event is its state
+        wish_states = set(conn.execute(text("SELECT DISTINCT state FROM wishes")).scalars())
+        assert wish_states == {"open", "claimed", "done", "thanked"}
