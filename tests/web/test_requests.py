@@ -620,3 +620,23 @@ def test_demo_gives_every_state_with_its_history(world):
         assert orphans == 0  # every request's last event is its state
         wish_states = set(conn.execute(text("SELECT DISTINCT state FROM wishes")).scalars())
         assert wish_states == {"open", "claimed", "done", "thanked"}
+
+
+def test_digest_gains_requests_by_category_and_grid(world):
+    from gridsvc.contacts.report import render_digest
+
+    with world.engine.connect() as conn:
+        html = render_digest(
+            conn,
+            street_code=world.street,
+            start=date.today() - timedelta(days=90),
+            end=date.today(),
+            settings=world.settings,
+        )
+        names = (
+            conn.execute(text("SELECT name FROM households WHERE name IS NOT NULL LIMIT 50"))
+            .scalars()
+            .all()
+        )
+    assert "群众诉求办理情况" in html and "平均满意度" in html and "<td>维修</td>" in html
+    assert not any(n and n in html for n in names)
