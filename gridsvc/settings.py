@@ -131,6 +131,9 @@ GRIDSVC_CONTACT_DAYS_VULNERABLE
 GRIDSVC_CONTACT_MAX_AGE_DAYS
     A contact older than this many days is refused (history from before the import is welcome).
     Default 730.
+GRIDSVC_CONTACT_CHURN_M
+    Rebalancing: extra cost, in metres, of moving a pair for each of its contacts in the last
+    90 days (at most 10 contacts count). Default 100.
 GRIDSVC_MEMBER_OPEN_REQUESTS_MAX
     Residents' requests (issue 11): a member holds at most this many open requests (dispatched,
     accepted, in progress); beyond it a request goes to the nearest member with room. Default 3.
@@ -146,9 +149,6 @@ GRIDSVC_WISH_OPEN_DAYS
     units (单位认领). Default 14.
 GRIDSVC_MEMBER_OPEN_WISHES_MAX
     A member holds at most this many claimed, unfulfilled wishes. Default 2.
-GRIDSVC_CONTACT_CHURN_M
-    Rebalancing: extra cost, in metres, of moving a pair for each of its contacts in the last
-    90 days (at most 10 contacts count). Default 100.
 """
 
 from __future__ import annotations
@@ -308,6 +308,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _request_limits(text: str) -> str:
+    """``repair:1/3,mediation:1/14``: known categories, whole days > 0, accept <= finish."""
+    categories = ("mediation", "sanitation", "elderly_care", "policy", "repair", "other")
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, days = part.partition(":")
+        accept, _, finish = days.partition("/")
+        if name.strip() not in categories or not (accept.isdigit() and finish.isdigit()):
+            raise ValueError(f"expected category:accept/finish like repair:1/3, got {part!r}")
+        if not 0 < int(accept) <= int(finish):
+            raise ValueError(f"expected 0 < accept days <= finish days, got {part!r}")
+    return text
+
+
 def _zone(text: str) -> str:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -372,7 +385,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MEMBER_OPEN_REQUESTS_MAX": ("member_open_requests_max", lambda v: _positive_int(v)),
     "REQUEST_ACCEPT_DAYS": ("request_accept_days", lambda v: _positive_int(v)),
     "REQUEST_FINISH_DAYS": ("request_finish_days", lambda v: _positive_int(v)),
-    "REQUEST_LIMITS": ("request_limits", str),
+    "REQUEST_LIMITS": ("request_limits", _request_limits),
     "WISH_OPEN_DAYS": ("wish_open_days", lambda v: _positive_int(v)),
     "MEMBER_OPEN_WISHES_MAX": ("member_open_wishes_max", lambda v: _positive_int(v)),
 }
