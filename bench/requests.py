@@ -30,7 +30,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from gridsvc.requests import dispatch as dsp  # noqa: E402
+from gridsvc.requests import dispatch as dsp
 
 
 def load() -> str:

@@ -1,4 +1,4 @@
-"""``gridsvc requests add|list|import|dispatch|escalate`` and ``gridsvc wishes add|list|claim|done``."""
+"""``gridsvc requests add|list|import|dispatch|…``, ``gridsvc wishes add|list|claim|done``."""
 
 from __future__ import annotations
 
@@ -196,7 +196,8 @@ def wishes() -> None:
 @click.option(
     "--flag",
     required=True,
-    help="low_income|disabled|elderly_alone|hardship_member|left_behind_child or 低保/残疾/独居老人/困难党员/留守儿童.",
+    help="low_income|disabled|elderly_alone|hardship_member|left_behind_child "
+    "or 低保/残疾/独居老人/困难党员/留守儿童.",
 )
 @click.option("--text", "text_", required=True)
 @click.option("--value", "value", required=True, help="Estimated value in yuan.")
@@ -274,7 +275,8 @@ def wishes_list(
     else:
         for r in rows:
             click.echo(
-                f"{r['id']:>6} {r['status']:8s} {r['flag']:18s} {r['value_yuan']:>8.2f} {r['wanted_by']} {r['member'] or r['unit'] or '-'} {r['text']}"
+                f"{r['id']:>6} {r['status']:8s} {r['flag']:18s} {r['value_yuan']:>8.2f} "
+                f"{r['wanted_by']} {r['member'] or r['unit'] or '-'} {r['text']}"
             )
 
 

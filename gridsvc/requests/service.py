@@ -107,7 +107,8 @@ def _event(
     conn.execute(
         text(
             "INSERT INTO request_events (request_id, community_id, at, user_id, actor, from_state, "
-            "to_state, member_id, note) VALUES (:r, :c, coalesce(CAST(:at AS timestamptz), clock_timestamp()), "
+            "to_state, member_id, note) VALUES (:r, :c, "
+            "coalesce(CAST(:at AS timestamptz), clock_timestamp()), "
             ":u, :a, :f, :t, :m, :n)"
         ),
         {
@@ -159,7 +160,8 @@ def add_request(
     created = _when(at, settings.timezone)
     row = conn.execute(
         text(
-            f"SELECT h.id, h.community_id, {VULNERABLE} AS vulnerable FROM households h WHERE h.code = :c"
+            f"SELECT h.id, h.community_id, {VULNERABLE} AS vulnerable FROM households h "
+            "WHERE h.code = :c"
         ),
         {"c": household},
     ).first()
@@ -167,10 +169,11 @@ def add_request(
         if user is not None and user.is_person:
             raise Forbidden(f"household {household!r}: not one of your households")
         raise NotFound(f"household {household!r}: no such household code in your scope")
-    accept_days, finish_days = limits(settings, cat)
+    _, finish_days = limits(settings, cat)
     request_id = conn.scalar(
         text(
-            "INSERT INTO requests (community_id, household_id, category, text, channel, vulnerable, "
+            "INSERT INTO requests (community_id, household_id, category, text, channel, "
+            "vulnerable, "
             "due_at, created_by, created_at) VALUES (:c, :h, :cat, :t, :ch, :v, :due, :u, :at) "
             "RETURNING id"
         ),
@@ -268,7 +271,10 @@ def dispatch_requests(
             {"cc": community_code},
         )
     elif street_code:
-        where = " AND r.community_id IN (SELECT c.id FROM communities c JOIN streets s ON s.id = c.street_id WHERE s.code = :sc)"
+        where = (
+            " AND r.community_id IN (SELECT c.id FROM communities c "
+            "JOIN streets s ON s.id = c.street_id WHERE s.code = :sc)"
+        )
         params = {"sc": street_code}
     reqs = conn.execute(text(_WAITING_SQL + where + " ORDER BY r.id"), params).all()
     if not reqs:
@@ -276,7 +282,7 @@ def dispatch_requests(
     communities = sorted({r.community_id for r in reqs})
     mems = conn.execute(text(_POOL_SQL), {"cs": communities}).all()
     cap = settings.member_open_requests_max
-    pool, waiting, mem_index = _arrays(reqs, mems, cap)
+    pool, waiting, _ = _arrays(reqs, mems, cap)
     node, srv = dsp.candidate_arcs(waiting, pool)
     result = dsp.solve_dispatch(
         waiting,
@@ -353,7 +359,7 @@ def dispatch_requests(
         )
         counts["to_cadre" if cadre_id else "dispatched"] += 1
         if s >= 0:
-            counts["cost_m"] += int(round(result.dist[i]))
+            counts["cost_m"] += round(float(result.dist[i]))
     if ids is None:
         audit.record(
             conn,
@@ -487,7 +493,8 @@ def list_requests(
         params["mm"] = member
     if overdue:
         where.append(
-            "r.state IN ('waiting', 'dispatched', 'accepted', 'in_progress', 'returned', 'escalated') "
+            "r.state IN ('waiting', 'dispatched', 'accepted', 'in_progress', 'returned', "
+            "'escalated') "
             "AND (r.due_at < now() OR (r.state = 'dispatched' AND r.accept_due_at < now()))"
         )
     sql = " WHERE " + " AND ".join(where)
@@ -632,7 +639,8 @@ def escalate_overdue(conn: Connection, *, settings: Settings, actor: str = "cli"
             text(
                 "SELECT id FROM requests WHERE level < 2 AND ("
                 "(state = 'dispatched' AND accept_due_at < now()) OR "
-                "(state IN ('dispatched', 'accepted', 'in_progress', 'waiting', 'returned') AND due_at < now()))"
+                "(state IN ('dispatched', 'accepted', 'in_progress', 'waiting', 'returned') "
+                "AND due_at < now()))"
             )
         )
         .scalars()

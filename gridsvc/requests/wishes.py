@@ -78,7 +78,8 @@ def add_wish(
         raise _bad("wanted_by", "not a date like 2026-12-31", wanted_by) from None
     row = conn.execute(
         text(
-            "SELECT id, community_id, low_income, disabled, elderly_alone, children FROM households WHERE code = :c"
+            "SELECT id, community_id, low_income, disabled, elderly_alone, children "
+            "FROM households WHERE code = :c"
         ),
         {"c": household},
     ).first()
@@ -242,13 +243,15 @@ def act_wish(
     ------
     Conflict
         Stale version, an action not allowed from the wish's state, a member with
-        GRIDSVC_MEMBER_OPEN_WISHES_MAX open wishes, a unit claiming before the wish is open to units.
+        GRIDSVC_MEMBER_OPEN_WISHES_MAX open wishes, a unit claiming before the wish is open to
+        units.
     """
     if user is not None and not (user.can_plan or user.role == "member"):
         raise Forbidden(f"user {user.username!r} (role {user.role}) may not act on wishes")
     row = conn.execute(
         text(
-            "SELECT id, community_id, state, version, member_id, unit_name, created_at FROM wishes WHERE id = :i FOR UPDATE"
+            "SELECT id, community_id, state, version, member_id, unit_name, created_at "
+            "FROM wishes WHERE id = :i FOR UPDATE"
         ),
         {"i": wish_id},
     ).first()
@@ -326,7 +329,8 @@ def _claimant(
             raise _bad("unit", "give the unit's name (1 to 100 characters)", unit)
         if row.created_at > now_utc() - timedelta(days=settings.wish_open_days):
             raise Conflict(
-                f"wish {row.id}: open to units only after {settings.wish_open_days} days unclaimed (GRIDSVC_WISH_OPEN_DAYS)"
+                f"wish {row.id}: open to units only after {settings.wish_open_days} days "
+                "unclaimed (GRIDSVC_WISH_OPEN_DAYS)"
             )
         return None, name
     if user is not None and user.role == "member":
@@ -343,6 +347,7 @@ def _claimant(
     )
     if int(held or 0) >= settings.member_open_wishes_max:
         raise Conflict(
-            f"member already holds {held} open wishes (GRIDSVC_MEMBER_OPEN_WISHES_MAX = {settings.member_open_wishes_max})"
+            f"member already holds {held} open wishes "
+            f"(GRIDSVC_MEMBER_OPEN_WISHES_MAX = {settings.member_open_wishes_max})"
         )
     return int(member_id), None

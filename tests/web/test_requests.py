@@ -235,7 +235,7 @@ def test_member_reads_only_own_orders_and_households_rls(world, client, app_engi
         )
         assert total == 2 and seen == [world.mine[0]]
         assert conn.scalar(text("SELECT count(*) FROM request_events")) == 2
-        with pytest.raises(Exception, match="permission|append-only"):
+        with pytest.raises(Exception, match=r"permission|append-only"):
             conn.execute(text("DELETE FROM request_events"))
     finally:
         conn.close()
@@ -279,14 +279,16 @@ def test_batch_dispatch_cli_respects_cap_and_vulnerable_first(world, tmp_path):
     with world.engine.begin() as conn:
         hh = conn.execute(
             text(
-                "SELECT h.id, h.community_id FROM households h JOIN communities c ON c.id = h.community_id WHERE c.code = :c ORDER BY h.id LIMIT 400"
+                "SELECT h.id, h.community_id FROM households h JOIN communities c ON c.id = "
+                "h.community_id WHERE c.code = :c ORDER BY h.id LIMIT 400"
             ),
             {"c": world.community},
         ).all()
         for h in hh:
             conn.execute(
                 text(
-                    "INSERT INTO requests (community_id, household_id, category, text, channel, due_at) VALUES (:c, :h, 'repair', 't', 'phone', now() + interval '7 days')"
+                    "INSERT INTO requests (community_id, household_id, category, text, channel, "
+                    "due_at) VALUES (:c, :h, 'repair', 't', 'phone', now() + interval '7 days')"
                 ),
                 {"c": h.community_id, "h": h.id},
             )
@@ -295,7 +297,8 @@ def test_batch_dispatch_cli_respects_cap_and_vulnerable_first(world, tmp_path):
     with world.engine.connect() as conn:
         worst = conn.scalar(
             text(
-                "SELECT max(n) FROM (SELECT count(*) n FROM requests WHERE member_id IS NOT NULL GROUP BY member_id) x"
+                "SELECT max(n) FROM (SELECT count(*) n FROM requests WHERE member_id IS NOT "
+                "NULL GROUP BY member_id) x"
             )
         )
         assert worst <= world.settings.member_open_requests_max
@@ -309,7 +312,9 @@ def test_batch_dispatch_cli_respects_cap_and_vulnerable_first(world, tmp_path):
         assert (
             conn.scalar(
                 text(
-                    "SELECT count(*) FROM requests r WHERE state = 'dispatched' AND NOT EXISTS (SELECT 1 FROM request_events e WHERE e.request_id = r.id AND e.to_state = 'dispatched')"
+                    "SELECT count(*) FROM requests r WHERE state = 'dispatched' AND NOT EXISTS "
+                    "(SELECT 1 FROM request_events e WHERE e.request_id = r.id AND e.to_state = "
+                    "'dispatched')"
                 )
             )
             == 0
@@ -369,7 +374,8 @@ def test_wishes_claim_cap_units_and_done(world, client):
         codes = (
             conn.execute(
                 text(
-                    "SELECT h.code FROM households h JOIN communities c ON c.id = h.community_id WHERE c.code = :c AND h.low_income ORDER BY h.code LIMIT 4"
+                    "SELECT h.code FROM households h JOIN communities c ON c.id = "
+                    "h.community_id WHERE c.code = :c AND h.low_income ORDER BY h.code LIMIT 4"
                 ),
                 {"c": world.community},
             )
