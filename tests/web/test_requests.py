@@ -646,3 +646,18 @@ def test_digest_gains_requests_by_category_and_grid(world):
         )
     assert "群众诉求办理情况" in html and "平均满意度" in html and "<td>维修</td>" in html
     assert not any(n and n in html for n in names)
+
+
+def test_map_frame_draws_requests_by_status_and_heat_offline(world, client):
+    from gridsvc.requests.demo import load_demo_requests
+
+    with world.engine.begin() as conn:
+        load_demo_requests(conn, settings=world.settings)  # no-op when the demo ran
+        if not conn.scalar(text("SELECT count(*) FROM requests")):
+            pytest.fail("no requests to draw")
+    page = client.get(f"/map/frame?community={world.community}", headers=auth(world, "planner"))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for name in ("群众诉求（按状态）", "近90天诉求热力图（维修）"):  # the layer control's JSON
+        assert json.dumps(name) in html, name
+    assert "heatLayer" in html and "cdn.jsdelivr" not in html and "unpkg.com" not in html
