@@ -93,7 +93,8 @@ def _requests(conn: Connection, ids: list[int]) -> gpd.GeoDataFrame | None:
         return None
     rows = frame(
         conn,
-        "SELECT r.state AS status, r.category, r.created_at > now() - interval '90 days' AS recent, "
+        "SELECT r.state AS status, r.category, "
+        "r.created_at > now() - interval '90 days' AS recent, "
         "coalesce(ST_X(h.geom), ST_X(ST_Centroid(b.geom)), ST_X(ST_Centroid(g.geom))) AS lon, "
         "coalesce(ST_Y(h.geom), ST_Y(ST_Centroid(b.geom)), ST_Y(ST_Centroid(g.geom))) AS lat "
         "FROM requests r LEFT JOIN households h ON h.id = r.household_id "
