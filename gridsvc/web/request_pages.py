@@ -121,7 +121,12 @@ def wish_board() -> str:
     if not (user.is_person or user.can_plan):
         raise Forbidden(f"user {user.username!r} (role {user.role}) has no wish board")
     page = wishes.list_wishes(db.conn(), settings=db.settings(), limit=200)
-    return render_template("my_wishes.html", rows=page["wishes"], **_globals())
+    mine = None
+    if user.role == "member":
+        mine = db.conn().scalar(
+            text("SELECT code FROM members WHERE id = :i"), {"i": user.member_id}
+        )
+    return render_template("my_wishes.html", rows=page["wishes"], mine=mine, **_globals())
 
 
 @bp.route("/my/wishes/<int:wish_id>", methods=["POST"])
