@@ -107,9 +107,9 @@ def order_action(request_id: int) -> Any:
             note=form.get("note") or None,
             ip=request.remote_addr,
         )
-    except GridsvcError as exc:
+    except GridsvcError as exc:  # the page again with the error, and the error's status
         flash(exc.message, "error")
-        return redirect(url_for(".my_orders"), 303)
+        return my_orders(), exc.http_status
     flash(t("req_done_ok"), "ok")
     return redirect(url_for(".my_orders"), 303)
 
@@ -146,7 +146,7 @@ def wish_action(wish_id: int) -> Any:
         )
     except GridsvcError as exc:
         flash(exc.message, "error")
-        return redirect(url_for(".wish_board"), 303)
+        return wish_board(), exc.http_status
     flash(t("req_done_ok"), "ok")
     return redirect(url_for(".wish_board"), 303)
 
@@ -205,6 +205,7 @@ def requests_create() -> Any:
             )
     except GridsvcError as exc:
         flash(exc.message, "error")
+        return requests_page(), exc.http_status
     return redirect(url_for(".requests_page"), 303)
 
 
