@@ -655,7 +655,9 @@ def test_map_frame_draws_requests_by_status_and_heat_offline(world, client):
         load_demo_requests(conn, settings=world.settings)  # no-op when the demo ran
         if not conn.scalar(text("SELECT count(*) FROM requests")):
             pytest.fail("no requests to draw")
-    page = client.get(f"/map/frame?community={world.community}", headers=auth(world, "planner"))
+    page = client.get(
+        f"/map/frame?community={world.community}&lang=zh", headers=auth(world, "planner")
+    )
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     for name in ("群众诉求（按状态）", "近90天诉求热力图（维修）"):  # the layer control's JSON
