@@ -23,6 +23,12 @@ bp = Blueprint(
     "requests", __name__, url_prefix="/api", description="Residents' requests, micro-wishes"
 )
 CODE = validate.Length(min=1, max=64)
+#: Keys and Chinese labels: the document lists every accepted value.
+CATEGORY = validate.OneOf([*service.CATEGORIES, *service.CATEGORIES.values()])
+CHANNEL = validate.OneOf([*service.CHANNELS, *service.CHANNELS.values()])
+STATUS = validate.OneOf([*service.STATE_LABELS, *service.STATE_LABELS.values()])
+FLAG = validate.OneOf([*wishes.FLAGS, *wishes.FLAGS.values()])
+WISH_STATUS = validate.OneOf([*wishes.STATE_LABELS, *wishes.STATE_LABELS.values()])
 ID = validate.Range(min=1, max=2**62)
 
 IF_MATCH = {
@@ -40,9 +46,9 @@ class NewRequest(Schema):
     """A request of a household (category and channel: key or Chinese label)."""
 
     household = fields.String(required=True, validate=CODE)
-    category = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    category = fields.String(required=True, validate=CATEGORY)
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    channel = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
+    channel = fields.String(load_default=None, allow_none=True, validate=CHANNEL)
     at = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
 
 
@@ -51,7 +57,7 @@ class RequestQuery(_OneScope, Schema):
 
     street = fields.String(validate=STREET)
     community = fields.String(validate=COMMUNITY)
-    status = fields.String(validate=validate.Length(max=20))
+    status = fields.String(validate=STATUS)
     member = fields.String(validate=CODE)
     overdue = fields.Boolean(load_default=False)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
@@ -83,7 +89,7 @@ class NewWish(Schema):
     """A micro-wish of a needy household."""
 
     household = fields.String(required=True, validate=CODE)
-    flag = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    flag = fields.String(required=True, validate=FLAG)
     text = fields.String(required=True, validate=validate.Length(min=1, max=500))
     value_yuan = fields.Decimal(
         required=True, as_string=True, validate=validate.Range(min=0, max=100000)
@@ -96,7 +102,7 @@ class WishQuery(_OneScope, Schema):
 
     street = fields.String(validate=STREET)
     community = fields.String(validate=COMMUNITY)
-    status = fields.String(validate=validate.Length(max=20))
+    status = fields.String(validate=WISH_STATUS)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
 
