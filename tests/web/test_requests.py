@@ -70,6 +70,7 @@ def world(settings: Settings) -> Iterator[World]:
             ("m2", "member", {"member_code": m2.code}),
             ("planner", "planner", {"community_code": community}),
             ("viewer", "viewer", {"community_code": community}),
+            ("cadre", "cadre", {"cadre_code": _cadre_of(conn, m1.code)}),
         ):
             user = create_user(conn, name, PASSWORD, role=role, **kw)
             tokens[name] = issue_token(conn, user.id, "tests")
@@ -87,6 +88,16 @@ def world(settings: Settings) -> Iterator[World]:
     )
     engine.dispose()
     drop_database(db_url)
+
+
+def _cadre_of(conn, member: str) -> str:
+    return conn.scalar(
+        text(
+            "SELECT c.code FROM current_member_pairs p JOIN cadres c ON c.id = p.cadre_id "
+            "JOIN members m ON m.id = p.member_id WHERE m.code = :m"
+        ),
+        {"m": member},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -663,3 +674,27 @@ def test_map_frame_draws_requests_by_status_and_heat_offline(world, client):
     for name in ("群众诉求（按状态）", "近90天诉求热力图（维修）"):  # the layer control's JSON
         assert json.dumps(name) in html, name
     assert "heatLayer" in html and "cdn.jsdelivr" not in html and "unpkg.com" not in html
+
+
+def test_cadre_sees_members_open_and_overdue_orders(world, client):
+    _clear(world)
+    at = (date.today() - timedelta(days=9)).isoformat() + "T09:00"
+    late = client.post(
+        "/api/requests",
+        json={"household": world.mine[0], "category": "维修", "text": "旧单", "at": at},
+        headers=auth(world, "planner"),
+    ).get_json()
+    other = client.post(
+        "/api/requests",
+        json={"household": world.theirs[0], "category": "维修", "text": "别人的"},
+        headers=auth(world, "planner"),
+    ).get_json()
+    page = client.get("/my/orders?lang=zh", headers=auth(world, "cadre"))
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert f'data-id="{late["id"]}"' in body and "已超期" in body
+    with world.engine.connect() as conn:
+        same_cadre = _cadre_of(conn, world.m2) == _cadre_of(conn, world.m1)
+    assert (f'data-id="{other["id"]}"' in body) == same_cadre
+    listed = client.get("/api/requests?overdue=true", headers=auth(world, "cadre")).get_json()
+    assert [r["id"] for r in listed["requests"]] == [late["id"]]
