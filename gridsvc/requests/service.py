@@ -297,6 +297,8 @@ def dispatch_requests(
     full = {m.id: int(m.open_n) >= cap for m in mems}
     who = actor or (user.username if user else "cli")
     now = now_utc()
+    moves: list[tuple] = []
+    left: list[tuple[int, str]] = []
     for i, r in enumerate(reqs):
         s = int(result.srv[i])
         pair_state = None
@@ -324,42 +326,18 @@ def dispatch_requests(
             cadre=cadre_id is not None,
         )
         if member_id is None and cadre_id is None:
-            conn.execute(
-                text("UPDATE requests SET reason = :w WHERE id = :i"), {"w": why, "i": r.id}
-            )
+            left.append((r.id, why))
             counts["left_waiting"] += 1
             continue
         ev = step(r.state, "dispatch", level=r.level)
         accept_days, _ = limits(settings, r.category)
-        conn.execute(
-            text(
-                "UPDATE requests SET state = :s, member_id = :m, cadre_id = :cd, reason = :w, "
-                "dispatched_at = :now, accept_due_at = :due, version = version + 1 WHERE id = :i"
-            ),
-            {
-                "s": ev.to_state,
-                "m": member_id,
-                "cd": cadre_id,
-                "w": why,
-                "now": now,
-                "due": now + timedelta(days=accept_days),
-                "i": r.id,
-            },
-        )
-        _event(
-            conn,
-            r.id,
-            r.community_id,
-            user,
-            who,
-            r.state,
-            ev.to_state,
-            member_id=member_id,
-            note=why,
+        moves.append(
+            (r.id, r.community_id, r.state, ev.to_state, member_id, cadre_id, why, accept_days)
         )
         counts["to_cadre" if cadre_id else "dispatched"] += 1
         if s >= 0:
             counts["cost_m"] += round(float(result.dist[i]))
+    _write_dispatch(conn, moves, left, user, who, now)
     if ids is None:
         audit.record(
             conn,
@@ -370,6 +348,62 @@ def dispatch_requests(
             details=counts | {"requests": len(reqs)},
         )
     return counts
+
+
+def _write_dispatch(
+    conn: Connection,
+    moves: list[tuple],
+    left: list[tuple[int, str]],
+    user: User | None,
+    who: str,
+    now: datetime,
+) -> None:
+    """Every dispatch as one UPDATE and one INSERT of events (arrays, not a row per statement)."""
+    if left:
+        conn.execute(
+            text(
+                "UPDATE requests r SET reason = u.reason FROM unnest(CAST(:ids AS bigint[]), "
+                "CAST(:reasons AS text[])) AS u(id, reason) WHERE r.id = u.id"
+            ),
+            {"ids": [x[0] for x in left], "reasons": [x[1] for x in left]},
+        )
+    if not moves:
+        return
+    cols = list(zip(*moves, strict=True))
+    params = {
+        "ids": list(cols[0]),
+        "cs": list(cols[1]),
+        "froms": list(cols[2]),
+        "tos": list(cols[3]),
+        "ms": list(cols[4]),
+        "cds": list(cols[5]),
+        "whys": list(cols[6]),
+        "dues": [now + timedelta(days=d) for d in cols[7]],
+        "now": now,
+        "u": user.id if user else None,
+        "a": who,
+    }
+    conn.execute(
+        text(
+            "INSERT INTO request_events (request_id, community_id, at, user_id, actor, "
+            "from_state, to_state, member_id, note) SELECT u.id, u.c, clock_timestamp(), "
+            "CAST(:u AS integer), :a, u.f, u.t, u.m, u.n FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:cs AS integer[]), CAST(:froms AS text[]), CAST(:tos AS text[]), "
+            "CAST(:ms AS integer[]), CAST(:whys AS text[])) AS u(id, c, f, t, m, n) "
+            "ORDER BY u.id"
+        ),
+        params,
+    )
+    conn.execute(
+        text(
+            "UPDATE requests r SET state = u.t, member_id = u.m, cadre_id = u.cd, reason = u.n, "
+            "dispatched_at = :now, accept_due_at = u.due, version = r.version + 1 "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:tos AS text[]), CAST(:ms AS integer[]), "
+            "CAST(:cds AS integer[]), CAST(:whys AS text[]), CAST(:dues AS timestamptz[])) "
+            "AS u(id, t, m, cd, n, due) WHERE r.id = u.id"
+        ),
+        params,
+    )
 
 
 def _check_scope(conn: Connection, street_code: str | None, community_code: str | None) -> None:
