@@ -35,6 +35,7 @@ demo: install db assets
 	$(ENV) GRIDSVC_DEMO_ADMIN_PASSWORD='$(DEMO_ADMIN_PASSWORD)' GRIDSVC_DEMO_VIEWER_PASSWORD='$(DEMO_VIEWER_PASSWORD)' $(BIN)/gridsvc demo --users $(if $(DEMO_ROSTERS),--address-rosters --rosters-dir out/rosters)
 	$(ENV) $(BIN)/gridsvc pair --street $(DEMO_STREET) --level all
 	$(ENV) GRIDSVC_DEMO_MEMBER_PASSWORD='$(DEMO_MEMBER_PASSWORD)' GRIDSVC_DEMO_CADRE_PASSWORD='$(DEMO_CADRE_PASSWORD)' $(BIN)/gridsvc demo --contacts
+	$(ENV) $(BIN)/gridsvc requests demo
 	$(ENV) $(BIN)/gridsvc report --street $(DEMO_STREET) --out out/demo-report.html
 	@echo "report: out/demo-report.html"
 	@echo "log in at http://$(HOST):$(PORT)/ as demo (admin), viewer (viewer of street $(DEMO_STREET)), member or cadre (phone pages at /my); passwords: printed by gridsvc demo above, kept in .gridsvc-demo-users"

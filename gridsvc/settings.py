@@ -150,6 +150,21 @@ GRIDSVC_CONTACT_MAX_AGE_DAYS
 GRIDSVC_CONTACT_CHURN_M
     Rebalancing: extra cost, in metres, of moving a pair for each of its contacts in the last
     90 days (at most 10 contacts count). Default 100.
+GRIDSVC_MEMBER_OPEN_REQUESTS_MAX
+    Residents' requests (issue 11): a member holds at most this many open requests (dispatched,
+    accepted, in progress); beyond it a request goes to the nearest member with room. Default 3.
+GRIDSVC_REQUEST_ACCEPT_DAYS
+    A dispatched request not accepted within this many days is escalated (升级). Default 1.
+GRIDSVC_REQUEST_FINISH_DAYS
+    A request not finished within this many days of its creation is escalated. Default 7.
+GRIDSVC_REQUEST_LIMITS
+    Per-category time limits overriding the two above, ``category:accept/finish`` separated by
+    commas (``repair:1/3,mediation:1/14``). Default empty.
+GRIDSVC_WISH_OPEN_DAYS
+    A micro-wish (微心愿) unclaimed this many days after publication is also shown to the street's
+    units (单位认领). Default 14.
+GRIDSVC_MEMBER_OPEN_WISHES_MAX
+    A member holds at most this many claimed, unfulfilled wishes. Default 2.
 """
 
 from __future__ import annotations
@@ -245,6 +260,12 @@ class Settings:
     contact_days_vulnerable: int = 7
     contact_max_age_days: int = 730
     contact_churn_m: float = 100.0
+    member_open_requests_max: int = 3
+    request_accept_days: int = 1
+    request_finish_days: int = 7
+    request_limits: str = ""
+    wish_open_days: int = 14
+    member_open_wishes_max: int = 2
 
     @property
     def zone(self) -> Any:
@@ -312,6 +333,19 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise ValueError(f"expected a whole number > 0, got {text!r}")
     return value
+
+
+def _request_limits(text: str) -> str:
+    """``repair:1/3,mediation:1/14``: known categories, whole days > 0, accept <= finish."""
+    categories = ("mediation", "sanitation", "elderly_care", "policy", "repair", "other")
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, days = part.partition(":")
+        accept, _, finish = days.partition("/")
+        if name.strip() not in categories or not (accept.isdigit() and finish.isdigit()):
+            raise ValueError(f"expected category:accept/finish like repair:1/3, got {part!r}")
+        if not 0 < int(accept) <= int(finish):
+            raise ValueError(f"expected 0 < accept days <= finish days, got {part!r}")
+    return text
 
 
 def _zone(text: str) -> str:
@@ -385,6 +419,12 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "WORKER_STALLED_S": ("worker_stalled_s", lambda v: _positive(float(v))),
     "STALLED_CHECK_S": ("stalled_check_s", lambda v: _seconds_of_minute(int(v))),
     "FOLLOW_S": ("follow_s", lambda v: _positive(float(v))),
+    "MEMBER_OPEN_REQUESTS_MAX": ("member_open_requests_max", lambda v: _positive_int(v)),
+    "REQUEST_ACCEPT_DAYS": ("request_accept_days", lambda v: _positive_int(v)),
+    "REQUEST_FINISH_DAYS": ("request_finish_days", lambda v: _positive_int(v)),
+    "REQUEST_LIMITS": ("request_limits", _request_limits),
+    "WISH_OPEN_DAYS": ("wish_open_days", lambda v: _positive_int(v)),
+    "MEMBER_OPEN_WISHES_MAX": ("member_open_wishes_max", lambda v: _positive_int(v)),
 }
 
 

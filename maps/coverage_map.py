@@ -82,6 +82,9 @@ class MapData:
     stations: gpd.GeoDataFrame | None = None
     blindspots: Mapping[str, gpd.GeoDataFrame] = field(default_factory=dict)
     summary: Mapping[str, Any] = field(default_factory=dict)
+    #: Residents' requests (issue 11): points with ``status``, ``category`` and ``recent``
+    #: (registered in the last 90 days): a layer by status and a heat layer per category.
+    requests: gpd.GeoDataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def build_map(data: MapData, options: MapOptions | None = None) -> folium.Map:
     if data.households is not None and len(data.households):
         _households(ctx, data.households)
     _contact_layers(ctx, data)
+    if data.requests is not None and len(data.requests):
+        _request_layers(ctx, data.requests)
     if data.members is not None and len(data.members):
         _members(ctx, data.members, data.pairs)
     if data.cadres is not None and len(data.cadres):
@@ -368,6 +373,57 @@ def _contact_layers(ctx: _Ctx, data: MapData) -> None:
     m = data.members
     if m is not None and len(m) and "contacted_share" in m:
         _contact_members(ctx, m)
+
+
+#: Request status → colour (waiting and declined red, in hand orange, closed green).
+REQUEST_COLORS = {
+    "waiting": "#d73027",
+    "returned": "#d73027",
+    "escalated": "#6a0177",
+    "dispatched": "#fc8d59",
+    "accepted": "#fdae61",
+    "in_progress": "#fee08b",
+    "done": "#1a9850",
+    "visited": "#006837",
+}
+REQUEST_CATEGORIES = ("mediation", "sanitation", "elderly_care", "policy", "repair", "other")
+_REQUEST_CALLBACK = _CONTACT_CALLBACK.replace(
+    json.dumps(list(CONTACT_COLORS.values())), json.dumps(list(REQUEST_COLORS.values()))
+)
+
+
+def _request_layers(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:
+    """Requests as points coloured by status, and a 90-day heat layer per category (hidden)."""
+    frame = frame[frame["status"].isin(tuple(REQUEST_COLORS))]
+    if not len(frame) or len(frame) > ctx.opts.cluster_max:
+        return
+    rows = geo.latlon_rows(ctx.geoms(frame, "households"))
+    index = {s: i for i, s in enumerate(REQUEST_COLORS)}
+    for row, s in zip(rows, frame["status"], strict=True):
+        row.append(index[s])
+    group = folium.FeatureGroup(name=esc(ctx.t("requests_by_status")), show=False).add_to(ctx.m)
+    plugins.FastMarkerCluster(
+        rows,
+        callback=_REQUEST_CALLBACK,
+        options={"chunkedLoading": True, "disableClusteringAtZoom": 17, "maxClusterRadius": 40},
+        control=False,
+    ).add_to(group)
+    shown = set(frame["status"])
+    for status, color in REQUEST_COLORS.items():
+        if status in shown:
+            ctx.legend.append(
+                {"kind": "square", "color": color, "edge": color, "size": 10,
+                 "label": ctx.t(f"request_{status}")}
+            )  # fmt: skip
+    recent = frame["recent"].to_numpy(bool)
+    for category in REQUEST_CATEGORIES:
+        pick = recent & (frame["category"] == category).to_numpy()
+        if not pick.any():
+            continue
+        points = [r[:2] for r, keep in zip(rows, pick, strict=True) if keep]
+        name = f"{ctx.t('requests_heat')}{ctx.aside(ctx.t(f'request_cat_{category}'))}"
+        layer = folium.FeatureGroup(name=esc(name), show=False).add_to(ctx.m)
+        plugins.HeatMap(points, radius=18, blur=14, min_opacity=0.3).add_to(layer)
 
 
 def _contact_buildings(ctx: _Ctx, frame: gpd.GeoDataFrame) -> None:

@@ -12,6 +12,7 @@ from gridsvc.cli.coverage import blindspots, coverage, sites
 from gridsvc.cli.data import export, import_
 from gridsvc.cli.pairing import COMMANDS as PAIRING_COMMANDS
 from gridsvc.cli.report import report
+from gridsvc.cli.requests import COMMANDS as REQUEST_COMMANDS
 from gridsvc.cli.web import serve, user, worker
 
 
@@ -43,6 +44,8 @@ cli.add_command(export)
 cli.add_command(report)
 cli.add_command(audit)
 for _command in PAIRING_COMMANDS:
+    cli.add_command(_command)
+for _command in REQUEST_COMMANDS:
     cli.add_command(_command)
 
 

@@ -316,6 +316,9 @@ def render_digest(
         for r in never.sort_values("household").head(ROWS_MAX).itertuples()
     ]
     section = contact_section(conn, community_ids=ids, settings=settings, lang=lang, as_of=t1)
+    from gridsvc.requests.report import TITLE, request_rows
+
+    requests_head, requests_rows = request_rows(conn, ids, t0, t1, L.lang)
     return _ENV.get_template("digest.html.j2").render(
         lang=lang,
         L=L,
@@ -337,4 +340,7 @@ def render_digest(
         never_rows=never_rows,
         never_count=len(never),
         section=Markup(section),
+        requests_title=TITLE[L.lang],
+        requests_head=requests_head,
+        requests_rows=requests_rows,
     )

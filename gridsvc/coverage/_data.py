@@ -168,6 +168,7 @@ def load_scope(
         available,
         network,
         _contacts(conn, scope, settings) if available else None,
+        _overdue_requests(conn, scope),
     )
 
 
@@ -178,6 +179,43 @@ def _contacts(conn: Connection, scope: Scope, settings: Settings) -> pd.DataFram
     from gridsvc.contacts.cadence import contact_status
 
     return contact_status(conn, scope.community_ids.tolist(), settings=settings)
+
+
+def _overdue_requests(conn: Connection, scope: Scope) -> pd.DataFrame | None:
+    """Open requests past their time limit (accept or finish), None before the request table."""
+    if not conn.scalar(text("SELECT to_regclass('requests') IS NOT NULL")):
+        return None
+    rows = conn.execute(
+        text(
+            "SELECT r.id, r.community_id, h.code AS household, r.category, r.state, "
+            "m.code AS member, r.vulnerable, "
+            "floor(extract(epoch FROM now() - CASE WHEN r.state = 'dispatched' "
+            "AND r.accept_due_at < r.due_at THEN r.accept_due_at ELSE r.due_at END) / 86400)::int "
+            "AS days_over, "
+            "coalesce(ST_X(h.geom), ST_X(ST_Centroid(b.geom)), ST_X(ST_Centroid(g.geom))) AS lon, "
+            "coalesce(ST_Y(h.geom), ST_Y(ST_Centroid(b.geom)), ST_Y(ST_Centroid(g.geom))) AS lat "
+            "FROM requests r LEFT JOIN households h ON h.id = r.household_id "
+            "LEFT JOIN buildings b ON b.id = r.building_id LEFT JOIN grids g ON g.id = r.grid_id "
+            "LEFT JOIN members m ON m.id = r.member_id "
+            "WHERE r.community_id = ANY(:ids) AND r.state IN ('waiting', 'dispatched', "
+            "'accepted', 'in_progress', 'returned', 'escalated') AND (r.due_at < now() OR "
+            "(r.state = 'dispatched' AND r.accept_due_at < now()))"
+        ),
+        {"ids": scope.community_ids.tolist()},
+    ).all()
+    cols = [
+        "id",
+        "community_id",
+        "household",
+        "category",
+        "state",
+        "member",
+        "vulnerable",
+        "days_over",
+        "lon",
+        "lat",
+    ]
+    return pd.DataFrame([tuple(r) for r in rows], columns=cols)
 
 
 def load_network(

@@ -31,6 +31,7 @@ KINDS = (
     "station_gaps",
     "uncovered_commercial",
     "overdue_contact",
+    "overdue_request",
 )
 
 _REASONS = {
@@ -47,6 +48,7 @@ _REASONS = {
         "overdue_contact": "{days} 天未联系，超出 {cadence} 天周期{vulnerable}",
         "overdue_contact.never": "从未联系（周期 {cadence} 天）{vulnerable}",
         "overdue_contact.vulnerable": "；困难户",
+        "overdue_request": "{category}诉求超期 {days} 天未办结（{state}）{vulnerable}",
         # the pairing's own explanations (pairing_unpaired, pairing_reserve)
         "households.servers_full": "（本社区党员均已满额）",
         "households.beyond_max_distance": "（超出最大结对距离）",
@@ -76,6 +78,8 @@ _REASONS = {
         "{vulnerable}",
         "overdue_contact.never": "never contacted (cadence {cadence} days){vulnerable}",
         "overdue_contact.vulnerable": "; vulnerable household",
+        "overdue_request": "{category} request {days} days past its time limit ({state})"
+        "{vulnerable}",
         "households.servers_full": " (every member of the community is full)",
         "households.beyond_max_distance": " (beyond the longest pair allowed)",
         "households.no_server_in_scope": " (no eligible member in the community)",
@@ -205,6 +209,7 @@ def blindspots_from_frames(
         "station_gaps": lambda: _station_gaps(e, data, text, circles, settings.road_snap_m),
         "uncovered_commercial": lambda: _commercial(data, text),
         "overdue_contact": lambda: _overdue_contacts(e, data, text),
+        "overdue_request": lambda: _overdue_requests(data, text),
     }
     frames = {}
     for kind in kinds:
@@ -313,6 +318,37 @@ def _overdue_contacts(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.
     ]
     hh["building_code"] = _building_codes(hh, data)
     return _points(hh, [*cols, "vulnerable"])
+
+
+def _overdue_requests(data: ScopeData, text: dict[str, str]) -> pd.DataFrame:
+    """Open requests past their time limit: vulnerable households first, then longest over."""
+    from gridsvc.requests.service import CATEGORIES, STATE_LABELS
+
+    cols = ["code", "community_id", "household", "category", "state", "member", "days_over"]
+    frame = data.requests
+    if frame is None or frame.empty:
+        empty = pd.DataFrame(
+            {c: pd.Series([], dtype=object) for c in [*cols, "vulnerable", "reason"]}
+            | {c: pd.Series([], dtype=float) for c in ("lon", "lat")}
+            | {"rank": pd.Series([], dtype="int64")}
+        )
+        return _points(empty, [*cols, "vulnerable"])
+    frame = frame.dropna(subset=["lon", "lat"]).assign(code=lambda f: f["id"].astype(str))
+    frame["vulnerable"] = frame["vulnerable"].astype(bool)
+    frame = _ranked(frame, ["vulnerable", "days_over"], ascending=[False, False])
+    zh = "困难户" in text["overdue_contact.vulnerable"]
+    frame["reason"] = [
+        text["overdue_request"].format(
+            category=CATEGORIES[c] if zh else c.replace("_", " "),
+            days=max(int(d), 0),
+            state=STATE_LABELS[s] if zh else s.replace("_", " "),
+            vulnerable=text["overdue_contact.vulnerable"] if v else "",
+        )
+        for c, d, s, v in zip(
+            frame["category"], frame["days_over"], frame["state"], frame["vulnerable"], strict=True
+        )
+    ]
+    return _points(frame, [*cols, "vulnerable"])
 
 
 def _empty_grids(e: Enriched, data: ScopeData, text: dict[str, str]) -> pd.DataFrame:

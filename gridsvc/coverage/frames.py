@@ -51,3 +51,6 @@ class ScopeData:
     #: Paired households' contact state now (``gridsvc.contacts.cadence.classify``): household_id,
     #: last_at, cadence_days, vulnerable, overdue, overdue_days, status. None: no contact log.
     contacts: pd.DataFrame | None = None
+    #: Open requests past their time limit (issue 11): id, community_id, household, category,
+    #: state, member, days_over, lon, lat. None: no request table.
+    requests: pd.DataFrame | None = None

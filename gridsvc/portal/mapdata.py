@@ -115,7 +115,32 @@ def map_data_from_frames(
         stations=_points(stations),
         blindspots=dict(spots.frames),
         summary=summary,
+        requests=_requests(conn, ids),
     )
+
+
+def _requests(conn: Connection, ids: list[int]) -> gpd.GeoDataFrame | None:
+    """Open requests and those of the last 90 days as points: status, category, recent (no
+    household code or text: the map is shown beside names only where they are masked)."""
+    from sqlalchemy import text
+
+    if not conn.scalar(text("SELECT to_regclass('requests') IS NOT NULL")):
+        return None
+    rows = frame(
+        conn,
+        "SELECT r.state AS status, r.category, "
+        "r.created_at > now() - interval '90 days' AS recent, "
+        "coalesce(ST_X(h.geom), ST_X(ST_Centroid(b.geom)), ST_X(ST_Centroid(g.geom))) AS lon, "
+        "coalesce(ST_Y(h.geom), ST_Y(ST_Centroid(b.geom)), ST_Y(ST_Centroid(g.geom))) AS lat "
+        "FROM requests r LEFT JOIN households h ON h.id = r.household_id "
+        "LEFT JOIN buildings b ON b.id = r.building_id LEFT JOIN grids g ON g.id = r.grid_id "
+        "WHERE r.community_id = ANY(:ids) AND (r.created_at > now() - interval '90 days' "
+        "OR r.state NOT IN ('done', 'visited'))",
+        {"ids": ids},
+    )
+    rows = rows.dropna(subset=["lon", "lat"])
+    geometry = gpd.points_from_xy(rows["lon"].astype(float), rows["lat"].astype(float), crs=4326)
+    return gpd.GeoDataFrame(rows.drop(columns=["lon", "lat"]), geometry=geometry, crs=4326)
 
 
 def _with_contacts(data: ScopeData, households: pd.DataFrame) -> pd.DataFrame:

@@ -71,5 +71,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     pages.init_app(app)
     account_pages.init_app(app)
     mobile.init_app(app)
+    from gridsvc.web import request_pages
+
+    request_pages.init_app(app)
     errors.init_app(app)
     return app

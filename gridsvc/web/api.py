@@ -359,12 +359,13 @@ def init_app(app: Flask) -> None:
         },
     )
     api = GridsvcApi(app)
-    from gridsvc.web import contacts_api, jobs_api, users_api
+    from gridsvc.web import contacts_api, jobs_api, requests_api, users_api
 
     api.register_blueprint(bp)
     api.register_blueprint(jobs_api.bp)
     api.register_blueprint(users_api.bp)
     api.register_blueprint(contacts_api.bp)
+    api.register_blueprint(requests_api.bp)
     _one_scope_in_bodies(api)
     _record_kinds(api)
     app.extensions["gridsvc.api"] = api

@@ -64,7 +64,10 @@ class BObjects:
     proposal_id: int
     token_id: int
     fingerprint: tuple
-    site_run_id: int
+    site_run_id: int = 0
+    request_id: int = 0
+    wish_id: int = 0
+    household: str = ""
 
 
 @dataclass
@@ -88,6 +91,9 @@ def _fingerprint(conn) -> tuple:
         "SELECT count(*), max(run_id) FROM household_pairs",
         "SELECT count(*), max(code) FROM households",
         "SELECT version FROM plans ORDER BY community_id",
+        "SELECT id, state, version, member_id, reason FROM requests ORDER BY id",
+        "SELECT count(*) FROM request_events",
+        "SELECT id, state, version, member_id, unit_name FROM wishes ORDER BY id",
     )
     return tuple(tuple(conn.execute(text(q)).all()) for q in queries)
 
@@ -126,10 +132,42 @@ def b_objects(web, app) -> Iterator[BObjects]:
                 "WHERE u.username = 'viewer_b' ORDER BY t.id LIMIT 1"
             )
         )
+    with engine.begin() as conn:
+        household = conn.execute(
+            text("SELECT id, code FROM households WHERE community_id = :c ORDER BY id LIMIT 1"),
+            {"c": cid},
+        ).first()
+        request_id = conn.scalar(
+            text(
+                "INSERT INTO requests (community_id, household_id, category, text, channel, "
+                "due_at) VALUES (:c, :h, 'repair', 'probe', 'phone', now()) RETURNING id"
+            ),
+            {"c": cid, "h": household.id},
+        )
+        wish_id = conn.scalar(
+            text(
+                "INSERT INTO wishes (community_id, household_id, flag, text, value_yuan, "
+                "wanted_by) VALUES (:c, :h, 'hardship_member', 'probe', 1, current_date) "
+                "RETURNING id"
+            ),
+            {"c": cid, "h": household.id},
+        )
+    with engine.connect() as conn:
         fingerprint = _fingerprint(conn)
     made_ids = {"p": made.get_json()["id"], "j": job.get_json()["id"], "c": cid, "s": site_run}
-    yield BObjects(made_ids["j"], made_ids["p"], token_id, fingerprint, site_run)
+    yield BObjects(
+        made_ids["j"],
+        made_ids["p"],
+        token_id,
+        fingerprint,
+        site_run_id=site_run,
+        request_id=request_id,
+        wish_id=wish_id,
+        household=household.code,
+    )
     with engine.begin() as conn:
+        conn.execute(text("DELETE FROM requests WHERE community_id = :c"), made_ids)
+        conn.execute(text("DELETE FROM wishes WHERE community_id = :c"), made_ids)
         conn.execute(text("DELETE FROM proposals WHERE id = :p"), made_ids)
         conn.execute(text("DELETE FROM jobs WHERE id = :j"), made_ids)
         conn.execute(text("DELETE FROM site_runs WHERE id = :s"), made_ids)
@@ -209,6 +247,8 @@ def _path_values(b: BObjects) -> dict[str, list[Any]]:
         "proposal_id": [b.proposal_id],
         "run_id": [b.site_run_id],
         "code": ["H-ZZ-1", "M-ZZ-1", "B-ZZ-1"],
+        "request_id": [b.request_id],
+        "wish_id": [b.wish_id],
         "kind_code": [("household", "H-ZZ-1"), ("member", "M-ZZ-1"), ("building", "B-ZZ-1")],
     }
 
@@ -235,6 +275,12 @@ def _body_values(b: BObjects) -> dict[str, Any]:
         "action": "accept",
         "level": "households",
         "reason": "probe",
+        "household": b.household,
+        "category": "repair",
+        "text": "probe",
+        "flag": "hardship_member",
+        "value_yuan": "1",
+        "wanted_by": "2030-01-01",
     }
 
 
