@@ -15,16 +15,8 @@ from gridsvc.web.schemas import COMMUNITY, STREET, Schema, _OneScope
 
 bp = Blueprint("contacts", __name__, url_prefix="/api", description="Contact log and cadence")
 bp.ARGUMENTS_PARSER = schemas.StrictParser()
-#: A date or a date and time (ISO 8601; without an offset: Beijing time).
-WHEN = validate.Regexp(
-    r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
-    r"([ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)?$",
-    error="expected ISO 8601 like 2026-12-01 or 2026-12-01T09:30",
-)
-DAY = validate.Regexp(
-    r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])$", error="expected a date like 2026-12-01"
-)
-CODE = [validate.Length(min=1, max=64), schemas.TEXT]
+WHEN, DAY = schemas.WHEN, schemas.DAY
+CODE = schemas.RECORD_CODE
 
 
 class NewContact(Schema):

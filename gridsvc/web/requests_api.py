@@ -15,14 +15,15 @@ from marshmallow import fields, validate
 
 from gridsvc.errors import InputRejected, Reject
 from gridsvc.requests import service, wishes
-from gridsvc.web import db
+from gridsvc.web import db, schemas
 from gridsvc.web.auth import current_user
 from gridsvc.web.schemas import COMMUNITY, STREET, Schema, _OneScope
 
 bp = Blueprint(
     "requests", __name__, url_prefix="/api", description="Residents' requests, micro-wishes"
 )
-CODE = validate.Length(min=1, max=64)
+bp.ARGUMENTS_PARSER = schemas.StrictParser()
+CODE = schemas.RECORD_CODE
 #: Keys and Chinese labels: the document lists every accepted value.
 CATEGORY = validate.OneOf([*service.CATEGORIES, *service.CATEGORIES.values()])
 CHANNEL = validate.OneOf([*service.CHANNELS, *service.CHANNELS.values()])
@@ -49,7 +50,7 @@ class NewRequest(Schema):
     category = fields.String(required=True, validate=CATEGORY)
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     channel = fields.String(load_default=None, allow_none=True, validate=CHANNEL)
-    at = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    at = fields.String(load_default=None, allow_none=True, validate=schemas.WHEN)
 
 
 class RequestQuery(_OneScope, Schema):
@@ -91,9 +92,7 @@ class NewWish(Schema):
     household = fields.String(required=True, validate=CODE)
     flag = fields.String(required=True, validate=FLAG)
     text = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    value_yuan = fields.Decimal(
-        required=True, as_string=True, validate=validate.Range(min=0, max=100000)
-    )
+    value_yuan = fields.Float(required=True, validate=validate.Range(min=0, max=100000))
     wanted_by = fields.Date(required=True)
 
 
@@ -208,7 +207,7 @@ def request_action(args: dict[str, Any], request_id: int) -> Response:
 
 
 @bp.route("/requests/dispatch", methods=["POST"])
-@bp.arguments(DispatchArgs)
+@bp.arguments(DispatchArgs, required=False)
 @bp.response(200)
 def dispatch(args: dict[str, Any]) -> dict[str, Any]:
     """Dispatch every waiting request of a street or community as one min-cost flow (planners)."""

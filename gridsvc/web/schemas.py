@@ -28,6 +28,19 @@ TEXT = validate.Regexp(
     r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$", error="no control characters such as NUL"
 )
 
+#: A date or a date and time (ISO 8601; without an offset: GRIDSVC_TIMEZONE, Beijing time).
+WHEN = validate.Regexp(
+    r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+    r"([ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)?$",
+    error="expected ISO 8601 like 2026-12-01 or 2026-12-01T09:30",
+)
+#: A date (ISO 8601).
+DAY = validate.Regexp(
+    r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])$", error="expected a date like 2026-12-01"
+)
+#: A record's code in a query or body: bounded, no control characters.
+RECORD_CODE = [validate.Length(min=1, max=64), TEXT]
+
 
 class StrictParser(FlaskParser):
     """Query parameters the document does not name are refused (422 naming them), as unknown
