@@ -31,7 +31,7 @@ TEXT = validate.Regexp(
 #: A date or a date and time (ISO 8601; without an offset: GRIDSVC_TIMEZONE, Beijing time).
 WHEN = validate.Regexp(
     r"^(19|20)\d{2}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
-    r"([ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?)?$",
+    r"([ T]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-](0\d|1[0-4]):[0-5]\d)?)?$",
     error="expected ISO 8601 like 2026-12-01 or 2026-12-01T09:30",
 )
 #: A date (ISO 8601).

@@ -33,13 +33,15 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", _app())
 
 #: Operations whose valid input depends on stored data or policy, which no schema can state: an
 #: uploaded file's content, the password policy (length setting, common-password list, not the
-#: name), a contact's household and time window, a map box's size at the zoom the data needs.
+#: name), a contact's or a request's household and time window, a map box's size at the zoom
+#: the data needs.
 JUDGED_ON_DATA = {
     ("POST", "/api/imports"),
     ("POST", "/api/users"),
     ("POST", "/api/me/password"),
     ("POST", "/api/users/{username}/password"),
     ("POST", "/api/contacts"),
+    ("POST", "/api/requests"),
     ("GET", "/api/households.geojson"),
 }
 
