@@ -383,6 +383,12 @@ def _pairing(conn: Connection, job: Job, settings: Settings, progress: Progress)
     return Outcome({}, pending=True, defer=ids, follow=job.id)
 
 
+def _time_limit(params: dict[str, Any]) -> float | None:
+    """A unit's search seconds: as the run spread them, else None (the engine's size budget)."""
+    limit = params.get("time_limit")
+    return float(limit) if limit else None
+
+
 @handler("pair_community")
 def _pair_community(
     conn: Connection, job: Job, settings: Settings, progress: Progress
@@ -396,7 +402,7 @@ def _pair_community(
         community_code=p["community"],
         settings=settings,
         created_by=p.get("username"),
-        time_limit=float(p.get("time_limit") or 10.0),
+        time_limit=_time_limit(p),
         job_id=job.parent_id,
         base_version=p.get("base_version"),
         force=bool(p.get("force")),
@@ -418,7 +424,7 @@ def _pair_street(
         street_code=p["street"],
         settings=settings,
         created_by=p.get("username"),
-        time_limit=float(p.get("time_limit") or 10.0),
+        time_limit=_time_limit(p),
         job_id=job.parent_id,
         force=bool(p.get("force")),
         wait=True,
