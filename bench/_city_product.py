@@ -13,8 +13,8 @@ Every figure is the command a district runs, on the database at URL (load it fir
    completes; the recovery time is from the kill to the killed worker's community running
    again on the other worker.
 
-Each run uses ``--force`` (every community solved, none skipped) and ``--level households``
-for parts 1, 3 and 4 (parts 2 runs ``--level all``).
+Each run uses ``--force`` (every community solved, none skipped) and ``--level all`` (each
+community's households, then each street's members); parts 2-4 run the same ``--budget``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def median_line(out: str) -> str:
 
 
 def part_processes(url: str, workers: int, limit: float) -> None:
-    args = ["--level", "households", "--force", "--time-limit", str(limit)]
+    args = ["--force", "--time-limit", str(limit)]
     print(f"1. same --time-limit {limit} per community, one process vs {workers}")
     before = load()
     w1, gb1, _ = pair(url, args, workers=1)
@@ -126,20 +126,29 @@ def part_processes(url: str, workers: int, limit: float) -> None:
     print(f"   speed-up {w1 / wn:.2f}; {median_line(out)}")
 
 
-def part_budget(url: str, workers: int, budget: float, sample: int) -> None:
+def median_cost(out: str) -> float:
+    return statistics.median(costs(out).values())
+
+
+def part_budget(url: str, workers: int, budget: float, sample: int) -> tuple[float, float]:
+    """``--budget`` on ``workers`` processes: (wall seconds, median community cost)."""
     print(f"2. --budget {budget:g} on {workers} processes (--level all)")
     before = load()
     wall, gb, out = pair(url, ["--force", "--budget", str(budget)], workers=workers)
     print(f"   {wall:.1f} s wall, peak {gb:.2f} GB ({before}); {median_line(out)}")
     got = costs(out)
     if sample <= 0:
-        return
+        return wall, median_cost(out)
     codes = sorted(got)[:: max(1, len(got) // max(sample, 1))][:sample]
     base = {}
     before = load()
     start = time.monotonic()
     for code in codes:
-        _, _, o = pair(url, ["--community", code, "--level", "households", "--force"], workers=1)
+        _, _, o = pair(
+            url,
+            ["--community", code, "--level", "households", "--force", "--time-limit", "10"],
+            workers=1,
+        )
         base.update(costs(o))
     ratios = [got[c] / base[c] for c in codes if c in base and base[c] > 0]
     print(
@@ -148,6 +157,7 @@ def part_budget(url: str, workers: int, budget: float, sample: int) -> None:
         f"{statistics.median(ratios):.4f}"
         f" (max {max(ratios):.4f})"
     )
+    return wall, median_cost(out)
 
 
 def _workers(url: str, n: int) -> list[subprocess.Popen]:
@@ -172,9 +182,9 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def part_queue(url: str, limit: float, direct: float | None) -> None:
-    args = ["--level", "households", "--force", "--time-limit", str(limit), "--queue"]
-    print("3. --queue with two gridsvc worker processes (same --time-limit)")
+def part_queue(url: str, budget: float, direct: tuple[float, float] | None) -> None:
+    args = ["--force", "--budget", str(budget), "--queue"]
+    print(f"3. the same --budget {budget:g} through --queue with two gridsvc worker processes")
     procs = _workers(url, 2)
     try:
         time.sleep(3)
@@ -182,12 +192,17 @@ def part_queue(url: str, limit: float, direct: float | None) -> None:
         wall, gb, out = pair(url, args, workers=2, extra_roots=[p.pid for p in procs])
         print(f"   {wall:.1f} s wall, peak {gb:.2f} GB with the workers ({before})")
         print(f"   {median_line(out)}")
+        if direct:
+            print(
+                f"   vs the direct run (part 2): wall {wall / direct[0] - 1:+.1%}, "
+                f"median cost {median_cost(out) / direct[1] - 1:+.2%} (target: within 15 %)"
+            )
     finally:
         _stop(procs)
 
 
-def part_kill(url: str, limit: float) -> None:
-    args = ["--level", "households", "--force", "--time-limit", str(limit), "--queue"]
+def part_kill(url: str, budget: float) -> None:
+    args = ["--force", "--budget", str(budget), "--queue"]
     print("4. --queue, one of two workers killed (SIGKILL) when half the communities ended")
     engine = create_engine(url)
     procs = _workers(url, 2)
@@ -271,9 +286,10 @@ def run(url: str, args) -> None:
     parts = args.product_parts
     if "1" in parts:
         part_processes(url, args.workers, args.product_limit)
+    direct = None
     if "2" in parts:
-        part_budget(url, args.workers, args.product_budget, args.product_sample)
+        direct = part_budget(url, args.workers, args.product_budget, args.product_sample)
     if "3" in parts:
-        part_queue(url, args.product_limit, None)
+        part_queue(url, args.product_budget, direct)
     if "4" in parts:
-        part_kill(url, args.product_limit)
+        part_kill(url, args.product_budget)

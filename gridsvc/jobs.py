@@ -393,6 +393,7 @@ def _time_limit(params: dict[str, Any]) -> float | None:
 def _pair_community(
     conn: Connection, job: Job, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
+    from gridsvc.pairing.city import unit_time_limit
     from gridsvc.pairing.service import pair_community
 
     p = job.params
@@ -402,7 +403,7 @@ def _pair_community(
         community_code=p["community"],
         settings=settings,
         created_by=p.get("username"),
-        time_limit=_time_limit(p),
+        time_limit=unit_time_limit(conn, job.parent_id, p),
         job_id=job.parent_id,
         base_version=p.get("base_version"),
         force=bool(p.get("force")),

@@ -89,9 +89,47 @@ def test_spread_budget_shares_search_time_by_size_within_the_cap():
     limits = city.spread_budget([1000, 3000, 0], budget=10, workers=2, cap=10)
     assert limits[1] == pytest.approx(3 * limits[0])
     assert limits[2] == city.BUDGET_FLOOR
-    # the search time given out is what the workers have, less the reserve
-    assert sum(limits[:2]) == pytest.approx(10 * 2 * (1 - city.BUDGET_RESERVE))
+    # the search time given out is what the workers have, less the reserve and each unit's
+    # fixed overhead
+    assert sum(limits[:2]) == pytest.approx(
+        10 * 2 * (1 - city.BUDGET_RESERVE) - 3 * city.UNIT_OVERHEAD_S
+    )
     assert city.spread_budget([10_000], budget=600, workers=2, cap=10) == [10]
+
+
+def test_a_unit_takes_its_search_time_from_what_the_budget_has_left(
+    city_engine: Engine, settings: Settings
+) -> None:
+    parent = start(city_engine, settings, level="all", budget=3, time_limit=5)
+    with city_engine.begin() as conn:
+        kids = [k for k in city.children(conn, parent) if k.kind == city.COMMUNITY]
+        first = kids[0]
+        params = conn.scalar(text("SELECT params FROM jobs WHERE id = :i"), {"i": first.id})
+        conn.execute(text("UPDATE jobs SET status = 'running' WHERE id = :i"), {"i": first.id})
+        # the whole budget left: 3 s x 2 workers less every unit's fixed cost, by households
+        fixed = city.UNIT_OVERHEAD_S * len(kids) + city.STREET_UNIT_S * 1
+        search = 3 * (1 - city.BUDGET_RESERVE) * 2 - fixed
+        expected = search * first.households / sum(k.households for k in kids)
+        assert 0.5 < expected < 5
+        assert city.unit_time_limit(conn, parent, params) == pytest.approx(expected, abs=0.15)
+        # the others ended fast: this unit may take what is left, up to its cap
+        conn.execute(
+            text("UPDATE jobs SET status = 'done' WHERE parent_id = :p AND id <> :i"),
+            {"p": parent, "i": first.id},
+        )
+        alone = city.unit_time_limit(conn, parent, params)
+        assert expected < alone <= 3 * (1 - city.BUDGET_RESERVE) - city.UNIT_OVERHEAD_S
+        # the budget spent: the floor
+        conn.execute(
+            text("UPDATE jobs SET created_at = created_at - interval '40 seconds' WHERE id = :p"),
+            {"p": parent},
+        )
+        assert city.unit_time_limit(conn, parent, params) == city.BUDGET_FLOOR
+        # no budget: the limit the run spread
+        assert city.unit_time_limit(conn, parent, {**params, "cap": None}) == params["time_limit"]
+        conn.execute(
+            text("UPDATE jobs SET status = 'done' WHERE id = :p OR parent_id = :p"), {"p": parent}
+        )
 
 
 def test_each_community_is_its_own_unit_repeat_skips_unchanged_and_resume_finishes(

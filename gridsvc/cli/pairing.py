@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import time
 
 import click
 import geopandas as gpd
@@ -10,6 +11,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from geodata.export import Scope, exporter
+from gridsvc import STARTED
 from gridsvc.cli._common import check_one_scope, get_engine, get_settings, scope_options
 
 
@@ -109,6 +111,7 @@ def pair(
                 workers=settings.workers,
                 force=force,
                 username=getpass.getuser(),
+                budget_spent=time.monotonic() - STARTED,
             )
             params = {}
             if not queue:

@@ -185,8 +185,13 @@ def price_and_resolve(
     cannot be priced), and the number of flows solved.
     """
     flows = 0
-    keys = np.union1d(node * inst.m + srv, flow.node * inst.m + flow.srv)
-    if len(keys) > len(node):  # the flow was widened beyond these arcs: pose its arcs too
+    have = np.sort(node * inst.m + srv)
+    used = flow.node * inst.m + flow.srv
+    at = np.minimum(np.searchsorted(have, used), max(len(have) - 1, 0))
+    if len(used) and (not len(have) or (have[at] != used).any()):
+        # the flow was widened beyond these arcs: pose its arcs too (a search of the flow's
+        # few arcs in the sorted arcs, not a union of both: 0.1 s of a deficit community)
+        keys = np.union1d(have, used)
         node, srv = keys // inst.m, keys % inst.m
         flow = solve_flow(inst, active, node, srv, even=flow.even)
         flows += 1

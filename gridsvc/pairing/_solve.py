@@ -42,6 +42,8 @@ every server of its building)."""
 BOUND_SHARE = 0.15
 """Share of the time limit the building decomposition bound may take (it stops early when
 its price steps stall)."""
+BOUND_FLOOR_S = 0.2
+"""Least seconds the building bound gets (half the time limit when that is less)."""
 
 
 def solve_problem(
@@ -481,7 +483,7 @@ def _solve_one(
 ) -> R.PairingResult:
     t0 = perf_counter()
     time_limit = time_budget(p.n_clients) if time_limit is None else float(time_limit)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"time_limit": time_limit}
     inst, pins = _instance(p)
     timings["prepare"] = perf_counter() - t0
     elig = inst.eligible
@@ -609,7 +611,8 @@ def _solve_one(
             inst,
             cover=cover,
             upper=best_flow.total_cost,
-            deadline=perf_counter() + max(0.2, BOUND_SHARE * time_limit),
+            deadline=perf_counter()
+            + max(min(BOUND_FLOOR_S, 0.5 * time_limit), BOUND_SHARE * time_limit),
         )
         if np.isfinite(parts):
             bound = max(bound, parts)

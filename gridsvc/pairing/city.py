@@ -35,27 +35,87 @@ from gridsvc.settings import Settings
 PARENT, COMMUNITY, STREET = "pairing", "pair_community", "pair_street"
 TERMINAL = ("done", "failed")
 Progress = Callable[[float, str], None]
-#: Share of a budget kept for loading, saving and the street level (the rest is search time).
-BUDGET_RESERVE = 0.35
+#: Share of a budget kept for starting the processes and ending the run (its last units).
+BUDGET_RESERVE = 0.03
+#: Seconds a community's unit takes besides its search: loading, the engine's fixed steps
+#: (arcs, relaxation, bound set-up, a deficit's pricing), saving and the job's bookkeeping
+#: (the 1,000,000-household demo city's 3,700-household communities on an idle core: 0.23 s
+#: where members are in surplus, 0.54 s where they are short; 0.3 s on the whole).
+UNIT_OVERHEAD_S = 0.3
+#: Seconds a street's unit (its members → cadres) takes on the demo city: 0.13 s.
+STREET_UNIT_S = 0.15
 #: The least search time a budget gives a community (seconds).
-BUDGET_FLOOR = 0.5
+BUDGET_FLOOR = 0.1
 
 
 def spread_budget(
-    sizes: list[int], *, budget: float, workers: int, cap: float, reserve: float = BUDGET_RESERVE
+    sizes: list[int],
+    *,
+    budget: float,
+    workers: int,
+    cap: float,
+    reserve: float = BUDGET_RESERVE,
+    overhead: float = UNIT_OVERHEAD_S,
 ) -> list[float]:
     """Search seconds per community: ``budget`` wall seconds over ``workers`` processes,
-    shared by size (households), each at most ``cap`` (``--time-limit``) and at least
-    :data:`BUDGET_FLOOR`.
+    less the ``reserve`` share and each unit's fixed ``overhead``, shared by size
+    (households), each at most ``cap`` (``--time-limit``) and at least :data:`BUDGET_FLOOR`.
 
     >>> spread_budget([100, 300], budget=10, workers=2, cap=10)
-    [3.25, 9.75]
+    [4.15, 10]
     """
     total = sum(sizes)
     if total <= 0:
         return [min(cap, BUDGET_FLOOR) for _ in sizes]
-    search = budget * max(workers, 1) * (1.0 - reserve)
+    search = budget * max(workers, 1) * (1.0 - reserve) - overhead * len(sizes)
     return [round(min(cap, max(BUDGET_FLOOR, search * n / total)), 3) for n in sizes]
+
+
+_LEFT_SQL = """
+SELECT (p.params->>'budget')::float8 AS budget,
+       coalesce((p.params->>'workers')::int, 1) AS workers,
+       extract(epoch FROM p.created_at - clock_timestamp())::float8
+         + (p.params->>'budget')::float8
+         - coalesce((p.params->>'budget_spent')::float8, 0)
+         - :reserve * (p.params->>'budget')::float8 AS left_s,
+       count(k.id) FILTER (WHERE k.kind = 'pair_community' AND k.status = 'queued') AS units,
+       coalesce(sum((k.params->>'households')::int)
+                FILTER (WHERE k.kind = 'pair_community' AND k.status = 'queued'), 0) AS households,
+       count(k.id) FILTER (WHERE k.kind = 'pair_community' AND k.status = 'running') AS running,
+       count(k.id) FILTER (WHERE k.kind = 'pair_street' AND k.status = 'queued') AS streets
+FROM jobs p LEFT JOIN jobs k ON k.parent_id = p.id
+WHERE p.id = :p
+GROUP BY p.id
+"""
+
+
+def unit_time_limit(
+    conn: Connection, parent_id: int | None, params: dict[str, Any]
+) -> float | None:
+    """A community unit's search seconds: the run's spread (``time_limit``), or under a
+    ``--budget`` what the run has left when the unit starts.
+
+    The time left (from the run's start) times its workers, less the fixed cost of every unit
+    still to run (:data:`UNIT_OVERHEAD_S`, :data:`STREET_UNIT_S`; the units in flight beside
+    this one count as one such cost each), shared by households between this unit and those
+    queued: a machine slower than the estimate leaves the later units less search, a faster
+    one more, so the run ends near its budget; at least :data:`BUDGET_FLOOR`, at most the
+    unit's ``cap`` (``--time-limit`` or its size budget).
+    """
+    planned = params.get("time_limit")
+    planned = float(planned) if planned else None
+    if parent_id is None or not params.get("cap"):
+        return planned
+    row = conn.execute(text(_LEFT_SQL), {"p": parent_id, "reserve": BUDGET_RESERVE}).first()
+    if row is None or row.budget is None:
+        return planned
+    mine = max(int(params.get("households") or 0), 1)
+    others = max(int(row.running) - 1, 0)
+    fixed = UNIT_OVERHEAD_S * (int(row.units) + 1 + others) + STREET_UNIT_S * int(row.streets)
+    search = float(row.left_s) * max(int(row.workers), 1) - fixed
+    share = search * mine / (int(row.households) + mine)
+    share = min(share, float(row.left_s) - UNIT_OVERHEAD_S)  # this unit ends in the budget
+    return round(min(float(params["cap"]), max(BUDGET_FLOOR, share)), 3)
 
 
 def create_run(
@@ -70,8 +130,12 @@ def create_run(
     force: bool,
     username: str | None,
     user_id: int | None = None,
+    budget_spent: float = 0.0,
 ) -> int:
-    """Record a city run (a parent job, queued) started from the command line."""
+    """Record a city run (a parent job, queued) started from the command line.
+
+    ``budget_spent``: seconds of ``budget`` the command spent before the run (its start-up).
+    """
     service.check_level(level)
     service.scope_communities(conn, street_code, community_code)  # refuse an unknown scope now
     params = {
@@ -80,6 +144,7 @@ def create_run(
         "level": level,
         "time_limit": time_limit,
         "budget": budget,
+        "budget_spent": round(budget_spent, 3) if budget else 0.0,
         "workers": workers,
         "force": force,
         "username": username,
@@ -130,7 +195,7 @@ def fan_out(conn: Connection, parent_id: int, params: dict[str, Any], settings: 
                 counts, budget=float(budget), workers=int(params.get("workers") or 1), cap=max(caps)
             )
             limits = [min(limit, cap) for limit, cap in zip(spread, caps, strict=True)]
-        for row, n, limit in zip(scope.itertuples(), counts, limits, strict=True):
+        for row, n, limit, cap in zip(scope.itertuples(), counts, limits, caps, strict=True):
             child = {
                 **shared,
                 "community": row.code,
@@ -138,6 +203,8 @@ def fan_out(conn: Connection, parent_id: int, params: dict[str, Any], settings: 
                 "time_limit": limit,
                 "base_version": service.plan_version(conn, int(row.id)),
             }
+            if budget:  # the unit sets its search time from what the run has left
+                child["cap"] = cap
             rows.append({"k": COMMUNITY, "p": child, "s": int(row.street_id), "c": int(row.id)})
     if level in ("members", "all"):
         for street_code, street in scope.groupby("street_code", sort=True):

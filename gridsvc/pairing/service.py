@@ -178,8 +178,22 @@ def scope_communities(db: Db, street_code: str | None, community_code: str | Non
 
 
 def _points(db: Db, sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    frame = pd.DataFrame(db.execute(text(sql), params).mappings().all())
-    return frame
+    result = db.execute(text(sql), params)
+    # the driver's tuples: SQLAlchemy's rows (and dicts of them) cost a community's unit
+    # 15-60 ms of its 0.2-0.5 s on the city
+    return pd.DataFrame.from_records(result.cursor.fetchall(), columns=list(result.keys()))
+
+
+def _array(values: Any) -> str:
+    """A PostgreSQL array literal of numbers or booleans (``CAST(:x AS float8[])``).
+
+    Formatted by numpy: psycopg's list dumper spent ~40 ms of a community's unit on the
+    ~4,000-row arrays of its pairs. Floats keep numpy's shortest round-trip form.
+    """
+    arr = np.asarray(values)
+    if arr.dtype == bool:
+        return "{" + ",".join(np.where(arr, "t", "f")) + "}"
+    return "{" + ",".join(arr.astype(str)) + "}"
 
 
 def _households(db: Db, community_ids: list[int]) -> pd.DataFrame:
@@ -385,8 +399,8 @@ def _save_run(
         client_col, server_col = "household_id", "member_id"
         columns = "same_building, same_grid, "
         flags = {
-            "sb": np.asarray(result.same_building, bool).tolist(),
-            "sg": np.asarray(result.same_grid, bool).tolist(),
+            "sb": _array(np.asarray(result.same_building, bool)),
+            "sg": _array(np.asarray(result.same_grid, bool)),
         }
         arrays = "CAST(:sb AS boolean[]), CAST(:sg AS boolean[]), "
         table = "household_pairs"
@@ -402,10 +416,10 @@ def _save_run(
             ),
             {
                 "r": run_id,
-                "c": np.asarray(c_db, np.int64).tolist(),
-                "s": np.asarray(s_db, np.int64).tolist(),
-                "d": np.asarray(result.pair_distance, float).tolist(),
-                "p": np.asarray(result.pair_pinned, bool).tolist(),
+                "c": _array(np.asarray(c_db, np.int64)),
+                "s": _array(np.asarray(s_db, np.int64)),
+                "d": _array(np.asarray(result.pair_distance, float)),
+                "p": _array(np.asarray(result.pair_pinned, bool)),
                 **flags,
             },
         )
