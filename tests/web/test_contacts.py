@@ -168,6 +168,28 @@ def test_member_reads_only_own_households_and_cadre(world, app_engine):
         conn.close()
 
 
+@pytest.mark.parametrize("who", ["m1", "cadre"])
+def test_person_reads_the_buildings_of_their_households_and_members(world, app_engine, who):
+    members = [world.m1] if who == "m1" else world.cadre_members
+    with world.engine.connect() as owner:
+        expected = set(
+            owner.scalars(
+                text(
+                    "SELECT b.code FROM buildings b WHERE b.id IN (SELECT h.building_id "
+                    "FROM current_household_pairs p JOIN households h ON h.id = p.household_id "
+                    "JOIN members m ON m.id = p.member_id WHERE m.code = ANY(:m)) "
+                    "OR b.id IN (SELECT building_id FROM members WHERE code = ANY(:m))"
+                ),
+                {"m": members},
+            )
+        )
+    conn = as_user(world, app_engine, who)
+    try:
+        assert set(conn.scalars(text("SELECT code FROM buildings"))) == expected != set()
+    finally:
+        conn.close()
+
+
 def test_member_update_of_own_household_changes_nothing(world, app_engine):
     conn = as_user(world, app_engine, "m1")
     try:
@@ -695,3 +717,4 @@ def test_phone_reveal_is_for_the_paired_member_and_audited(world, client):
             assert phone not in page
     after = _count(world, "SELECT count(*) FROM audit_log WHERE action = 'household_phone_reveal'")
     assert after == before + 1
+
