@@ -26,8 +26,9 @@ from gridsvc.web import db
 
 T = TypeVar("T")
 ENTRIES = 48
-#: Entries of persons' pages per app (a few KB each), and the longest any is kept.
-PERSONAL_ENTRIES = 2048
+#: Entries of persons' pages per app (about 10 KB for a member's 24 households), and the longest
+#: any is kept.
+PERSONAL_ENTRIES = 1024
 PERSONAL_MAX_AGE = timedelta(minutes=5)
 _STORE: OrderedDict[tuple[Hashable, ...], Any] = OrderedDict()
 _LOCK = Lock()
