@@ -7,6 +7,7 @@ functions only shape the rows (masked names and phones, Beijing time, due dates)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,9 +16,10 @@ from sqlalchemy import Connection, text
 
 from gridsvc.accounts import audit
 from gridsvc.accounts.users import User
+from gridsvc.contacts import times
 from gridsvc.contacts.cadence import DUE_SOON_DAYS, contact_status, member_figures
 from gridsvc.contacts.log import list_contacts
-from gridsvc.contacts.times import local_text, now_utc
+from gridsvc.contacts.times import local_text
 from gridsvc.errors import Forbidden, NotFound
 from gridsvc.settings import Settings
 from maps.safe import mask_name, mask_phone
@@ -58,6 +60,24 @@ WHERE (CAST(:member AS integer) IS NULL OR p.member_id = :member)
 """
 
 
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class HouseholdList:
+    """A person's households as shown at ``as_of``, and until when they are shown so.
+
+    ``valid_until`` is the first instant at which a row may read differently with the same
+    data (a status turns due soon or overdue, a day count grows); None when only a change of
+    the data can change them (no household was ever contacted).
+    """
+
+    rows: tuple[dict[str, Any], ...]
+    late: int
+    as_of: datetime
+    valid_until: datetime | None
+
+
 def _status(last: datetime | None, cadence: int, now: datetime) -> tuple[str, datetime | None]:
     """(status, due) of one household now (the rules of :func:`cadence.classify`)."""
     if last is None:
@@ -68,7 +88,21 @@ def _status(last: datetime | None, cadence: int, now: datetime) -> tuple[str, da
     return ("due_soon" if now > due - timedelta(days=DUE_SOON_DAYS) else "ok"), due
 
 
-def my_households(conn: Connection, user: User, *, settings: Settings) -> list[dict[str, Any]]:
+def _next_change(last: datetime | None, due: datetime | None, now: datetime) -> datetime | None:
+    """The first instant after ``now`` at which a household's status or day count may change.
+
+    A status holds while ``now`` is not past the next threshold (``due - DUE_SOON_DAYS``, then
+    ``due``); the whole days since the last contact grow at ``last`` plus a whole day.
+    """
+    if last is None or due is None:
+        return None
+    days = (now - last) // DAY
+    changes = [last + (days + 1) * DAY]
+    changes += [t for t in (due - timedelta(days=DUE_SOON_DAYS), due) if t >= now]
+    return min(changes)
+
+
+def my_households(conn: Connection, user: User, *, settings: Settings) -> HouseholdList:
     """The person's households, due first: never contacted, then by due date (overdue first).
 
     One statement (row-level security limits it to the person's households) and plain Python:
@@ -79,11 +113,15 @@ def my_households(conn: Connection, user: User, *, settings: Settings) -> list[d
         text(_PERSON_ROWS),
         {"member": member, "d": settings.contact_days, "dv": settings.contact_days_vulnerable},
     ).mappings()
-    now = now_utc()
+    now = times.now_utc()
     out = []
+    until: datetime | None = None
     for r in rows:
         status, due = _status(r["last_at"], int(r["cadence_days"]), now)
         days = None if r["last_at"] is None else max(int((now - r["last_at"]).days), 0)
+        change = _next_change(r["last_at"], due, now)
+        if change is not None and (until is None or change < until):
+            until = change
         out.append(
             {
                 "code": r["code"],
@@ -101,7 +139,8 @@ def my_households(conn: Connection, user: User, *, settings: Settings) -> list[d
             }
         )
     out.sort(key=lambda row: row.pop("_key"))
-    return out
+    late = sum(1 for r in out if r["status"] in ("overdue", "never"))
+    return HouseholdList(tuple(out), late, now, until)
 
 
 def _household_row(r: dict[str, Any], zone: str) -> dict[str, Any]:
@@ -229,4 +268,4 @@ def cadre_members(conn: Connection, user: User, *, settings: Settings) -> list[d
 
 def today_text(settings: Settings) -> str:
     """Now in Beijing time, for the form's default."""
-    return local_text(now_utc(), settings.timezone)
+    return local_text(times.now_utc(), settings.timezone)

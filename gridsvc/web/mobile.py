@@ -6,14 +6,16 @@ it), the phone on request (audited), the person's history; a cadre's members wit
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from gridsvc.contacts import log_contact
 from gridsvc.contacts import mine as service
 from gridsvc.errors import Forbidden, GridsvcError
-from gridsvc.web import db
+from gridsvc.web import cache, db
 from gridsvc.web.auth import current_user
 from gridsvc.web.i18n import t
 
@@ -33,9 +35,15 @@ def households() -> Any:
     user = _person()
     if user.role == "cadre" and not request.args.get("all"):
         return redirect(url_for(".members"))
-    rows = service.my_households(db.conn(), user, settings=db.settings())
-    late = sum(1 for r in rows if r["status"] in ("overdue", "never"))
-    return render_template("my_households.html", rows=rows, late=late)
+    body = cache.personal("my_households", request.script_root, build=_households_body)
+    return render_template("my_households.html", body=body)
+
+
+def _households_body() -> tuple[Markup, datetime | None]:
+    """The list of :func:`households` (no per-request value in it) and until when it holds."""
+    page = service.my_households(db.conn(), current_user(), settings=db.settings())
+    html = render_template("_my_households_list.html", rows=page.rows, late=page.late)
+    return Markup(html), page.valid_until
 
 
 @bp.route("/households/<string:code>")

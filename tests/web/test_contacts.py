@@ -168,6 +168,28 @@ def test_member_reads_only_own_households_and_cadre(world, app_engine):
         conn.close()
 
 
+@pytest.mark.parametrize("who", ["m1", "cadre"])
+def test_person_reads_the_buildings_of_their_households_and_members(world, app_engine, who):
+    members = [world.m1] if who == "m1" else world.cadre_members
+    with world.engine.connect() as owner:
+        expected = set(
+            owner.scalars(
+                text(
+                    "SELECT b.code FROM buildings b WHERE b.id IN (SELECT h.building_id "
+                    "FROM current_household_pairs p JOIN households h ON h.id = p.household_id "
+                    "JOIN members m ON m.id = p.member_id WHERE m.code = ANY(:m)) "
+                    "OR b.id IN (SELECT building_id FROM members WHERE code = ANY(:m))"
+                ),
+                {"m": members},
+            )
+        )
+    conn = as_user(world, app_engine, who)
+    try:
+        assert set(conn.scalars(text("SELECT code FROM buildings"))) == expected != set()
+    finally:
+        conn.close()
+
+
 def test_member_update_of_own_household_changes_nothing(world, app_engine):
     conn = as_user(world, app_engine, "m1")
     try:
@@ -695,3 +717,95 @@ def test_phone_reveal_is_for_the_paired_member_and_audited(world, client):
             assert phone not in page
     after = _count(world, "SELECT count(*) FROM audit_log WHERE action = 'household_phone_reveal'")
     assert after == before + 1
+
+
+# --- the member's page, kept per person ---------------------------------------------------------
+
+
+def _my_page(client, world: World, who: str) -> tuple[int, dict[str, str]]:
+    """The late count and ``{household: status}`` of ``who``'s ``/my/``."""
+    response = client.get("/my/", headers=auth(world, who))
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    late = int(re.search(r'id="late-count">(\d+)<', page).group(1))
+    rows = re.findall(r'data-code="([^"]+)" data-status="([^"]+)"', page)
+    return late, dict(rows)
+
+
+def _households_of(world: World, member: str) -> set[str]:
+    with world.engine.connect() as conn:
+        return set(
+            conn.scalars(
+                text(
+                    "SELECT h.code FROM current_household_pairs p "
+                    "JOIN households h ON h.id = p.household_id "
+                    "JOIN members m ON m.id = p.member_id WHERE m.code = :m"
+                ),
+                {"m": member},
+            )
+        )
+
+
+def test_member_page_counts_follow_a_logged_contact_and_show_no_one_elses_rows(world, client):
+    late, rows = _my_page(client, world, "m1")
+    assert set(rows) == _households_of(world, world.m1)
+    target = next(code for code, status in rows.items() if status in ("overdue", "never"))
+    logged = client.post(
+        "/api/contacts", json={"household": target, "channel": "visit"}, headers=auth(world, "m1")
+    )
+    assert logged.status_code == 201
+    late_after, rows_after = _my_page(client, world, "m1")
+    assert late_after == late - 1 and rows_after[target] in ("ok", "due_soon")
+    # the same scope and language, another member: their own rows, not m1's kept page
+    _, theirs = _my_page(client, world, "m2")
+    assert set(theirs) == _households_of(world, world.m2)
+    assert not set(theirs) & set(rows)
+
+
+def test_member_page_shows_no_stale_status_when_the_clock_passes_a_due_date(
+    world, client, monkeypatch
+):
+    from gridsvc.contacts import times
+    from gridsvc.contacts.cadence import DUE_SOON_DAYS
+
+    target = sorted(_households_of(world, world.m1))[-1]
+    at = datetime.now(BJ).replace(second=0, microsecond=0) - timedelta(hours=2)
+    logged = client.post(
+        "/api/contacts",
+        json={"household": target, "channel": "phone", "at": at.strftime("%Y-%m-%dT%H:%M")},
+        headers=auth(world, "m1"),
+    )
+    assert logged.status_code == 201
+    with world.engine.connect() as conn:
+        last, cadence = conn.execute(
+            text(
+                "SELECT l.last_at, CASE WHEN h.elderly_alone OR h.disabled OR h.low_income "
+                "OR h.children THEN coalesce(co.contact_days_vulnerable, "
+                "s.contact_days_vulnerable, :dv) "
+                "ELSE coalesce(co.contact_days, s.contact_days, :d) END FROM households h "
+                "JOIN communities co ON co.id = h.community_id "
+                "JOIN streets s ON s.id = co.street_id "
+                "JOIN contact_last l ON l.household_id = h.id WHERE h.code = :c"
+            ),
+            {
+                "c": target,
+                "d": world.settings.contact_days,
+                "dv": world.settings.contact_days_vulnerable,
+            },
+        ).one()
+    due = last + timedelta(days=cadence)
+    soon = due - timedelta(days=DUE_SOON_DAYS)
+    second = timedelta(seconds=1)
+    # Each pair of requests is two seconds apart: only an entry that ends at the status change
+    # (not an age bound) shows the new status; the day count grows at the same instants.
+    steps = [(soon - second, "ok"), (soon + second, "due_soon"), (due - second, "due_soon")]
+    steps += [(due + second, "overdue")]
+    if cadence <= DUE_SOON_DAYS:
+        steps = steps[2:]
+    seen = []
+    for when, expected in steps:
+        monkeypatch.setattr(times, "now_utc", lambda when=when: when)
+        late, rows = _my_page(client, world, "m1")
+        seen.append((rows[target], late))
+        assert rows[target] == expected, (when, seen)
+    assert seen[-1][1] == seen[-2][1] + 1  # the late count with it
