@@ -86,7 +86,7 @@ def start(engine: Engine, settings: Settings, *, level: str = "all", **options) 
 
 
 def test_spread_budget_shares_search_time_by_size_within_the_cap():
-    limits = city.spread_budget([1000, 3000, 0], budget=10, workers=2, cap=10)
+    limits = city.spread_budget([1000, 3000, 0], budget=10, workers=2, cap=20)
     assert limits[1] == pytest.approx(3 * limits[0])
     assert limits[2] == city.BUDGET_FLOOR
     # the search time given out is what the workers have, less the reserve and each unit's
