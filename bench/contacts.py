@@ -8,10 +8,13 @@ Four figures, each with a baseline measured in the same run, medians, and the lo
 2. The overdue list (JSON contract) of one community; target median <= 100 ms for 5,000
    households. Baseline: the same list with the last contact found by ``GROUP BY`` over the
    community's contacts instead of one backward index step per household.
-3. Overdue figures of every community of the scope loaded (the issue's city: 1,000,000
-   households, ~12 M contacts; target <= 10 s, <= 2 GB). Measured at the size the database
-   holds (print says which); the per-household density is set by ``--months`` of imported
-   contacts. Peak memory is the process's maximum RSS.
+3. Overdue figures of every community of the database (the issue's city: 1,000,000
+   households, ~12 M contacts; target <= 10 s, <= 2 GB): the product's own command, ``gridsvc
+   contacts overdue --by community --format json`` without a scope (the figures), then the
+   whole list of overdue households (``--by household``, the default), each run as a user runs
+   it (median of 3, peak RSS of the command sampled from /proc). Measured at the size the
+   database holds (the print says which). Baseline: the last contact by GROUP BY over the log,
+   50 communities a statement.
 4. The member's page ``/my/`` under 50 concurrent clients (Python threads with keep-alive
    connections, bounded count, loopback); target p95 <= 150 ms. Baseline: ``/api/me``.
 
@@ -24,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -203,28 +206,82 @@ def bench_overdue(engine, settings, repeats: int) -> None:
             )
 
 
-def bench_city(engine, settings) -> None:
+def _peak_rss(pid: int, stop: threading.Event, out: list[int]) -> None:
+    """Peak resident memory of process ``pid`` (sampled every 50 ms) into ``out[0]``."""
+    status = Path(f"/proc/{pid}/status")
+    while not stop.is_set():
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out[0] = max(out[0], int(line.split()[1]) * 1024)
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        stop.wait(0.05)
+
+
+def city_command(db: str, args: list[str]) -> tuple[float, float, str]:
+    """``gridsvc ARGS`` as a user runs it: wall seconds, peak RSS in GB, standard output."""
+    gridsvc = Path(sys.executable).with_name("gridsvc")
+    env = {**os.environ, "GRIDSVC_DATABASE_URL": db}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(gridsvc), *args], env=env, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+    )
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=_peak_rss, args=(proc.pid, stop, peak), daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if proc.returncode:
+        sys.exit(f"gridsvc {' '.join(args)} failed ({proc.returncode})")
+    return seconds, peak[0] / 2**30, out
+
+
+def bench_city(engine, db: str, settings) -> None:
+    """The overdue figures of every community of the database, as the command gives them."""
     with engine.connect() as conn:
         ids = conn.execute(text("SELECT id FROM communities ORDER BY id")).scalars().all()
         households = conn.scalar(text("SELECT count(*) FROM current_household_pairs"))
         contacts = conn.scalar(text("SELECT count(*) FROM contacts"))
-        print(
-            f"[3] overdue figures of every community: {len(ids)} communities, "
-            f"{households:,d} paired households, {contacts:,d} contacts; load average {load()}"
+    print(
+        f"[3] overdue figures of every community: {len(ids)} communities, "
+        f"{households:,d} paired households, {contacts:,d} contacts; load average {load()}"
+    )
+    for args, what in (
+        (["--by", "community"], "communities"),
+        ([], "overdue"),
+    ):
+        runs = []
+        for _ in range(3):
+            command = ["contacts", "overdue", *args, "--format", "json"]
+            seconds, gb, out = city_command(db, command)
+            runs.append((seconds, gb))
+        body = json.loads(out)
+        late = (
+            sum(r["overdue"] for r in body["communities"])
+            if what == "communities"
+            else len(body["overdue"])
         )
-        for label, base in (("gridsvc", False), ("baseline GROUP BY", True)):
-            started = time.perf_counter()
-            when = parse_as_of(None, settings.timezone)
-            total = 0
-            for chunk in np.array_split(np.asarray(ids), max(1, len(ids) // 50)):
-                total += overdue_once(conn, settings, chunk.tolist(), baseline=base)
-            seconds = time.perf_counter() - started
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(
-                f"    {label}: {seconds:.1f} s, {total:,d} overdue, peak RSS {rss:.0f} MB "
-                f"(the issue's city: <= 10 s, <= 2 GB at ~12 M rows); load average {load()}"
-            )
-        del when
+        print(
+            f"    gridsvc {' '.join(command)} (whole database): median "
+            f"{statistics.median(r[0] for r in runs):.1f} s of 3 "
+            f"({', '.join(f'{r[0]:.1f}' for r in runs)}), peak RSS "
+            f"{max(r[1] for r in runs):.2f} GB; {len(body[what]):,d} {what}, {late:,d} "
+            f"households overdue (target <= 10 s, <= 2 GB at ~12 M contacts); "
+            f"load average {load()}"
+        )
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        total = 0
+        for chunk in np.array_split(np.asarray(ids), max(1, len(ids) // 50)):
+            total += overdue_once(conn, settings, chunk.tolist(), baseline=True)
+        seconds = time.perf_counter() - started
+    print(
+        f"    baseline (last contact by GROUP BY over the log, 50 communities a statement): "
+        f"{seconds:.1f} s, {total:,d} overdue; load average {load()}"
+    )
 
 
 # --- 4. the member's page ----------------------------------------------------------------------
@@ -327,7 +384,7 @@ def main() -> None:
     steps = {
         "import": lambda: bench_import(engine, settings, args.rows),
         "overdue": lambda: bench_overdue(engine, settings, args.repeats),
-        "city": lambda: bench_city(engine, settings),
+        "city": lambda: bench_city(engine, args.db, settings),
         "page": lambda: bench_page(engine, args.db, args.port, args.requests),
     }
     for name, step in steps.items():

@@ -7,6 +7,8 @@ last contact at ``as_of``. The rest is pure pandas (:func:`classify`, :func:`mem
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -256,16 +258,102 @@ def overdue(
         community_ids = scope.community_ids.tolist()
     conn.execute(text("SELECT set_config('TimeZone', :z, true)"), {"z": settings.timezone})
     current = as_of is None or as_of == ""
-    row = conn.execute(
-        text(_OVERDUE_SQL.replace("FRAME", _frame_sql(current))),
-        {
-            "ids": list(community_ids),
-            "as_of": when,
-            "d": settings.contact_days,
-            "dv": settings.contact_days_vulnerable,
-        },
-    ).one()
+    with _hash_joins(conn, current and len(community_ids) >= HASH_JOIN_COMMUNITIES):
+        row = conn.execute(
+            text(_OVERDUE_SQL.replace("FRAME", _frame_sql(current))),
+            {
+                "ids": list(community_ids),
+                "as_of": when,
+                "d": settings.contact_days,
+                "dv": settings.contact_days_vulnerable,
+            },
+        ).one()
     return OverdueList(local_iso(when, settings.timezone), row.overdue, row.members)
+
+
+_COMMUNITY_SQL = """
+WITH hh AS (FRAME),
+st AS (
+  SELECT hh.community_id, hh.vulnerable, hh.last_at IS NULL AS never,
+         (hh.last_at IS NULL
+          OR hh.last_at < CAST(:as_of AS timestamptz) - hh.cadence_days * interval '1 day')
+           AS overdue
+  FROM hh
+)
+SELECT co.code AS community, co.name, count(*) AS households,
+       count(*) FILTER (WHERE st.overdue) AS overdue, count(*) FILTER (WHERE st.never) AS never,
+       count(*) FILTER (WHERE st.overdue AND st.vulnerable) AS vulnerable_overdue,
+       round(1 - count(*) FILTER (WHERE st.overdue)::numeric / count(*), 4) AS contacted_share
+FROM st JOIN communities co ON co.id = st.community_id
+GROUP BY co.code, co.name ORDER BY co.code
+"""
+
+
+def overdue_by_community(
+    conn: Connection,
+    *,
+    settings: Settings,
+    street_code: str | None = None,
+    community_code: str | None = None,
+    as_of: str | datetime | None = None,
+) -> OverdueFigures:
+    """Per community of the scope: paired households, overdue, never contacted, vulnerable
+    overdue and the share contacted within cadence at ``as_of`` (one aggregate statement: no
+    list of households, so a city's 269 communities take seconds)."""
+    from gridsvc.coverage._data import resolve_scope
+
+    when = parse_as_of(as_of, settings.timezone)
+    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
+    ids = scope.community_ids.tolist()
+    current = as_of is None or as_of == ""
+    with _hash_joins(conn, current and len(ids) >= HASH_JOIN_COMMUNITIES):
+        rows = conn.execute(
+            text(_COMMUNITY_SQL.replace("FRAME", _frame_sql(current))),
+            {
+                "ids": ids,
+                "as_of": when,
+                "d": settings.contact_days,
+                "dv": settings.contact_days_vulnerable,
+            },
+        ).mappings()
+        communities = [{**r, "contacted_share": float(r["contacted_share"])} for r in rows]
+    return OverdueFigures(local_iso(when, settings.timezone), communities)
+
+
+@dataclass(frozen=True)
+class OverdueFigures:
+    """``gridsvc contacts overdue --by community``: as_of and one row per community."""
+
+    as_of: str | None
+    communities: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"as_of", "communities": [{"community", "name", "households", "overdue", "never",
+        "vulnerable_overdue", "contacted_share"}, ...]}``."""
+        return {"as_of": self.as_of, "communities": self.communities}
+
+
+#: From this many communities the current pairs are joined by hash, not row by row.
+HASH_JOIN_COMMUNITIES = 20
+
+
+@contextmanager
+def _hash_joins(conn: Connection, on: bool) -> Iterator[None]:
+    """Within the block, no nested-loop joins (``SET LOCAL``, restored after).
+
+    The planner estimates the current pairs of many communities at a few dozen rows (the pairs
+    of a plan's run whose household is in the plan's community: two correlated conditions it
+    multiplies), so it probes the pairs, households and last contacts once per household: the
+    overdue list of the 1,000,000-household city took 4.3 s in that join alone, 1.9 s by hash.
+    """
+    if not on:
+        yield
+        return
+    conn.execute(text("SELECT set_config('enable_nestloop', 'off', true)"))
+    try:
+        yield
+    finally:
+        conn.execute(text("SELECT set_config('enable_nestloop', 'on', true)"))
 
 
 @dataclass(frozen=True)

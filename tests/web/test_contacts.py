@@ -809,3 +809,48 @@ def test_member_page_shows_no_stale_status_when_the_clock_passes_a_due_date(
         seen.append((rows[target], late))
         assert rows[target] == expected, (when, seen)
     assert seen[-1][1] == seen[-2][1] + 1  # the late count with it
+
+
+@pytest.mark.parametrize("hash_joins", [False, True])
+def test_overdue_by_community_agrees_with_the_household_list(world, monkeypatch, hash_joins):
+    from collections import Counter
+
+    from gridsvc.cli import cli
+    from gridsvc.contacts import cadence, overdue, overdue_by_community
+
+    # the city's plan (hash joins from HASH_JOIN_COMMUNITIES communities) gives the same rows
+    monkeypatch.setattr(cadence, "HASH_JOIN_COMMUNITIES", 1 if hash_joins else 10**6)
+    with world.engine.begin() as conn:
+        street = conn.scalar(text("SELECT min(code) FROM streets"))
+        listed = overdue(conn, settings=world.settings, street_code=street)
+        figures = overdue_by_community(conn, settings=world.settings, street_code=street)
+        code_of = dict(conn.execute(text("SELECT code, community_id FROM households")).all())
+        names = dict(conn.execute(text("SELECT id, code FROM communities")).all())
+        paired = dict(
+            conn.execute(
+                text(
+                    "SELECT co.code, count(*) FROM current_household_pairs p "
+                    "JOIN communities co ON co.id = p.community_id GROUP BY co.code"
+                )
+            ).all()
+        )
+        assert conn.scalar(text("SELECT current_setting('enable_nestloop')")) == "on"
+    late = Counter(names[code_of[r["household"]]] for r in listed.overdue)
+    never = Counter(names[code_of[r["household"]]] for r in listed.overdue if not r["last_contact"])
+    rows = {r["community"]: r for r in figures.to_dict()["communities"]}
+    assert set(rows) == set(paired) and sum(late.values()) > 0
+    for code, row in rows.items():
+        assert row["households"] == paired[code]
+        assert row["overdue"] == late[code] and row["never"] == never[code]
+        assert row["contacted_share"] == pytest.approx(1 - late[code] / paired[code], abs=1e-4)
+    env = {"GRIDSVC_DATABASE_URL": world.url}
+    out = CliRunner().invoke(
+        cli,
+        ["contacts", "overdue", "--by", "community", "--street", street, "--format", "csv"],
+        env=env,
+    )
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0] == (
+        "community,name,households,overdue,never,vulnerable_overdue,contacted_share"
+    )
+    assert len(out.output.splitlines()) == len(rows) + 1
