@@ -111,7 +111,10 @@ def load_cadence(
     }
     sql = _frame_sql(now).replace(":ids", "%(ids)s").replace(":as_of", "%(as_of)s")
     sql = sql.replace(":dv", "%(dv)s").replace(":d", "%(d)s")
-    with conn.connection.driver_connection.cursor() as cursor:  # tuples: no Row objects
+    with (
+        _hash_joins(conn, now and len(params["ids"]) >= HASH_JOIN_COMMUNITIES),
+        conn.connection.driver_connection.cursor() as cursor,  # tuples: no Row objects
+    ):
         cursor.execute(sql, params)
         names = [d.name for d in cursor.description]
         rows = cursor.fetchall()

@@ -824,6 +824,8 @@ def test_overdue_by_community_agrees_with_the_household_list(world, monkeypatch,
         street = conn.scalar(text("SELECT min(code) FROM streets"))
         listed = overdue(conn, settings=world.settings, street_code=street)
         figures = overdue_by_community(conn, settings=world.settings, street_code=street)
+        ids = conn.execute(text("SELECT id FROM communities")).scalars().all()
+        status = cadence.contact_status(conn, ids, settings=world.settings)
         code_of = dict(conn.execute(text("SELECT code, community_id FROM households")).all())
         names = dict(conn.execute(text("SELECT id, code FROM communities")).all())
         paired = dict(
@@ -839,6 +841,7 @@ def test_overdue_by_community_agrees_with_the_household_list(world, monkeypatch,
     never = Counter(names[code_of[r["household"]]] for r in listed.overdue if not r["last_contact"])
     rows = {r["community"]: r for r in figures.to_dict()["communities"]}
     assert set(rows) == set(paired) and sum(late.values()) > 0
+    assert int(status["overdue"].sum()) == len(listed.overdue)  # what coverage reads
     for code, row in rows.items():
         assert row["households"] == paired[code]
         assert row["overdue"] == late[code] and row["never"] == never[code]
