@@ -358,6 +358,7 @@ LABELS: dict[str, dict[str, str]] = {
     "due": {"zh": "应联系日期", "en": "Due"},
     "last_contact": {"zh": "上次联系", "en": "Last contact"},
     "days_since": {"zh": "天前", "en": "days ago"},
+    "days_ago_paren": {"zh": "（{n} 天前）", "en": " ({n} days ago)"},
     "cadence": {"zh": "联系周期", "en": "Cadence"},
     "days": {"zh": "天", "en": "days"},
     "vulnerable": {"zh": "困难户", "en": "Vulnerable"},
