@@ -168,6 +168,60 @@ def test_audit_and_users_pages_are_scoped(client, web):
     assert owner_view > 0  # the entry exists; street A's admin just does not see it
 
 
+def _name_of(web, table: str, code: str) -> str:
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        name = conn.scalar(text(f"SELECT name FROM {table} WHERE code = :c"), {"c": code})
+    engine.dispose()
+    return name
+
+
+@pytest.mark.parametrize(
+    ("who", "table", "code"),
+    [("viewer_a", "streets", STREET_A), ("viewer_ca", "communities", COMMUNITY_A)],
+)
+def test_nav_names_the_scope_and_keeps_its_code_as_a_title(app, web, who, table, code):
+    from bs4 import BeautifulSoup
+
+    name = _name_of(web, table, code)
+    client = app.test_client()
+    login_form(client, who)
+    for lang in ("zh", "en"):
+        soup = BeautifulSoup(client.get(f"/?lang={lang}").get_data(as_text=True), "html.parser")
+        scope = soup.select_one("nav #my-account #my-scope")
+        assert scope.get_text() == name and scope["title"] == code
+        assert code not in soup.select_one("nav #my-account").get_text()
+    soup = BeautifulSoup(client.get("/").get_data(as_text=True), "html.parser")  # cached user
+    assert soup.select_one("#my-scope").get_text() == name
+
+
+def test_nav_shows_no_scope_name_for_the_unscoped_admin(client, web):
+    login_form(client, "admin")
+    page = client.get("/?lang=en").get_data(as_text=True)
+    assert 'id="my-scope"' not in page and "Admin · All</a>" in page
+
+
+def test_scope_name_is_escaped_in_the_nav(web):
+    from gridsvc.web import create_app
+
+    engine = owner_engine(web)
+    update = "UPDATE communities SET name = :n WHERE code = :c"
+    with engine.begin() as conn:
+        old = conn.scalar(text("SELECT name FROM communities WHERE code = :c"), {"c": COMMUNITY_A})
+        conn.execute(text(update), {"n": "<b>翠湖</b>社区", "c": COMMUNITY_A})
+    app = create_app({"TESTING": True, "GRIDSVC_SETTINGS": web.settings, "GRIDSVC_NO_QUEUE": True})
+    try:
+        client = app.test_client()
+        login_form(client, "viewer_ca")
+        page = client.get("/").get_data(as_text=True)
+        assert "&lt;b&gt;翠湖&lt;/b&gt;社区" in page and "<b>翠湖" not in page
+    finally:
+        app.extensions["gridsvc.engine"].dispose()
+        with engine.begin() as conn:
+            conn.execute(text(update), {"n": old, "c": COMMUNITY_A})
+        engine.dispose()
+
+
 def test_street_admin_manages_users_of_its_street(client, web):
     h = bearer(web, "admin_a")
     made = client.post(
