@@ -222,6 +222,38 @@ def test_scope_name_is_escaped_in_the_nav(web):
         engine.dispose()
 
 
+def test_token_table_turns_into_cards_on_a_phone(client, web):
+    from bs4 import BeautifulSoup
+
+    login_form(client, "admin_a")
+    html = client.get("/users/viewer_a?lang=en").get_data(as_text=True)
+    table = BeautifulSoup(html, "html.parser").select_one("table#tokens")
+    assert "cards" in table["class"] and not table.find_parent(class_="scroll")
+    heads = [th.get_text(strip=True) for th in table.select("thead th")]
+    rows = table.select("tbody tr")
+    assert rows and heads[:2] == ["#", "Name"]
+    for row in rows:  # every cell but the revoke button's names its column
+        labels = [td.get("data-label") for td in row.select("td")]
+        assert labels[:-1] == heads[:-1] and not labels[-1]
+    scope = BeautifulSoup(html, "html.parser").select_one("table#user").get_text(" ")
+    assert _name_of(web, "streets", STREET_A) in scope and STREET_A in scope
+
+
+def test_users_list_names_scopes_and_turns_into_cards(client, web):
+    from bs4 import BeautifulSoup
+
+    login_form(client, "admin_a")
+    html = client.get("/users?lang=en").get_data(as_text=True)
+    table = BeautifulSoup(html, "html.parser").select_one("table#users")
+    assert "cards" in table["class"]
+    rows = {r.select_one("a.who").get_text(): r for r in table.select("tbody tr")}
+    scope = rows["viewer_ca"].select("td")[2]
+    assert scope["data-label"] == "Scope"
+    assert scope.get_text(" ", strip=True) == (
+        f"{_name_of(web, 'communities', COMMUNITY_A)} {COMMUNITY_A}"
+    )
+
+
 def test_street_admin_manages_users_of_its_street(client, web):
     h = bearer(web, "admin_a")
     made = client.post(
