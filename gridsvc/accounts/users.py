@@ -27,6 +27,7 @@ MIN_PASSWORD = 10
 _SELECT = (
     "SELECT u.id, u.username, u.role, u.street_id, u.community_id, u.lang, u.active, "
     "u.session_version, u.password_hash, s.code AS street_code, c.code AS community_code, "
+    "coalesce(c.name, s.name) AS scope_name, "
     "coalesce(c.street_id, u.street_id) AS home_street_id, u.member_id, u.cadre_id "
     "FROM users u LEFT JOIN streets s ON s.id = u.street_id "
     "LEFT JOIN communities c ON c.id = u.community_id "
@@ -49,6 +50,8 @@ class User:
     session_version: int
     member_id: int | None = None
     cadre_id: int | None = None
+    #: The name of the user's community or street (None for all, or not yet looked up).
+    scope_name: str | None = None
 
     @property
     def is_person(self) -> bool:
@@ -103,6 +106,7 @@ def _user(row: object) -> User:
         session_version=row.session_version,
         member_id=row.member_id,
         cadre_id=row.cadre_id,
+        scope_name=row.scope_name,
     )
 
 

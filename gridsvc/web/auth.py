@@ -119,8 +119,13 @@ def _caller(credential: Credential) -> User | None:
     _touch(credential, row)  # the token's row is visible once the scope is set
     if user.scope_level != "all":  # now the scope's codes are visible
         full = get_user(db.conn(), user.id)
-        codes = (full.street_code, full.community_code) if full else (None, None)
-        user = replace(user, street_code=codes[0], community_code=codes[1])
+        if full is not None:  # the codes and the scope's name, kept in the cache with the user
+            user = replace(
+                user,
+                street_code=full.street_code,
+                community_code=full.community_code,
+                scope_name=full.scope_name,
+            )
     cache.put(credential, user)
     return user
 

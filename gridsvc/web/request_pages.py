@@ -159,11 +159,12 @@ def requests_page() -> str:
     if status not in (None, *service.STATE_LABELS):
         status = None
     offset = max(request.args.get("offset", 0, type=int), 0)
+    overdue_only = request.args.get("overdue") == "1"
     page = service.list_requests(
         db.conn(),
         settings=db.settings(),
         status=status,
-        overdue=request.args.get("overdue") == "1",
+        overdue=overdue_only,
         limit=50,
         offset=offset,
     )
@@ -171,6 +172,7 @@ def requests_page() -> str:
         "requests.html",
         page=page,
         status=status,
+        overdue_only=overdue_only,
         can_plan=user.can_plan,
         categories=list(service.CATEGORIES),
         channels=list(service.CHANNELS),

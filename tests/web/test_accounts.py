@@ -168,6 +168,92 @@ def test_audit_and_users_pages_are_scoped(client, web):
     assert owner_view > 0  # the entry exists; street A's admin just does not see it
 
 
+def _name_of(web, table: str, code: str) -> str:
+    engine = owner_engine(web)
+    with engine.connect() as conn:
+        name = conn.scalar(text(f"SELECT name FROM {table} WHERE code = :c"), {"c": code})
+    engine.dispose()
+    return name
+
+
+@pytest.mark.parametrize(
+    ("who", "table", "code"),
+    [("viewer_a", "streets", STREET_A), ("viewer_ca", "communities", COMMUNITY_A)],
+)
+def test_nav_names_the_scope_and_keeps_its_code_as_a_title(app, web, who, table, code):
+    from bs4 import BeautifulSoup
+
+    name = _name_of(web, table, code)
+    client = app.test_client()
+    login_form(client, who)
+    for lang in ("zh", "en"):
+        soup = BeautifulSoup(client.get(f"/?lang={lang}").get_data(as_text=True), "html.parser")
+        scope = soup.select_one("nav #my-account #my-scope")
+        assert scope.get_text() == name and scope["title"] == code
+        assert code not in soup.select_one("nav #my-account").get_text()
+    soup = BeautifulSoup(client.get("/").get_data(as_text=True), "html.parser")  # cached user
+    assert soup.select_one("#my-scope").get_text() == name
+
+
+def test_nav_shows_no_scope_name_for_the_unscoped_admin(client, web):
+    login_form(client, "admin")
+    page = client.get("/?lang=en").get_data(as_text=True)
+    assert 'id="my-scope"' not in page and "Admin · All</a>" in page
+
+
+def test_scope_name_is_escaped_in_the_nav(web):
+    from gridsvc.web import create_app
+
+    engine = owner_engine(web)
+    update = "UPDATE communities SET name = :n WHERE code = :c"
+    with engine.begin() as conn:
+        old = conn.scalar(text("SELECT name FROM communities WHERE code = :c"), {"c": COMMUNITY_A})
+        conn.execute(text(update), {"n": "<b>翠湖</b>社区", "c": COMMUNITY_A})
+    app = create_app({"TESTING": True, "GRIDSVC_SETTINGS": web.settings, "GRIDSVC_NO_QUEUE": True})
+    try:
+        client = app.test_client()
+        login_form(client, "viewer_ca")
+        page = client.get("/").get_data(as_text=True)
+        assert "&lt;b&gt;翠湖&lt;/b&gt;社区" in page and "<b>翠湖" not in page
+    finally:
+        app.extensions["gridsvc.engine"].dispose()
+        with engine.begin() as conn:
+            conn.execute(text(update), {"n": old, "c": COMMUNITY_A})
+        engine.dispose()
+
+
+def test_token_table_turns_into_cards_on_a_phone(client, web):
+    from bs4 import BeautifulSoup
+
+    login_form(client, "admin_a")
+    html = client.get("/users/viewer_a?lang=en").get_data(as_text=True)
+    table = BeautifulSoup(html, "html.parser").select_one("table#tokens")
+    assert "cards" in table["class"] and not table.find_parent(class_="scroll")
+    heads = [th.get_text(strip=True) for th in table.select("thead th")]
+    rows = table.select("tbody tr")
+    assert rows and heads[:2] == ["#", "Name"]
+    for row in rows:  # every cell but the revoke button's names its column
+        labels = [td.get("data-label") for td in row.select("td")]
+        assert labels[:-1] == heads[:-1] and not labels[-1]
+    scope = BeautifulSoup(html, "html.parser").select_one("table#user").get_text(" ")
+    assert _name_of(web, "streets", STREET_A) in scope and STREET_A in scope
+
+
+def test_users_list_names_scopes_and_turns_into_cards(client, web):
+    from bs4 import BeautifulSoup
+
+    login_form(client, "admin_a")
+    html = client.get("/users?lang=en").get_data(as_text=True)
+    table = BeautifulSoup(html, "html.parser").select_one("table#users")
+    assert "cards" in table["class"]
+    rows = {r.select_one("a.who").get_text(): r for r in table.select("tbody tr")}
+    scope = rows["viewer_ca"].select("td")[2]
+    assert scope["data-label"] == "Scope"
+    assert scope.get_text(" ", strip=True) == (
+        f"{_name_of(web, 'communities', COMMUNITY_A)} {COMMUNITY_A}"
+    )
+
+
 def test_street_admin_manages_users_of_its_street(client, web):
     h = bearer(web, "admin_a")
     made = client.post(

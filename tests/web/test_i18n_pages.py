@@ -56,6 +56,10 @@ def _pages(codes: dict[str, str]) -> list[str]:
         f"/records/building/{codes['building']}",
         "/records/household/NO-SUCH-CODE",
         "/roster?community=530102902999",
+        "/requests",
+        "/account",
+        "/users",
+        "/users/viewer_a",
     ]
 
 

@@ -504,6 +504,23 @@ def test_planner_page_lists_and_escapes(world, client):
     assert page.status_code == 200 and "<script>alert(1)" not in body and "&lt;script&gt;" in body
 
 
+def test_planner_page_reads_on_a_phone_as_cards_with_its_form_behind_a_toggle(world, client):
+    from bs4 import BeautifulSoup
+
+    page = client.get("/requests?lang=en&overdue=1", headers=auth(world, "planner"))
+    soup = BeautifulSoup(page.get_data(as_text=True), "html.parser")
+    table = soup.select_one("table#requests")
+    assert "cards" in table["class"] and not table.find_parent(class_="scroll")
+    heads = [th.get_text(strip=True) for th in table.select("thead th")]
+    for row in table.select("tbody tr"):
+        assert [td.get("data-label") for td in row.select("td")] == heads
+    assert soup.select_one(".controls .ctl-body form#new-request") is not None
+    assert soup.select_one(".controls label.ctl-toggle").get_text(strip=True) == "☰ New request"
+    assert soup.select_one(".filters [aria-current]")["href"] == "?overdue=1"
+    nxt = soup.select_one("p.pager a[rel=next]")
+    assert nxt is None or "overdue=1" in nxt["href"]  # the next page keeps the filter
+
+
 @pytest.fixture(scope="module")
 def live_url(world: World):
     import threading
