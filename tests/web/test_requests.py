@@ -451,7 +451,6 @@ def test_openapi_lists_requests_and_wishes(client, world):
 
 # --- pages -----------------------------------------------------------------------------------
 
-SHOTS = "/work/wt/h11-shots"
 PAYLOAD = "<script>alert(1)</script>张${x}`三"
 
 
@@ -549,11 +548,9 @@ def _login(page, live_url: str, who: str) -> None:
 
 @pytest.mark.browser
 def test_member_accepts_and_declines_on_the_phone_and_claims_a_wish(
-    world, live_url, chromium, client
+    world, live_url, chromium, client, tmp_path
 ):
-    import os
-
-    os.makedirs(SHOTS, exist_ok=True)
+    shots = tmp_path  # screenshots to look at after a failing run
     _clear(world)
     ids = [
         client.post(
@@ -571,7 +568,7 @@ def test_member_accepts_and_declines_on_the_phone_and_claims_a_wish(
         _login(page, live_url, "m1")
         page.goto(f"{live_url}/my/orders?lang=zh")
         assert page.locator("div.order").count() == 3
-        page.screenshot(path=f"{SHOTS}/my_orders_zh_390.png", full_page=True)
+        page.screenshot(path=f"{shots}/my_orders_zh_390.png", full_page=True)
         page.locator(f"div.order[data-id='{ids[0]}'] button.accept").click()
         page.wait_for_load_state()
         assert page.locator("#flash").inner_text() == "操作成功"
@@ -581,14 +578,14 @@ def test_member_accepts_and_declines_on_the_phone_and_claims_a_wish(
         page.wait_for_load_state()
         assert page.locator(f"div.order[data-id='{ids[1]}']").count() == 0  # gone to someone else
         page.goto(f"{live_url}/my/orders?lang=en")
-        page.screenshot(path=f"{SHOTS}/my_orders_en_390.png", full_page=True)
+        page.screenshot(path=f"{shots}/my_orders_en_390.png", full_page=True)
         assert "paired member" in page.content()
         page.goto(f"{live_url}/my/wishes?lang=zh")
-        page.screenshot(path=f"{SHOTS}/my_wishes_zh_390.png", full_page=True)
+        page.screenshot(path=f"{shots}/my_wishes_zh_390.png", full_page=True)
         page.goto(f"{live_url}/my/wishes?lang=en")
-        page.screenshot(path=f"{SHOTS}/my_wishes_en_390.png", full_page=True)
+        page.screenshot(path=f"{shots}/my_wishes_en_390.png", full_page=True)
         page.goto(f"{live_url}/echo/{world.community}?lang=zh")
-        page.screenshot(path=f"{SHOTS}/echo_zh_390.png", full_page=True)
+        page.screenshot(path=f"{shots}/echo_zh_390.png", full_page=True)
         assert not outside
     finally:
         context.close()
@@ -604,9 +601,9 @@ def test_member_accepts_and_declines_on_the_phone_and_claims_a_wish(
         _login(page, live_url, "planner")
         for lang in ("zh", "en"):
             page.goto(f"{live_url}/requests?lang={lang}")
-            page.screenshot(path=f"{SHOTS}/requests_{lang}_1440.png", full_page=True)
+            page.screenshot(path=f"{shots}/requests_{lang}_1440.png", full_page=True)
             page.goto(f"{live_url}/echo/{world.community}?lang={lang}")
-            page.screenshot(path=f"{SHOTS}/echo_{lang}_1440.png", full_page=True)
+            page.screenshot(path=f"{shots}/echo_{lang}_1440.png", full_page=True)
         assert "rst_" not in page.content() and "cat_" not in page.content()
     finally:
         context.close()
