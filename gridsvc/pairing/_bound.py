@@ -71,12 +71,7 @@ def build_relaxation(
     p_node[row, col] = node
     p_cost[row, col] = cost
     p_w[row, col] = np.minimum(inst.weight[node], inst.hi[srv])
-    floor = _outside_floor(inst, node, srv, kth)
-    if own_floor is not None:  # own-building servers left out: no penalty, this far at least
-        floor = np.minimum(floor, own_floor)
-    generic = floor * inst.cost_weight
-    if np.any(inst.churn_weight):
-        generic = generic + np.where(inst.current >= 0, inst.churn_weight, 0.0)
+    generic = outside_cost(inst, node, srv, kth, own_floor=own_floor)
     lo, hi = inst.lo[servers], inst.hi[servers]
     f = forced[servers]
     if f.all() and cover >= int(hi.sum()):
@@ -100,6 +95,25 @@ def build_relaxation(
         cover,
         int(inst.weight.sum()),
     )
+
+
+def outside_cost(
+    inst: Instance,
+    node: np.ndarray,
+    srv: np.ndarray,
+    kth: np.ndarray,
+    *,
+    own_floor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per node, the least cost of a unit paired off the candidate arcs (``own_floor``: as in
+    :func:`build_relaxation`)."""
+    floor = _outside_floor(inst, node, srv, kth)
+    if own_floor is not None:  # own-building servers left out: no penalty, this far at least
+        floor = np.minimum(floor, own_floor)
+    generic = floor * inst.cost_weight
+    if np.any(inst.churn_weight):
+        generic = generic + np.where(inst.current >= 0, inst.churn_weight, 0.0)
+    return generic
 
 
 def _outside_floor(

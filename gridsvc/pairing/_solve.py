@@ -24,6 +24,7 @@ from gridsvc.pairing._bound import (
     build_relaxation,
     evaluate,
     greedy_open,
+    outside_cost,
     server_values,
     subgradient,
 )
@@ -536,18 +537,18 @@ def _solve_one(
     t = perf_counter()
     rebalance = p.current is not None
     forced = inst.forced | (elig if not selecting else np.zeros_like(elig))
+    rel = None  # every server active and the pricing's dual bound holds: no relaxation to
+    # ascend (building it took 0.07 s of a 0.45 s community where members are short)
     if selecting or not np.isfinite(fixed_bound):
         rel = build_relaxation(
             inst, node, srv, kth, cover=cover, max_active=limit, forced=forced, own_floor=own_floor
         )
-        cost, _ = inst.cost(node, srv)
-        u = np.full(inst.n_nodes, np.inf)
-        np.minimum.at(u, node, cost)
-        nearest = np.minimum(u, rel.generic)  # a unit of a node costs at least this
-        u[~np.isfinite(u)] = 0.0
-    else:  # every server active and the pricing's dual bound holds: no relaxation to ascend
-        # (building it took 0.07 s of a 0.45 s community where members are short)
-        rel, u, nearest = None, np.zeros(inst.n_nodes), None
+    cost, _ = inst.cost(node, srv)
+    u = np.full(inst.n_nodes, np.inf)
+    np.minimum.at(u, node, cost)
+    outside = rel.generic if rel else outside_cost(inst, node, srv, kth, own_floor=own_floor)
+    nearest = np.minimum(u, outside)  # a unit of a node costs at least this
+    u[~np.isfinite(u)] = 0.0
     if cover < units:
         u[:] = 0.0  # some clients stay unpaired: start from prices that make none worth more
     bound = -np.inf
@@ -590,8 +591,7 @@ def _solve_one(
     if best_flow.shortfall.any():
         bound = np.nan
     elif np.isfinite(bound) and not selecting:
-        if nearest is not None:
-            bound = max(bound, _cheapest_units(nearest, inst.weight, cover))
+        bound = max(bound, _cheapest_units(nearest, inst.weight, cover))
     else:
         if not np.isfinite(bound) and cover == units:  # no ascent yet: nearest or pair costs
             pair_u = np.zeros(inst.n_nodes)
