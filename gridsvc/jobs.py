@@ -383,12 +383,6 @@ def _pairing(conn: Connection, job: Job, settings: Settings, progress: Progress)
     return Outcome({}, pending=True, defer=ids, follow=job.id)
 
 
-def _time_limit(params: dict[str, Any]) -> float | None:
-    """A unit's search seconds: as the run spread them, else None (the engine's size budget)."""
-    limit = params.get("time_limit")
-    return float(limit) if limit else None
-
-
 @handler("pair_community")
 def _pair_community(
     conn: Connection, job: Job, settings: Settings, progress: Progress
@@ -416,6 +410,7 @@ def _pair_community(
 def _pair_street(
     conn: Connection, job: Job, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
+    from gridsvc.pairing.city import unit_time_limit
     from gridsvc.pairing.service import pair_street
 
     p = job.params
@@ -425,7 +420,7 @@ def _pair_street(
         street_code=p["street"],
         settings=settings,
         created_by=p.get("username"),
-        time_limit=_time_limit(p),
+        time_limit=unit_time_limit(conn, job.parent_id, p),
         job_id=job.parent_id,
         force=bool(p.get("force")),
         wait=True,

@@ -253,24 +253,13 @@ def overdue(
     last contact of each paired household is one backward step on ``(household_id,
     contacted_at)``. ``community_ids`` (instead of a code) is for batch callers.
     """
-    from gridsvc.coverage._data import resolve_scope
-
     when = parse_as_of(as_of, settings.timezone)
     if community_ids is None:
-        scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
-        community_ids = scope.community_ids.tolist()
+        community_ids = _scope_ids(conn, street_code, community_code)
     conn.execute(text("SELECT set_config('TimeZone', :z, true)"), {"z": settings.timezone})
     current = as_of is None or as_of == ""
     with _hash_joins(conn, current and len(community_ids) >= HASH_JOIN_COMMUNITIES):
-        row = conn.execute(
-            text(_OVERDUE_SQL.replace("FRAME", _frame_sql(current))),
-            {
-                "ids": list(community_ids),
-                "as_of": when,
-                "d": settings.contact_days,
-                "dv": settings.contact_days_vulnerable,
-            },
-        ).one()
+        row = _over_frame(conn, _OVERDUE_SQL, community_ids, when, current, settings).one()
     return OverdueList(local_iso(when, settings.timezone), row.overdue, row.members)
 
 
@@ -303,22 +292,11 @@ def overdue_by_community(
     """Per community of the scope: paired households, overdue, never contacted, vulnerable
     overdue and the share contacted within cadence at ``as_of`` (one aggregate statement: no
     list of households, so a city's 269 communities take seconds)."""
-    from gridsvc.coverage._data import resolve_scope
-
     when = parse_as_of(as_of, settings.timezone)
-    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
-    ids = scope.community_ids.tolist()
+    ids = _scope_ids(conn, street_code, community_code)
     current = as_of is None or as_of == ""
     with _hash_joins(conn, current and len(ids) >= HASH_JOIN_COMMUNITIES):
-        rows = conn.execute(
-            text(_COMMUNITY_SQL.replace("FRAME", _frame_sql(current))),
-            {
-                "ids": ids,
-                "as_of": when,
-                "d": settings.contact_days,
-                "dv": settings.contact_days_vulnerable,
-            },
-        ).mappings()
+        rows = _over_frame(conn, _COMMUNITY_SQL, ids, when, current, settings).mappings()
         communities = [{**r, "contacted_share": float(r["contacted_share"])} for r in rows]
     return OverdueFigures(local_iso(when, settings.timezone), communities)
 
@@ -334,6 +312,33 @@ class OverdueFigures:
         """``{"as_of", "communities": [{"community", "name", "households", "overdue", "never",
         "vulnerable_overdue", "contacted_share"}, ...]}``."""
         return {"as_of": self.as_of, "communities": self.communities}
+
+
+def _scope_ids(conn: Connection, street_code: str | None, community_code: str | None) -> list:
+    from gridsvc.coverage._data import resolve_scope
+
+    scope = resolve_scope(conn, street_code=street_code, community_code=community_code)
+    return scope.community_ids.tolist()
+
+
+def _over_frame(
+    conn: Connection,
+    sql: str,
+    ids: list[int],
+    when: datetime,
+    current: bool,
+    settings: Settings,
+) -> Any:
+    """``sql`` over the cadence frame (``FRAME``) of communities ``ids`` at ``when``."""
+    return conn.execute(
+        text(sql.replace("FRAME", _frame_sql(current))),
+        {
+            "ids": list(ids),
+            "as_of": when,
+            "d": settings.contact_days,
+            "dv": settings.contact_days_vulnerable,
+        },
+    )
 
 
 #: From this many communities the current pairs are joined by hash, not row by row.

@@ -95,8 +95,8 @@ GROUP BY p.id
 def unit_time_limit(
     conn: Connection, parent_id: int | None, params: dict[str, Any]
 ) -> float | None:
-    """A community unit's search seconds: the run's spread (``time_limit``), or under a
-    ``--budget`` what the run has left when the unit starts.
+    """A unit's search seconds: what the run gave it (``time_limit``; None: the engine's size
+    budget), or for a community under a ``--budget`` what the run has left when it starts.
 
     The time left (from the run's start) times its workers, less the fixed cost of every unit
     still to run (:data:`UNIT_OVERHEAD_S`, :data:`STREET_UNIT_S`; the units in flight beside
